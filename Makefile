@@ -1,0 +1,42 @@
+# Two commands do all the set-up: `make run` (the pipeline on real MNIST) and `make test`.
+# Each creates .venv from the pinned lock first, if it is missing or the lock changed.
+PYTHON ?= python3.11
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: run test test-slow test-all lock ui clean-venv
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
+	touch $(STAMP)
+
+## run: the whole pipeline on real MNIST (dvc repro), then the comparison table
+run: $(STAMP)
+	$(BIN)/dvc repro
+	@$(BIN)/bnlab summary
+
+## test: the fast tests (slow ones are marked and run by `make test-slow`)
+test: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow" -q
+
+## test-slow: the slow tests (real package index, real MNIST wheel, mlflow run)
+test-slow: $(STAMP)
+	$(BIN)/python -m pytest -m slow -q
+
+test-all: test test-slow
+
+## lock: re-pin every dependency from pyproject.toml into requirements.lock
+lock: $(STAMP)
+	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url \
+	    --no-emit-find-links -o requirements.lock pyproject.toml
+
+## ui: browse the runs
+ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,55 @@
+"""Atomic writes: a stage's output appears whole or not at all.
+
+DVC deletes outputs before a stage runs; writing to a temporary name in the same folder and
+renaming at the end means an interrupted stage leaves nothing DVC could mistake for a result.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+
+class OutputError(OSError):
+    """An output that cannot be written (e.g. a folder that is not writable)."""
+
+
+def ensure_writable_dir(folder: Path) -> None:
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"cannot create output folder {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(f"output folder {folder} is not writable")
+
+
+@contextmanager
+def atomic_path(target: Path, directory: bool = False) -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` on success only."""
+    target = Path(target)
+    ensure_writable_dir(target.parent)
+    prefix = f".{target.name}.tmp-"
+    if directory:
+        tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
+    else:
+        fd, name = tempfile.mkstemp(prefix=prefix, dir=target.parent)
+        os.close(fd)
+        tmp = Path(name)
+    try:
+        yield tmp
+        if directory and target.exists():
+            shutil.rmtree(target)
+        os.replace(tmp, target)
+        if not directory:
+            os.chmod(target, 0o644)  # mkstemp makes 0600; outputs are ordinary files
+    except BaseException:
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        raise

@@ -1,0 +1,20 @@
+"""Stage `split`: data/raw/mnist.npz → data/prepared/{train,val,test}.npz."""
+
+from pathlib import Path
+
+from bnlab import data
+from bnlab.config import load_params
+
+INPUT = Path("data/raw/mnist.npz")
+OUTPUT_DIR = Path("data/prepared")
+
+
+def run(params_path: str = "params.yaml", source: Path = INPUT, out_dir: Path = OUTPUT_DIR) -> None:
+    settings = load_params(params_path).split
+    mnist = data.mnist_from_npz(source)
+    data.check_layout(mnist)
+    parts = data.split_mnist(mnist, settings.val_size, settings.seed, settings.method)
+    for name, arrays in parts.items():
+        data.save_npz(out_dir / f"{name}.npz", arrays)
+    sizes = ", ".join(f"{name} {len(arrays['y'])}" for name, arrays in parts.items())
+    print(f"wrote {out_dir}/{{train,val,test}}.npz: {sizes} ({settings.method}, seed {settings.seed})")
