@@ -1,0 +1,228 @@
+"""KerasMLPClassifier in scikit-learn's machinery, its history, errors, pickling and saving."""
+
+import hashlib
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.metrics import accuracy_score
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import FunctionTransformer
+from sklearn.utils._param_validation import InvalidParameterError
+
+from bnlab import KerasMLPClassifier
+from conftest import PROJECT, make_mnist, project_env
+
+MNIST = make_mnist(n_train=400, n_test=100)
+X = MNIST.x_train.reshape(400, -1).astype(np.float32) / 255
+Y = MNIST.y_train
+X_TEST = MNIST.x_test.reshape(100, -1).astype(np.float32) / 255
+FAST = dict(epochs=2, hidden_units=(16,), batch_size=32, random_state=0)
+
+
+def test_reference_defaults():
+    params = KerasMLPClassifier().get_params()
+    assert params["hidden_units"] == (32, 32) and params["batch_norm"] is True
+    assert params["activation"] == "relu" and params["learning_rate"] == 0.01
+    assert params["batch_size"] == 32 and params["epochs"] == 10
+    assert params["random_state"] is None and params["verbose"] == 0
+
+
+@pytest.mark.parametrize("batch_norm, n_bn", [(True, 2), (False, 0)])
+def test_network_shape(batch_norm, n_bn):
+    clf = KerasMLPClassifier(**{**FAST, "hidden_units": (32, 32)}, batch_norm=batch_norm).fit(X, Y)
+    kinds = [type(layer).__name__ for layer in clf.model_.layers]
+    assert kinds.count("BatchNormalization") == n_bn
+    assert [layer.units for layer in clf.model_.layers if type(layer).__name__ == "Dense"] == [32, 32, 10]
+    if batch_norm:  # BN between Dense and activation
+        assert kinds[kinds.index("Dense") + 1] == "BatchNormalization"
+
+
+def test_fitted_attributes_and_predictions():
+    clf = KerasMLPClassifier(**{**FAST, "epochs": 5}).fit(X, Y)
+    assert clf.n_features_in_ == 784
+    np.testing.assert_array_equal(clf.classes_, np.arange(10))
+    proba = clf.predict_proba(X_TEST)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-12)
+    assert clf.score(X_TEST, MNIST.y_test) == accuracy_score(MNIST.y_test, clf.predict(X_TEST))
+    assert clf.score(X_TEST, MNIST.y_test) > 0.8  # the toy digits are easy
+
+
+def test_history_is_per_epoch_and_matches_inference():
+    clf = KerasMLPClassifier(**{**FAST, "epochs": 3}).fit(X, Y, validation_data=(X_TEST, MNIST.y_test))
+    assert set(clf.history_) == {"train_loss", "train_accuracy", "val_loss", "val_accuracy"}
+    assert all(len(values) == 3 for values in clf.history_.values())
+    # measured in inference mode on the whole set: the same numbers predict gives afterwards
+    assert clf.history_["train_accuracy"][-1] == pytest.approx(clf.score(X, Y))
+    assert clf.history_["val_accuracy"][-1] == pytest.approx(clf.score(X_TEST, MNIST.y_test))
+    proba = clf.predict_proba(X_TEST)
+    val_loss = -np.mean(np.log(proba[np.arange(100), MNIST.y_test]))
+    assert clf.history_["val_loss"][-1] == pytest.approx(val_loss, rel=1e-5)
+
+
+def test_history_without_validation_has_train_keys_only():
+    clf = KerasMLPClassifier(**FAST).fit(X, Y)
+    assert set(clf.history_) == {"train_loss", "train_accuracy"}
+
+
+def test_callbacks_see_every_epoch_and_can_stop_training():
+    seen = []
+
+    class Recorder:
+        def on_epoch_end(self, epoch, logs):
+            seen.append((epoch, sorted(logs)))
+
+    KerasMLPClassifier(**{**FAST, "epochs": 3}, callbacks=[Recorder()]).fit(X, Y, validation_data=(X, Y))
+    assert [epoch for epoch, _ in seen] == [0, 1, 2]
+    assert seen[0][1] == ["train_accuracy", "train_loss", "val_accuracy", "val_loss"]
+
+    class StopAfterTwo:
+        def set_model(self, model):
+            self.model = model
+
+        def on_epoch_end(self, epoch, logs):
+            self.model.stop_training = epoch == 1
+
+    clf = KerasMLPClassifier(**{**FAST, "epochs": 5}, callbacks=[StopAfterTwo()]).fit(X, Y)
+    assert len(clf.history_["train_loss"]) == 2
+
+
+def test_keras_lambda_callback_works():
+    import keras
+
+    losses = []
+    callback = keras.callbacks.LambdaCallback(on_epoch_end=lambda e, logs: losses.append(logs["train_loss"]))
+    clf = KerasMLPClassifier(**FAST, callbacks=[callback]).fit(X, Y)
+    assert losses == clf.history_["train_loss"]
+
+
+def test_grid_search_trains_each_candidate_with_its_own_epochs_and_batch_size():
+    epochs_seen = []
+
+    class CountEpochs:
+        def on_train_end(self, logs):
+            epochs_seen.append(True)
+
+    base = KerasMLPClassifier(epochs=3, batch_size=64, hidden_units=(8,), random_state=0)
+    search = GridSearchCV(base, {"batch_norm": [True, False], "learning_rate": [0.01, 0.003]}, cv=2)
+    search.fit(X, Y)
+    assert len(search.cv_results_["params"]) == 4
+    best = search.best_estimator_
+    assert best.epochs == 3 and best.batch_size == 64
+    assert len(best.history_["train_loss"]) == 3
+    cloned = clone(base.set_params(callbacks=[CountEpochs()]))
+    assert cloned.get_params()["epochs"] == 3 and cloned.get_params()["batch_size"] == 64
+    assert {k: v for k, v in cloned.get_params().items() if k != "callbacks"} == \
+        {k: v for k, v in base.get_params().items() if k != "callbacks"}
+
+
+def test_pipeline_and_cross_val_score_with_raw_pixels():
+    pipe = Pipeline([("scale", FunctionTransformer(lambda a: a / 255.0)),
+                     ("mlp", KerasMLPClassifier(**FAST))])
+    scores = cross_val_score(pipe, MNIST.x_train.reshape(400, -1), Y, cv=2)
+    assert scores.shape == (2,) and scores.min() > 0.5
+
+
+def test_string_labels_come_back_as_strings():
+    names = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"])
+    clf = KerasMLPClassifier(**FAST).fit(X, names[Y], validation_data=(X_TEST, names[MNIST.y_test]))
+    predicted = clf.predict(X_TEST)
+    assert predicted.dtype.kind == "U" and set(predicted) <= set(names)
+    assert clf.score(X_TEST, names[MNIST.y_test]) > 0.5
+
+
+@pytest.mark.parametrize(
+    "X_bad, y_bad, message",
+    [
+        (np.where(np.eye(400, 784) > 0, np.nan, X), Y, "NaN"),
+        (X[:, 0], Y, "Expected 2D array"),
+        (X[:1], Y[:1], "1 class"),
+    ],
+)
+def test_bad_input_gets_sklearn_errors(X_bad, y_bad, message):
+    with pytest.raises(ValueError, match=message):
+        KerasMLPClassifier(**FAST).fit(X_bad, y_bad)
+
+
+def test_wrong_number_of_features_at_predict():
+    clf = KerasMLPClassifier(**FAST).fit(X, Y)
+    with pytest.raises(ValueError, match="784 features"):
+        clf.predict(X[:, :100])
+
+
+@pytest.mark.parametrize("param, value, allowed", [
+    ("activation", "relux", "'relu'"),
+    ("optimizer", "adamax9", "'adam'"),
+    ("epochs", 0, "range"),
+    ("learning_rate", -1.0, "range"),
+])
+def test_bad_parameters_are_named_at_fit(param, value, allowed):
+    clf = KerasMLPClassifier(**{**FAST, param: value})  # __init__ only stores
+    with pytest.raises(InvalidParameterError, match=rf"'{param}' parameter.*{allowed}"):
+        clf.fit(X, Y)
+
+
+def test_bad_hidden_units_are_named():
+    with pytest.raises(ValueError, match="hidden_units"):
+        KerasMLPClassifier(**{**FAST, "hidden_units": (16, 0)}).fit(X, Y)
+
+
+def test_pickle_round_trip_predicts_the_same():
+    clf = KerasMLPClassifier(**FAST).fit(X, Y)
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X_TEST), clf.predict_proba(X_TEST))
+    assert restored.history_ == clf.history_
+
+
+def test_save_and_load_without_pickle(tmp_path):
+    names = np.array(list("abcdefghij"))
+    clf = KerasMLPClassifier(**FAST, rescale=0.5).fit(X, names[Y])
+    folder = clf.save(tmp_path / "saved")
+    assert sorted(p.name for p in folder.iterdir()) == ["estimator.json", "model.keras"]
+    loaded = KerasMLPClassifier.load(folder)
+    np.testing.assert_array_equal(loaded.predict_proba(X_TEST), clf.predict_proba(X_TEST))
+    np.testing.assert_array_equal(loaded.predict(X_TEST), clf.predict(X_TEST))
+    assert loaded.get_params()["rescale"] == 0.5 and loaded.history_ == clf.history_
+
+
+def test_load_refuses_a_model_file_that_would_run_code(tmp_path):
+    import keras
+
+    inputs = keras.Input(shape=(784,))
+    evil = keras.Model(inputs, keras.layers.Lambda(lambda t: t * 2)(inputs))
+    folder = KerasMLPClassifier(**FAST).fit(X, Y).save(tmp_path / "saved")
+    evil.save(folder / "model.keras")
+    with pytest.raises(ValueError, match="safe_mode"):
+        KerasMLPClassifier.load(folder)
+
+
+FIT_AND_HASH = """
+import hashlib, sys
+import numpy as np
+sys.path.insert(0, {tests!r})
+from conftest import make_mnist
+from bnlab import KerasMLPClassifier
+m = make_mnist(n_train=400, n_test=100)
+X = m.x_train.reshape(400, -1) / 255.0
+clf = KerasMLPClassifier(epochs=2, hidden_units=(32, 32), random_state={seed}).fit(X, m.y_train)
+weights = b"".join(np.asarray(w).tobytes() for w in clf.model_.get_weights())
+proba = clf.predict_proba(m.x_test.reshape(100, -1) / 255.0).tobytes()
+print(hashlib.sha256(weights).hexdigest(), hashlib.sha256(proba).hexdigest())
+"""
+
+
+def fit_in_fresh_process(seed: int) -> str:
+    code = FIT_AND_HASH.format(tests=str(PROJECT / "tests"), seed=seed)
+    done = subprocess.run([sys.executable, "-c", code], env=project_env(), capture_output=True,
+                          text=True, check=True)
+    return done.stdout.strip().splitlines()[-1]
+
+
+def test_same_random_state_gives_identical_weights_in_two_fresh_processes():
+    first, second = fit_in_fresh_process(7), fit_in_fresh_process(7)
+    assert first == second
+    assert fit_in_fresh_process(8) != first
