@@ -189,6 +189,16 @@ def test_save_and_load_without_pickle(tmp_path):
     assert loaded.get_params()["rescale"] == 0.5 and loaded.history_ == clf.history_
 
 
+def test_npz_format_is_byte_reproducible_and_loads(tmp_path):
+    clf = KerasMLPClassifier(**FAST).fit(X, Y)
+    first = clf.save(tmp_path / "a", format="npz")
+    second = clf.save(tmp_path / "b", format="npz")
+    for name in ("weights.npz", "estimator.json"):
+        assert (first / name).read_bytes() == (second / name).read_bytes()
+    loaded = KerasMLPClassifier.load(first)
+    np.testing.assert_array_equal(loaded.predict_proba(X_TEST), clf.predict_proba(X_TEST))
+
+
 def test_load_refuses_a_model_file_that_would_run_code(tmp_path):
     import keras
 

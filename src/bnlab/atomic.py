@@ -45,8 +45,7 @@ def atomic_path(target: Path, directory: bool = False) -> Iterator[Path]:
         if directory and target.exists():
             shutil.rmtree(target)
         os.replace(tmp, target)
-        if not directory:
-            os.chmod(target, 0o644)  # mkstemp makes 0600; outputs are ordinary files
+        os.chmod(target, 0o755 if directory else 0o644)  # mkstemp/mkdtemp make them private
     except BaseException:
         if tmp.is_dir():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -94,9 +94,17 @@ Source = Annotated[KerasSource | IdxSource | WheelSource | LocalSource, Field(di
 class DataParams(_Strict):
     sources: list[Source] = Field(min_length=1)
     timeout_s: float = Field(default=30, gt=0, le=3600)
-    fingerprints: dict[Literal["x_train", "y_train", "x_test", "y_test"], SHA256] = Field(
+    # sha256 of each array's bytes; null skips the check (for data that is not MNIST).
+    fingerprints: dict[Literal["x_train", "y_train", "x_test", "y_test"], SHA256] | None = Field(
         default_factory=lambda: dict(MNIST_FINGERPRINTS)
     )
+
+    @field_validator("fingerprints")
+    @classmethod
+    def _all_arrays(cls, value: dict | None) -> dict | None:
+        if value is not None and len(value) != 4:
+            raise ValueError("needs x_train, y_train, x_test and y_test (or null to skip)")
+        return value
 
 
 class SplitParams(_Strict):
@@ -127,10 +135,15 @@ class TrainParams(_Strict):
         return value
 
 
+class MlflowParams(_Strict):
+    experiment: str = Field(default="batchnorm-mnist", min_length=1)
+
+
 class Params(_Strict):
     data: DataParams
     split: SplitParams = SplitParams()
     train: TrainParams = TrainParams()
+    mlflow: MlflowParams = MlflowParams()
 
 
 def _describe(error: dict) -> str:

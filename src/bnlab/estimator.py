@@ -258,13 +258,22 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
 
     # --- saving ----------------------------------------------------------------------------
 
-    def save(self, folder) -> Path:
-        """Save a fitted estimator without pickle: ``model.keras`` plus ``estimator.json``
-        (parameters, classes, history). Load it with :meth:`load`."""
+    def save(self, folder, format: str = "keras") -> Path:
+        """Save a fitted estimator without pickle: ``estimator.json`` (parameters, classes,
+        history) plus the network, as ``model.keras`` (``format="keras"``) or as
+        ``weights.npz`` (``format="npz"``: the same bytes for the same weights, which Keras's
+        files are not, as they carry the time they were saved). Load it with :meth:`load`."""
         check_is_fitted(self)
+        if format not in ("keras", "npz"):
+            raise ValueError(f"format must be 'keras' or 'npz', got {format!r}")
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        self.model_.save(folder / "model.keras")
+        if format == "keras":
+            self.model_.save(folder / "model.keras")
+        else:
+            weights = {f"w{i:03d}": w for i, w in enumerate(self.model_.get_weights())}
+            with open(folder / "weights.npz", "wb") as handle:
+                np.savez(handle, **weights)
         params = {k: v for k, v in self.get_params().items() if k != "callbacks"}
         params["hidden_units"] = list(params["hidden_units"])
         if not (params["random_state"] is None or isinstance(params["random_state"], Integral)):
@@ -272,21 +281,30 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         meta = {"params": params, "classes": self.classes_.tolist(),
                 "classes_dtype": self.classes_.dtype.str, "n_features_in": self.n_features_in_,
                 "history": self.history_}
-        (folder / "estimator.json").write_text(json.dumps(meta, indent=2, sort_keys=True))
+        (folder / "estimator.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return folder
 
     @classmethod
     def load(cls, folder) -> KerasMLPClassifier:
-        """Load what :meth:`save` wrote; the Keras file is read in Keras's safe mode."""
+        """Load what :meth:`save` wrote. A ``model.keras`` is read in Keras's safe mode; a
+        ``weights.npz`` is read without pickle into a network built from the parameters."""
         folder = Path(folder)
         meta = json.loads((folder / "estimator.json").read_text())
         params = meta["params"]
         params["hidden_units"] = tuple(params["hidden_units"])
         estimator = cls(**params)
-        estimator.model_ = keras.saving.load_model(folder / "model.keras", safe_mode=True)
         estimator.classes_ = np.asarray(meta["classes"], dtype=np.dtype(meta["classes_dtype"]))
         estimator.n_features_in_ = meta["n_features_in"]
         estimator.history_ = meta["history"]
+        if (folder / "weights.npz").exists():
+            model = build_mlp(estimator.n_features_in_, len(estimator.classes_), params["hidden_units"],
+                              estimator.batch_norm, estimator.activation, estimator.bn_momentum,
+                              estimator.rescale)
+            with np.load(folder / "weights.npz", allow_pickle=False) as npz:
+                model.set_weights([npz[name] for name in sorted(npz.files)])
+            estimator.model_ = model
+        else:
+            estimator.model_ = keras.saving.load_model(folder / "model.keras", safe_mode=True)
         return estimator
 
     def __getstate__(self):

@@ -44,3 +44,11 @@ def build_mlp(
 
 def build_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
     return OPTIMIZER_CLASSES[name](learning_rate=learning_rate)
+
+
+def digit_model(model: keras.Model) -> keras.Model:
+    """The trained network with argmax on top: raw pixel rows in, predicted class index out
+    (for MNIST, the digit). Built from standard layers and ops only, so it loads in Keras's
+    safe mode and serves through ``mlflow.pyfunc``."""
+    digits = keras.ops.argmax(model.output, axis=-1)
+    return keras.Model(model.input, digits, name=f"{model.name}_digits")

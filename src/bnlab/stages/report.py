@@ -1,0 +1,77 @@
+"""Stage `report`: figures, the comparison table and the statistics across seeds → reports/,
+all of it also on the pipeline's parent run in MLflow."""
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bnlab import tracking
+from bnlab.atomic import atomic_path
+from bnlab.comparison import VARIANTS, comparison_markdown, mean_history, summarize
+from bnlab.config import load_params
+from bnlab.plots import TITLES, confusion_figure, curve_figure, save_png
+
+MODELS = Path("models")
+EVAL = Path("eval/test_metrics.json")
+OUTPUT = Path("reports")
+
+
+def load_histories(models: Path, seeds: list[int]) -> dict[str, list[dict]]:
+    return {variant: [json.loads((models / f"{variant}-seed{seed}" / "estimator.json").read_text())["history"]
+                      for seed in seeds] for variant in VARIANTS}
+
+
+def run(params_path: str = "params.yaml", models: Path = MODELS, evaluation: Path = EVAL,
+        output: Path = OUTPUT) -> None:
+    params = load_params(params_path)
+    results = json.loads(evaluation.read_text())
+    seeds = params.train.seeds
+    per_model = {v: {r["seed"]: r for r in results.values() if r["variant"] == v} for v in VARIANTS}
+    summary = summarize(per_model)
+    table = comparison_markdown(summary)
+    curves = {variant: mean_history(h) for variant, h in load_histories(models, seeds).items()}
+    confusion = {v: np.sum([r["confusion_matrix"] for r in per_model[v].values()], axis=0) for v in VARIANTS}
+
+    meta = json.loads((models / "pipeline.json").read_text())
+    client, experiment_id = tracking.connect(params.mlflow.experiment)
+    parent_id = tracking.find_parent(client, experiment_id, meta["pipeline_key"])
+    owned = parent_id is None
+    if owned:
+        parent_id, owned = tracking.create_parent(client, experiment_id, meta["pipeline_key"],
+                                                  {**tracking.git_state(), "restored": "true"})
+
+    with tracking.terminated_on_exit(client, parent_id, owned), ExitStack() as outputs:
+        # Each output is written under a temporary name and renamed into place at the end.
+        figures = outputs.enter_context(atomic_path(output / "figures", directory=True))
+        history = outputs.enter_context(atomic_path(output / "history", directory=True))
+        metrics_file = outputs.enter_context(atomic_path(output / "metrics.json"))
+        table_file = outputs.enter_context(atomic_path(output / "comparison.md"))
+        for metric in TITLES:
+            fig = curve_figure(metric, {v: curves[v][metric] for v in VARIANTS}, len(seeds))
+            save_png(fig, figures / f"{metric}.png")
+            client.log_figure(parent_id, fig, f"figures/{metric}.png")
+        fig = confusion_figure(confusion, list(range(10)), len(seeds))
+        save_png(fig, figures / "confusion_matrices.png")
+        client.log_figure(parent_id, fig, "figures/confusion_matrices.png")
+        for variant in VARIANTS:
+            frame = pd.DataFrame({k: mean for k, (mean, _) in curves[variant].items()})
+            frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
+            frame.round(6).to_csv(history / f"{variant}.csv", index=False)
+        metrics_file.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        table_file.write_text("# BN vs plain on the MNIST test set\n\n" + table)
+        client.log_text(parent_id, table, "comparison.md")
+        client.log_dict(parent_id, summary, "metrics.json")
+        tracking.log_metrics(client, parent_id, aggregate_metrics(summary))
+    print(table)
+
+
+def aggregate_metrics(summary: dict) -> dict[str, float]:
+    """The summary as flat MLflow metrics on the parent run (undefined ones left out)."""
+    flat = {f"{v}_{k}": summary[v][k] for v in VARIANTS
+            for k in ("test_accuracy_mean", "test_accuracy_std", "test_loss_mean")}
+    flat["test_accuracy_gain"] = summary["comparison"]["test_accuracy_gain"]
+    flat["p_value"] = summary["comparison"]["p_value"]
+    return {k: v for k, v in flat.items() if v is not None}
