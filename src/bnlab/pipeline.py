@@ -21,6 +21,17 @@ OVERRIDES = {  # option → params.yaml key
 }
 
 
+def _whole(text: str) -> int:
+    """An integer; "10.0" too, as MLproject passes numbers of type float."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not value.is_integer():
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}")
+    return int(value)
+
+
 def _int_list(text: str) -> list[int]:
     try:
         return [int(part) for part in text.replace(" ", "").split(",") if part]
@@ -32,15 +43,15 @@ def add_pipeline_parser(commands) -> None:
     sub = commands.add_parser("pipeline", help="run the pipeline (dvc repro / dvc exp run) with overrides")
     sub.add_argument("--until", choices=["download", "split", "train", "evaluate", "report"],
                      help="stop after this stage (default: run everything)")
-    sub.add_argument("--epochs", type=int)
+    sub.add_argument("--epochs", type=_whole)
     sub.add_argument("--learning-rate", type=float)
-    sub.add_argument("--batch-size", type=int)
+    sub.add_argument("--batch-size", type=_whole)
     sub.add_argument("--seeds", type=_int_list, help="e.g. 0,1,2")
     sub.add_argument("--hidden-units", type=_int_list, help="e.g. 32,32")
     sub.add_argument("--experiment", help="MLflow experiment name")
     sub.add_argument("--data-path", help="use this mnist.npz or IDX folder as the only source")
-    sub.add_argument("--no-fingerprints", action="store_true",
-                     help="skip the MNIST array fingerprints (for data that is not MNIST)")
+    sub.add_argument("--fingerprints", choices=["check", "skip"], default="check",
+                     help="skip: do not check MNIST's array fingerprints (for data that is not MNIST)")
 
 
 def hydra_value(value) -> str:
@@ -52,13 +63,24 @@ def hydra_value(value) -> str:
     return str(value)
 
 
-def set_params(args: argparse.Namespace) -> list[str]:
+def current_value(params: dict, dotted: str):
+    for part in dotted.split("."):
+        params = params.get(part, {}) if isinstance(params, dict) else {}
+    return params
+
+
+def set_params(args: argparse.Namespace, params_file: Path = Path("params.yaml")) -> list[str]:
+    """The -S overrides for values that differ from params.yaml (none: plain `dvc repro`)."""
+    import yaml
+
+    current = yaml.safe_load(params_file.read_text())
     sets = [f"{key}={hydra_value(getattr(args, option))}" for option, key in OVERRIDES.items()
-            if getattr(args, option, None) not in (None, "")]
+            if getattr(args, option, None) not in (None, "")
+            and getattr(args, option) != current_value(current, key)]
     if args.data_path:
         path = hydra_value(str(Path(args.data_path).resolve()))
         sets.append(f"data.sources=[{{kind:local,path:{path}}}]")
-    if args.no_fingerprints:
+    if args.fingerprints == "skip":
         sets.append("data.fingerprints=null")
     return sets
 

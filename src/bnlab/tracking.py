@@ -77,6 +77,8 @@ def connect(experiment: str, root: Path | None = None) -> tuple[MlflowClient, st
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     try:
+        if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: the project run's experiment
+            return client, client.get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id
         found = client.get_experiment_by_name(experiment)
         if found is not None:
             return client, found.experiment_id

@@ -57,7 +57,7 @@ def run(params_path: str = "params.yaml", models: Path = MODELS, evaluation: Pat
         save_png(fig, figures / "confusion_matrices.png")
         client.log_figure(parent_id, fig, "figures/confusion_matrices.png")
         for variant in VARIANTS:
-            frame = pd.DataFrame({k: mean for k, (mean, _) in curves[variant].items()})
+            frame = pd.DataFrame({metric: curves[variant][metric][0] for metric in TITLES})
             frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
             frame.round(6).to_csv(history / f"{variant}.csv", index=False)
         metrics_file.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")

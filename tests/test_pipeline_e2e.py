@@ -1,0 +1,154 @@
+"""The whole pipeline with the real `dvc repro` on small generated data, then the real MLflow
+store read back with MlflowClient."""
+
+import json
+import os
+
+import mlflow
+import numpy as np
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from bnlab import data
+from conftest import make_mnist, make_project, project_env, run
+
+SEEDS = [0, 1]
+EPOCHS = 2
+
+
+def clean_env():
+    env = project_env()
+    for name in list(env):
+        if name.startswith("MLFLOW_"):
+            env.pop(name)  # the default store: sqlite:///mlflow.db in the project
+    return env
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("e2e") / "proj", make_mnist(600, 200),
+                        {"epochs": EPOCHS, "seeds": SEEDS, "hidden_units": [16]})
+    done = run(["dvc", "repro"], root, env=clean_env())
+    return root, done
+
+
+@pytest.fixture(scope="module")
+def store(project):
+    root, _ = project
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("batchnorm-mnist")
+    runs = client.search_runs([experiment.experiment_id])
+    return client, experiment, runs
+
+
+def test_outputs_follow_the_contracts(project):
+    root, done = project
+    assert "BN gain in test accuracy" in done.stdout
+    metrics = json.loads((root / "reports/metrics.json").read_text())
+    for variant in ("batchnorm", "plain"):
+        assert set(metrics[variant]) >= {"test_accuracy_mean", "test_accuracy_std", "test_loss_mean", "per_seed"}
+        assert sorted(metrics[variant]["per_seed"]) == ["0", "1"]
+        accs = [v["test_accuracy"] for v in metrics[variant]["per_seed"].values()]
+        assert metrics[variant]["test_accuracy_mean"] == pytest.approx(np.mean(accs), abs=1e-6)
+    assert metrics["comparison"]["seeds"] == 2
+    gain = metrics["batchnorm"]["test_accuracy_mean"] - metrics["plain"]["test_accuracy_mean"]
+    assert metrics["comparison"]["test_accuracy_gain"] == pytest.approx(gain, abs=1e-5)
+    assert 0 <= metrics["comparison"]["p_value"] <= 1
+    figures = {p.name for p in (root / "reports/figures").iterdir()}
+    assert figures == {"train_loss.png", "train_accuracy.png", "val_loss.png", "val_accuracy.png",
+                       "confusion_matrices.png"}
+    table = (root / "reports/comparison.md").read_text()
+    assert "97.13%" in table and "94.49%" in table
+    history = (root / "reports/history/batchnorm.csv").read_text().splitlines()
+    assert history[0] == "epoch,train_loss,train_accuracy,val_loss,val_accuracy" and len(history) == 1 + EPOCHS
+
+
+def test_second_repro_does_nothing_and_params_rerun_only_what_follows(project):
+    root, _ = project
+    again = run(["dvc", "repro"], root, env=clean_env())
+    assert "Running stage" not in again.stdout
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["train"]["learning_rate"] = 0.02
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    try:
+        dry = run(["dvc", "repro", "--dry"], root, env=clean_env()).stdout
+    finally:
+        params["train"]["learning_rate"] = 0.01
+        (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    ran = {line.split("'")[1] for line in dry.splitlines() if line.startswith("Running stage")}
+    # --dry lists train; evaluate and report follow once train's outputs have changed
+    assert "train" in ran and not ran & {"download", "split"}
+
+
+def test_plots_are_declared_for_dvc_plots_show(project):
+    root, _ = project
+    done = run(["dvc", "plots", "show", "--json"], root, env=clean_env())
+    shown = json.loads(done.stdout)
+    assert "errors" not in shown
+    plots = shown["data"]
+    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "confusion_batchnorm",
+            "confusion_plain", "reports/figures/val_accuracy.png"} <= set(plots)
+    curve = plots["val_accuracy"][0]["content"]
+    rows = curve["data"]["values"]
+    assert {row["rev"] for row in rows} == {"workspace"} and len(rows) == 2 * EPOCHS  # both variants
+
+
+def test_one_parent_run_holds_every_model_run(store):
+    client, _, runs = store
+    parents = [r for r in runs if r.data.tags.get("bnlab.role") == "pipeline"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and len(children) == 2 * len(SEEDS)
+    assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
+    assert sorted(r.info.run_name for r in children) == [
+        "batchnorm-seed0", "batchnorm-seed1", "plain-seed0", "plain-seed1"]
+    assert {r.info.status for r in runs} == {"FINISHED"}  # nothing left RUNNING
+
+
+def test_model_runs_have_params_tags_and_metrics(store):
+    client, _, runs = store
+    run_ = next(r for r in runs if r.info.run_name == "plain-seed1")
+    tags, params, metrics = run_.data.tags, run_.data.params, run_.data.metrics
+    assert tags["variant"] == "plain" and tags["seed"] == "1"
+    assert len(tags["git_commit"]) == 40 and tags["git_dirty"] in ("true", "false")
+    assert len(tags["data_fingerprint"]) == 64 and tags["dvc_stage"] == "train"
+    assert params["model.batch_norm"] == "False" and params["model.learning_rate"] == "0.01"
+    assert params["model.epochs"] == str(EPOCHS) and params["model.random_state"] == "1"
+    assert params["data.val_size"] == "100" and params["data.n_train"] == "500"
+    for name in ("train_loss", "train_accuracy", "val_loss", "val_accuracy"):
+        history = client.get_metric_history(run_.info.run_id, name)
+        assert [m.step for m in history] == list(range(1, EPOCHS + 1))
+    assert 0 < metrics["test_accuracy"] <= 1 and metrics["test_loss"] > 0
+
+
+def test_model_runs_record_their_datasets(store):
+    client, _, runs = store
+    run_ = next(r for r in runs if r.info.run_name == "batchnorm-seed0")
+    inputs = {d.dataset.name: d for d in run_.inputs.dataset_inputs}
+    assert set(inputs) == {"mnist-train", "mnist-validation", "mnist-test"}
+    assert all(d.dataset.digest for d in inputs.values())
+    contexts = {d.tags[0].value for d in inputs.values()}
+    assert contexts == {"train", "validation", "test"}
+
+
+def test_parent_run_carries_the_comparison(store):
+    client, _, runs = store
+    parent = next(r for r in runs if r.data.tags.get("bnlab.role") == "pipeline")
+    artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
+    assert {"comparison.md", "metrics.json", "figures"} <= artifacts
+    assert "figures/val_accuracy.png" in figures and "figures/confusion_matrices.png" in figures
+    assert {"batchnorm_test_accuracy_mean", "plain_test_accuracy_mean", "test_accuracy_gain",
+            "p_value"} <= set(parent.data.metrics)
+
+
+def test_logged_model_loads_and_predicts_digits(project, store):
+    root, _ = project
+    client, _, runs = store
+    run_ = next(r for r in runs if r.info.run_name == "batchnorm-seed1")
+    mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
+    model = mlflow.pyfunc.load_model(f"runs:/{run_.info.run_id}/model")
+    x_test, y_test = data.load_split(root / "data/prepared/test.npz")
+    digits = np.asarray(model.predict(x_test.reshape(len(x_test), -1).astype(np.float32))).ravel()
+    assert digits.shape == (len(y_test),) and set(np.unique(digits)) <= set(range(10))
+    assert np.mean(digits == y_test) == pytest.approx(run_.data.metrics["test_accuracy"], abs=1e-9)
