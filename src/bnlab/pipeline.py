@@ -81,7 +81,7 @@ def set_params(args: argparse.Namespace, params_file: Path = Path("params.yaml")
         path = hydra_value(str(Path(args.data_path).resolve()))
         sets.append(f"data.sources=[{{kind:local,path:{path}}}]")
     if args.fingerprints == "skip":
-        sets.append("data.fingerprints=null")
+        sets.append("++data.fingerprints=null")  # ++: add the key, params.yaml leaves it out
     return sets
 
 
