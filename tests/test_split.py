@@ -34,7 +34,7 @@ def test_first_method_reproduces_tf1_read_data_sets():
 
 @pytest.mark.parametrize("val_size", [0, 1000])
 def test_val_size_must_leave_both_parts_non_empty(val_size):
-    with pytest.raises(ValueError, match="val_size"):
+    with pytest.raises(data.DataError, match="val_size"):
         data.split_indices(np.arange(1000) % 10, val_size, seed=0)
 
 

@@ -217,7 +217,8 @@ def split_indices(
     """
     n = len(labels)
     if not 0 < val_size < n:
-        raise ValueError(f"val_size must be between 1 and {n - 1}, got {val_size}")
+        raise DataError(f"split.val_size must be between 1 and {n - 1} (the data has {n} "
+                        f"training images), got {val_size}")
     if method == "first":
         return np.arange(val_size, n), np.arange(val_size)
     if method != "stratified":

@@ -16,6 +16,7 @@ OVERRIDES = {  # option → params.yaml key
     "learning_rate": "train.learning_rate",
     "batch_size": "train.batch_size",
     "seeds": "train.seeds",
+    "val_size": "split.val_size",
     "hidden_units": "train.hidden_units",
     "experiment": "mlflow.experiment",
 }
@@ -47,6 +48,7 @@ def add_pipeline_parser(commands) -> None:
     sub.add_argument("--learning-rate", type=float)
     sub.add_argument("--batch-size", type=_whole)
     sub.add_argument("--seeds", type=_int_list, help="e.g. 0,1,2")
+    sub.add_argument("--val-size", type=_whole, help="validation images taken from training")
     sub.add_argument("--hidden-units", type=_int_list, help="e.g. 32,32")
     sub.add_argument("--experiment", help="MLflow experiment name")
     sub.add_argument("--data-path", help="use this mnist.npz or IDX folder as the only source")
