@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -59,7 +60,9 @@ def train_model(client, experiment_id: str, parent_id: str, params: Params, vari
         estimator = make_estimator(params, variant, seed, callbacks=[tracking.EpochLogger(run_id)])
         tracking.log_params_and_tags(client, run_id, run_params(params, estimator, len(y_train), len(y_val)), {})
         tracking.log_datasets(run_id, splits, sources)
+        started = time.perf_counter()
         estimator.fit(flat_pixels(x_train), y_train, validation_data=(flat_pixels(x_val), y_val))
+        tracking.log_metrics(client, run_id, {"fit_seconds": time.perf_counter() - started})
         estimator.set_params(callbacks=None)  # the logger belongs to this run, not the model
         tracking.log_keras_model(run_id, digit_model(estimator.model_), estimator.n_features_in_)
     return estimator

@@ -50,12 +50,10 @@ def run(params_path: str = "params.yaml", models: Path = MODELS, evaluation: Pat
         metrics_file = outputs.enter_context(atomic_path(output / "metrics.json"))
         table_file = outputs.enter_context(atomic_path(output / "comparison.md"))
         for metric in TITLES:
-            fig = curve_figure(metric, {v: curves[v][metric] for v in VARIANTS}, len(seeds))
-            save_png(fig, figures / f"{metric}.png")
-            client.log_figure(parent_id, fig, f"figures/{metric}.png")
-        fig = confusion_figure(confusion, list(range(10)), len(seeds))
-        save_png(fig, figures / "confusion_matrices.png")
-        client.log_figure(parent_id, fig, "figures/confusion_matrices.png")
+            save_png(curve_figure(metric, {v: curves[v][metric] for v in VARIANTS}, len(seeds)),
+                     figures / f"{metric}.png")
+        save_png(confusion_figure(confusion, list(range(10)), len(seeds)), figures / "confusion_matrices.png")
+        client.log_artifacts(parent_id, str(figures), "figures")  # the same PNGs, not rendered twice
         for variant in VARIANTS:
             frame = pd.DataFrame({metric: curves[variant][metric][0] for metric in TITLES})
             frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
