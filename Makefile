@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# dvc.yaml's stage commands (`bnlab ...`) and the tests' subprocesses come from the venv.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: run test test-slow test-all lock ui clean-venv
 

@@ -40,7 +40,7 @@ def summarize(per_model: dict[str, dict[int, dict]]) -> dict:
     summary["comparison"] = {
         "test_accuracy_gain": _clean((bn - plain).mean()),
         "p_value": _clean(p_value),
-        "test": "paired t-test on test accuracy, same seed = same split, init order and batches",
+        "test": "paired t-test on test accuracy; a pair shares the split and the seed (initial weights draw, batch order)",
         "seeds": len(seeds),
     }
     return summary
