@@ -63,7 +63,9 @@ def run(params_path: str = "params.yaml", models: Path = MODELS, evaluation: Pat
         client.log_text(parent_id, table, "comparison.md")
         client.log_dict(parent_id, summary, "metrics.json")
         tracking.log_metrics(client, parent_id, aggregate_metrics(summary))
-    print(table)
+    comp = summary["comparison"]
+    print(f"wrote {output}/: BN gain {100 * comp['test_accuracy_gain']:+.2f} points over "
+          f"{comp['seeds']} seeds (p = {comp['p_value']}); table in {output}/comparison.md")
 
 
 def aggregate_metrics(summary: dict) -> dict[str, float]:
