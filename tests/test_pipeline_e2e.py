@@ -152,3 +152,22 @@ def test_logged_model_loads_and_predicts_digits(project, store):
     digits = np.asarray(model.predict(x_test.reshape(len(x_test), -1).astype(np.float32))).ravel()
     assert digits.shape == (len(y_test),) and set(np.unique(digits)) <= set(range(10))
     assert np.mean(digits == y_test) == pytest.approx(run_.data.metrics["test_accuracy"], abs=1e-9)
+
+
+def test_retraining_to_identical_models_carries_the_results_over(project):
+    """Train re-runs (forced) and writes the same bytes, so DVC skips evaluate and report:
+    the new runs still get their test metrics and comparison."""
+    root, _ = project
+    done = run(["dvc", "repro", "--force", "train"], root, env=clean_env())
+    assert "copied" in done.stdout
+    assert "Running stage 'evaluate'" not in run(["dvc", "repro"], root, env=clean_env()).stdout
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("batchnorm-mnist")
+    parents = client.search_runs([experiment.experiment_id], "tags.`bnlab.role` = 'pipeline'",
+                                 order_by=["attributes.start_time DESC"])
+    newest = parents[0]
+    assert newest.data.tags["results_from"] == parents[1].info.run_id
+    assert "p_value" in newest.data.metrics
+    assert "figures/val_loss.png" in {a.path for a in client.list_artifacts(newest.info.run_id, "figures")}
+    children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{newest.info.run_id}'")
+    assert len(children) == 2 * len(SEEDS) and all("test_accuracy" in c.data.metrics for c in children)

@@ -260,3 +260,43 @@ def log_keras_model(run_id: str, model, n_features: int) -> None:
     with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
         mlflow.keras.log_model(model, name="model", signature=signature,
                                pip_requirements=pip_requirements())
+
+
+def carry_over_results(client: MlflowClient, experiment_id: str, key: str, parent_id: str,
+                       children: dict[str, tuple[str, str]]) -> str | None:
+    """Copy test metrics and the comparison from an earlier execution that produced the very
+    same models (``children``: run name → (run id, model digest)).
+
+    When training re-runs and writes byte-identical models, DVC rightly skips evaluate and
+    report; without this, the new runs would lack what those stages log. Returns the run id
+    results were copied from, if any.
+    """
+    earlier = client.search_runs(
+        [experiment_id], f"tags.`{KEY_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'pipeline'",
+        order_by=["attributes.start_time DESC"], max_results=20)
+    for previous in (run for run in earlier if run.info.run_id != parent_id):
+        old = {run.info.run_name: run for run in client.search_runs(
+            [experiment_id], f"tags.`{PARENT_RUN_ID}` = '{previous.info.run_id}'")}
+        if not all(name in old and old[name].data.tags.get("model_digest") == digest
+                   and "test_accuracy" in old[name].data.metrics
+                   for name, (_, digest) in children.items()):
+            continue
+        for name, (run_id, _) in children.items():
+            source = old[name]
+            log_metrics(client, run_id, {k: source.data.metrics[k] for k in ("test_loss", "test_accuracy")})
+            client.set_tag(run_id, "test_metrics_from", source.info.run_id)
+        if not client.list_artifacts(previous.info.run_id, "figures"):
+            return None  # its report never ran: the test metrics are all there is to copy
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            for item in client.list_artifacts(previous.info.run_id):
+                local = client.download_artifacts(previous.info.run_id, item.path, tmp)
+                if item.is_dir:
+                    client.log_artifacts(parent_id, local, item.path)
+                else:
+                    client.log_artifact(parent_id, local)
+        log_metrics(client, parent_id, {k: v for k, v in previous.data.metrics.items()})
+        client.set_tag(parent_id, "results_from", previous.info.run_id)
+        return previous.info.run_id
+    return None

@@ -49,7 +49,7 @@ def child_tags(variant: str, seed: int, parent_id: str, lineage: dict) -> dict:
 
 
 def train_model(client, experiment_id: str, parent_id: str, params: Params, variant: str,
-                seed: int, splits: dict, sources: dict[str, str], lineage: dict) -> KerasMLPClassifier:
+                seed: int, splits: dict, sources: dict[str, str], lineage: dict) -> tuple[KerasMLPClassifier, str]:
     """Fit one model; its run gets params, tags, datasets, each epoch's metrics as the epoch
     ends, and the model. The run ends FINISHED, or FAILED/KILLED if anything stops it."""
     (x_train, y_train), (x_val, y_val) = splits["train"], splits["validation"]
@@ -65,7 +65,7 @@ def train_model(client, experiment_id: str, parent_id: str, params: Params, vari
         tracking.log_metrics(client, run_id, {"fit_seconds": time.perf_counter() - started})
         estimator.set_params(callbacks=None)  # the logger belongs to this run, not the model
         tracking.log_keras_model(run_id, digit_model(estimator.model_), estimator.n_features_in_)
-    return estimator
+    return estimator, run_id
 
 
 def record_restored_model(client, experiment_id: str, parent_id: str, params: Params, variant: str,

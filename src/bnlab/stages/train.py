@@ -31,11 +31,18 @@ def run(params_path: str = "params.yaml", prepared: Path = PREPARED, output: Pat
     with tracking.terminated_on_exit(client, parent_id, owned), atomic_path(output, directory=True) as tmp:
         tracking.log_params_and_tags(client, parent_id, {"train": params.train.model_dump(),
                                                         "split": params.split.model_dump()}, {})
+        children = {}
         for variant, seed in pairs(params):
-            estimator = train_model(client, experiment_id, parent_id, params, variant, seed,
-                                    splits, sources, lineage)
-            estimator.save(model_dir(tmp, variant, seed), format="npz")
+            estimator, run_id = train_model(client, experiment_id, parent_id, params, variant, seed,
+                                            splits, sources, lineage)
+            folder = estimator.save(model_dir(tmp, variant, seed), format="npz")
+            digest = data.file_digest(folder / "weights.npz")
+            client.set_tag(run_id, "model_digest", digest)
+            children[tracking.run_name(variant, seed)] = (run_id, digest)
             last = {k: round(v[-1], 4) for k, v in estimator.history_.items()}
             print(f"trained {tracking.run_name(variant, seed)}: {last}", flush=True)
         meta = {"pipeline_key": key, "data_fingerprint": fingerprint}
         (tmp / "pipeline.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        # Identical models: DVC will skip evaluate and report, so bring their results along.
+        if tracking.carry_over_results(client, experiment_id, key, parent_id, children):
+            print("models are identical to an earlier run's: its test metrics and report were copied")
