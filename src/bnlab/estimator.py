@@ -199,6 +199,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         optimizer.build(model.trainable_variables)
         x_all, y_all = tf.constant(X), tf.constant(y)
+        if validation is not None:
+            validation = (tf.constant(validation[0]), validation[1])
         train_epoch = _compile_epoch(model, optimizer, loss_fn, self.batch_size)
         callbacks = list(self.callbacks or [])
         model.stop_training = False
@@ -207,7 +209,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         for epoch in range(self.epochs):
             order = rng.permutation(len(y)) if self.shuffle else np.arange(len(y))
             train_epoch(x_all, y_all, tf.constant(order, dtype=tf.int32))
-            logs = self._evaluate_epoch(X, y, validation)
+            # The tensors, not the arrays: converting 55,000 rows every epoch would cost more
+            # than evaluating them.
+            logs = self._evaluate_epoch(x_all, y, validation)
             for key, value in logs.items():
                 self.history_[key].append(value)
             if self.verbose:
