@@ -35,6 +35,16 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
+def describe(exc: BaseException) -> str:
+    """One readable message; MLflow's own errors get the store's URI in front."""
+    if "mlflow" in sys.modules and isinstance(exc, sys.modules["mlflow"].exceptions.MlflowException):
+        from bnlab.tracking import tracking_uri
+
+        lines = (exc.message or str(exc)).strip().splitlines()
+        return f"MLflow tracking store {tracking_uri()} failed: {lines[0] if lines else type(exc).__name__}"
+    return str(exc)
+
+
 def _terminate(signum, frame):
     raise KeyboardInterrupt(f"signal {signum}")
 
@@ -74,8 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bnlab {args.command}: interrupted; no output was kept", file=sys.stderr)
         return EXIT_INTERRUPTED
     except expected_errors() as exc:
-        message = getattr(exc, "message", None) or str(exc)
-        print(f"bnlab {args.command}: error: {message}", file=sys.stderr)
+        print(f"bnlab {args.command}: error: {describe(exc)}", file=sys.stderr)
         return EXIT_FAILED
     return 0
 

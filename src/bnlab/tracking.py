@@ -171,15 +171,21 @@ def find_child(client: MlflowClient, experiment_id: str, parent_id: str, variant
 @contextmanager
 def terminated_on_exit(client: MlflowClient, run_id: str, owned: bool = True) -> Iterator[str]:
     """End the run FINISHED, FAILED on an error, KILLED on Ctrl-C or SIGTERM: never RUNNING."""
+    def end(status: int) -> None:
+        if not owned:
+            return
+        try:
+            client.set_terminated(run_id, RunStatus.to_string(status))
+        except Exception:  # the store itself is gone: keep the error that brought us here
+            pass
+
     try:
         yield run_id
     except KeyboardInterrupt:
-        if owned:
-            client.set_terminated(run_id, RunStatus.to_string(RunStatus.KILLED))
+        end(RunStatus.KILLED)
         raise
     except BaseException:
-        if owned:
-            client.set_terminated(run_id, RunStatus.to_string(RunStatus.FAILED))
+        end(RunStatus.FAILED)
         raise
     if owned:
         client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))

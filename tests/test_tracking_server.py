@@ -1,0 +1,86 @@
+"""The pipeline against a real `mlflow server` (PostgreSQL or SQLite backend, proxied
+artifacts), read back over the server's REST API."""
+
+import os
+import signal
+import time
+
+import mlflow
+import numpy as np
+import pytest
+
+from bnlab import data
+from conftest import make_mnist, make_project, project_env, run
+from servers import mlflow_server, postgres, rest
+
+SMALL = {"epochs": 2, "seeds": [0], "hidden_units": [16]}
+
+
+def pipeline_against(url: str, root) -> None:
+    env = project_env()
+    env["MLFLOW_TRACKING_URI"] = url
+    run(["dvc", "repro"], root, env=env)
+
+
+def check_runs_over_rest(url: str, root, artifacts) -> None:
+    experiment = rest(url, "experiments/get-by-name", params="?experiment_name=batchnorm-mnist")["experiment"]
+    assert experiment["artifact_location"].startswith("mlflow-artifacts:")  # proxied by the server
+    runs = rest(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    by_name = {r["info"]["run_name"]: r for r in runs}
+    assert {"batchnorm-seed0", "plain-seed0"} <= set(by_name)
+    assert {r["info"]["status"] for r in runs} == {"FINISHED"}
+    child = by_name["batchnorm-seed0"]
+    metrics = {m["key"]: m["value"] for m in child["data"]["metrics"]}
+    assert 0 < metrics["test_accuracy"] <= 1
+    history = rest(url, "metrics/get-history", params=f"?run_id={child['info']['run_id']}&metric_key=val_loss")
+    assert [m["step"] for m in history["metrics"]] == [1, 2]
+    # artifacts live on the server's side, not in the project
+    assert any(artifacts.rglob("MLmodel")) and not (root / "mlartifacts").exists()
+    # the model, fetched through the server, predicts digits
+    mlflow.set_tracking_uri(url)
+    model = mlflow.pyfunc.load_model(f"runs:/{child['info']['run_id']}/model")
+    x_test, y_test = data.load_split(root / "data/prepared/test.npz")
+    digits = np.asarray(model.predict(x_test.reshape(len(x_test), -1).astype(np.float32))).ravel()
+    assert np.mean(digits == y_test) == pytest.approx(metrics["test_accuracy"])
+
+
+def test_pipeline_on_a_tracking_server_with_sqlite(tmp_path):
+    root = make_project(tmp_path / "proj", make_mnist(300, 100), SMALL)
+    artifacts = tmp_path / "server-artifacts"
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", artifacts) as (url, _):
+        pipeline_against(url, root)
+        check_runs_over_rest(url, root, artifacts)
+
+
+@pytest.mark.slow
+def test_pipeline_on_a_tracking_server_with_postgresql(tmp_path):
+    root = make_project(tmp_path / "proj", make_mnist(300, 100), SMALL)
+    artifacts = tmp_path / "server-artifacts"
+    with postgres() as database, mlflow_server(database, artifacts) as (url, _):
+        pipeline_against(url, root)
+        check_runs_over_rest(url, root, artifacts)
+
+
+def test_server_killed_mid_training_fails_the_stage_cleanly(tmp_path):
+    root = make_project(tmp_path / "proj", make_mnist(300, 100), {**SMALL, "epochs": 1000})
+    run(["dvc", "repro", "split"], root)
+    env = project_env()
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as (url, server):
+        env["MLFLOW_TRACKING_URI"] = url
+        import subprocess
+
+        train = subprocess.Popen(["bnlab", "train"], cwd=root, env=env, stdout=subprocess.PIPE,
+                                 stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            found = rest(url, "runs/search", {"experiment_ids": ["1"], "filter": "metrics.train_loss > 0"})
+            if found.get("runs"):
+                break
+            time.sleep(0.3)
+        os.killpg(server.pid, signal.SIGKILL)
+        started = time.monotonic()
+        _, stderr = train.communicate(timeout=120)
+    assert time.monotonic() - started < 60
+    assert train.returncode == 1
+    assert url in stderr and "Traceback" not in stderr
+    assert not (root / "models").exists() and not list(root.glob(".models.tmp-*"))
