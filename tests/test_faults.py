@@ -6,6 +6,7 @@ import socket
 import sqlite3
 import subprocess
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -115,3 +116,82 @@ def test_a_bad_param_stops_every_stage_before_work(prepared):
             assert "train.seeds" in done.stderr and "Traceback" not in done.stderr
     finally:
         params_file.write_text(original)
+
+
+@pytest.fixture
+def read_only_dir(tmp_path):
+    """A read-only file system (tests run as root, for whom permissions are no obstacle)."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        import os
+
+        if os.geteuid() != 0:
+            folder.chmod(0o555)
+            yield folder
+            folder.chmod(0o755)
+            return
+        pytest.skip(f"cannot make a read-only folder here: {done.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", str(folder)], check=True)
+
+
+def test_an_unwritable_output_folder_is_a_clear_early_error(read_only_dir, tmp_path):
+    from bnlab import data
+    from bnlab.stages import split as split_stage
+
+    source = tmp_path / "mnist.npz"
+    data.save_npz(source, make_mnist(60, 20).arrays())
+    params = tmp_path / "params.yaml"
+    params.write_text((Path(__file__).parents[1] / "params.yaml").read_text().replace("val_size: 5000", "val_size: 10"))
+    with pytest.raises(OSError, match=f"output folder {read_only_dir / 'prepared'}"):
+        split_stage.run(str(params), source=source, out_dir=read_only_dir / "prepared")
+    with pytest.raises(OSError, match="not writable"):
+        split_stage.run(str(params), source=source, out_dir=read_only_dir)
+
+
+def corrupt(path, how: str) -> None:
+    from bnlab import data
+
+    arrays = dict(data.mnist_from_npz(path).arrays())
+    raw = path.read_bytes()
+    if how == "missing":
+        path.unlink()
+    elif how == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+    elif how == "corrupted bytes":
+        middle = len(raw) // 2
+        path.write_bytes(raw[:middle] + bytes(b ^ 0xFF for b in raw[middle : middle + 64]) + raw[middle + 64 :])
+    else:
+        if how == "wrong shape":
+            arrays["x_train"] = arrays["x_train"].reshape(-1, 14, 56)
+        elif how == "wrong dtype":
+            arrays["y_train"] = arrays["y_train"].astype(np.int64)
+        elif how == "labels out of range":
+            arrays["y_test"] = arrays["y_test"] + 10
+        np.savez_compressed(path, **arrays)
+
+
+@pytest.mark.parametrize("how, message", [
+    ("missing", "data/raw/mnist.npz: file not found"),
+    ("truncated", "data/raw/mnist.npz"),
+    ("corrupted bytes", "data/raw/mnist.npz"),
+    ("wrong shape", "x_train: expected uint8 N×28×28"),
+    ("wrong dtype", "y_train: expected uint8"),
+    ("labels out of range", "y_test: labels must be digits 0..9"),
+])
+def test_a_bad_input_file_is_named_and_nothing_produced_is_lost(prepared, how, message):
+    raw_file = prepared / "data/raw/mnist.npz"
+    original = raw_file.read_bytes()
+    before = {p.name: p.read_bytes() for p in (prepared / "data/prepared").iterdir()}
+    try:
+        corrupt(raw_file, how)
+        done = run(["bnlab", "split"], prepared, check=False)
+    finally:
+        raw_file.write_bytes(original)
+    assert done.returncode == 1
+    assert message in done.stderr and "Traceback" not in done.stderr
+    after = {p.name: p.read_bytes() for p in (prepared / "data/prepared").iterdir()}
+    assert after == before  # the earlier outputs are untouched, no temporary files left

@@ -33,6 +33,8 @@ def atomic_path(target: Path, directory: bool = False) -> Iterator[Path]:
     """Yield a temporary path beside ``target``; rename it onto ``target`` on success only."""
     target = Path(target)
     ensure_writable_dir(target.parent)
+    if target.exists() and not os.access(target, os.W_OK):  # checked now, not after the work
+        raise OutputError(f"output {target} exists and is not writable")
     prefix = f".{target.name}.tmp-"
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))

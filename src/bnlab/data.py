@@ -61,14 +61,23 @@ def verify_fingerprints(data: Mnist, expected: dict[str, str]) -> None:
         raise DataError(f"array fingerprint mismatch: {', '.join(wrong)}")
 
 
-def check_layout(data: Mnist) -> None:
-    """Keras's layout: uint8 images N×28×28 and uint8 labels N, train and test alike."""
+def check_layout(data: Mnist, origin: str = "") -> None:
+    """Keras's layout: uint8 images N×28×28 and uint8 labels 0..9, train and test alike."""
+    try:
+        _check_layout(data)
+    except DataError as exc:
+        raise DataError(f"{origin}: {exc}" if origin else str(exc)) from None
+
+
+def _check_layout(data: Mnist) -> None:
     for part in ("train", "test"):
         x, y = getattr(data, f"x_{part}"), getattr(data, f"y_{part}")
         if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
             raise DataError(f"x_{part}: expected uint8 N×28×28, got {x.dtype} {x.shape}")
         if y.dtype != np.uint8 or y.shape != (x.shape[0],):
             raise DataError(f"y_{part}: expected uint8 ({x.shape[0]},), got {y.dtype} {y.shape}")
+        if len(y) and y.max() > 9:
+            raise DataError(f"y_{part}: labels must be digits 0..9, found {int(y.max())}")
 
 
 # --- IDX files (the original distribution) ---------------------------------------------------

@@ -12,7 +12,7 @@ OUTPUT_DIR = Path("data/prepared")
 def run(params_path: str = "params.yaml", source: Path = INPUT, out_dir: Path = OUTPUT_DIR) -> None:
     settings = load_params(params_path).split
     mnist = data.mnist_from_npz(source)
-    data.check_layout(mnist)
+    data.check_layout(mnist, origin=str(source))
     parts = data.split_mnist(mnist, settings.val_size, settings.seed, settings.method)
     for name, arrays in parts.items():
         data.save_npz(out_dir / f"{name}.npz", arrays)
