@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 # dvc.yaml's stage commands (`bnlab ...`) and the tests' subprocesses come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run test test-slow test-all lock ui clean-venv
+.PHONY: run test test-slow test-all lock ui server clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,11 @@ lock: $(STAMP)
 ## ui: browse the runs
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1
+
+## server: a local tracking server (SQLite, proxied artifacts) on 127.0.0.1:5000
+server: $(STAMP)
+	$(BIN)/mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db \
+	    --artifacts-destination ./mlartifacts --serve-artifacts
 
 clean-venv:
 	rm -rf $(VENV)
