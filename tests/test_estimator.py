@@ -236,3 +236,12 @@ def test_same_random_state_gives_identical_weights_in_two_fresh_processes():
     first, second = fit_in_fresh_process(7), fit_in_fresh_process(7)
     assert first == second
     assert fit_in_fresh_process(8) != first
+
+
+def test_docstring_example_runs():
+    import doctest
+
+    import bnlab.estimator
+
+    failed, attempted = doctest.testmod(bnlab.estimator, verbose=False)
+    assert attempted >= 4 and failed == 0

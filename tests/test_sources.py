@@ -168,3 +168,23 @@ def test_corrupt_idx_and_gzip_are_data_errors(tmp_path):
         data.read_idx_file(bad)
     with pytest.raises(data.DataError, match="header says"):
         data.parse_idx(b"\0\0\x08\x01\0\0\0\x05abc")
+
+
+def test_no_progress_bar_when_not_on_a_terminal(server, capfd):
+    sources.fetch_mnist(params(keras_source(server, npz_bytes(MNIST))), report=lambda _: None)
+    captured = capfd.readouterr()
+    assert "%|" not in captured.err and "B/s" not in captured.err
+
+
+def test_progress_bar_on_a_terminal(server, tmp_path, monkeypatch):
+    import io
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    server.files["/big.npz"] = b"x" * 300_000
+    sources.download(server.url + "/big.npz", tmp_path / "big.npz", timeout=5)
+    assert "big.npz:" in terminal.getvalue() and "B/s" in terminal.getvalue()
