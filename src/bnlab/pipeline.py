@@ -120,6 +120,7 @@ def print_summary(reports: Path = Path("reports")) -> int:
     if uri.startswith(("http://", "https://")):
         print(f"Browse the runs: open {uri}")
     else:
-        print(f"Browse the runs: .venv/bin/mlflow ui --backend-store-uri {uri} --port 5000  "
+        mlflow = ".venv/bin/mlflow" if Path(".venv/bin/mlflow").exists() else "mlflow"
+        print(f"Browse the runs: {mlflow} ui --backend-store-uri {uri} --port 5000  "
               f"(then open http://127.0.0.1:5000)")
     return 0
