@@ -191,9 +191,9 @@ def terminated_on_exit(client: MlflowClient, run_id: str, owned: bool = True) ->
         client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
 
-def log_params_and_tags(client: MlflowClient, run_id: str, params: dict, tags: dict) -> None:
-    client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(params).items()],
-                     tags=[RunTag(k, str(v)) for k, v in tags.items()])
+def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
+    """Nested params, flattened to MLflow's dotted names, in one request."""
+    client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(params).items()])
 
 
 def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int = 0) -> None:

@@ -58,7 +58,7 @@ def train_model(client, experiment_id: str, parent_id: str, params: Params, vari
     run_id = run.info.run_id
     with tracking.terminated_on_exit(client, run_id):
         estimator = make_estimator(params, variant, seed, callbacks=[tracking.EpochLogger(run_id)])
-        tracking.log_params_and_tags(client, run_id, run_params(params, estimator, len(y_train), len(y_val)), {})
+        tracking.log_params(client, run_id, run_params(params, estimator, len(y_train), len(y_val)))
         tracking.log_datasets(run_id, splits, sources)
         started = time.perf_counter()
         estimator.fit(flat_pixels(x_train), y_train, validation_data=(flat_pixels(x_val), y_val))
@@ -76,12 +76,12 @@ def record_restored_model(client, experiment_id: str, parent_id: str, params: Pa
                             tags={**child_tags(variant, seed, parent_id, lineage), "restored": "true"})
     run_id = run.info.run_id
     with tracking.terminated_on_exit(client, run_id):
-        n_train = n_val = "unknown"
-        tracking.log_params_and_tags(client, run_id, run_params(params, estimator, n_train, n_val), {})
+        tracking.log_params(client, run_id, run_params(params, estimator, "unknown", "unknown"))
         tracking.log_history(client, run_id, estimator.history_)
         tracking.log_keras_model(run_id, digit_model(estimator.model_), estimator.n_features_in_)
     return run_id
 
 
 def model_dir(root: Path, variant: str, seed: int) -> Path:
+    """Each model's folder is named like its run: models/batchnorm-seed0."""
     return Path(root) / tracking.run_name(variant, seed)

@@ -20,7 +20,7 @@ OUTPUT = Path("reports")
 
 
 def load_histories(models: Path, seeds: list[int]) -> dict[str, list[dict]]:
-    return {variant: [json.loads((models / f"{variant}-seed{seed}" / "estimator.json").read_text())["history"]
+    return {variant: [json.loads((models / tracking.run_name(variant, seed) / "estimator.json").read_text())["history"]
                       for seed in seeds] for variant in VARIANTS}
 
 

@@ -29,8 +29,8 @@ def run(params_path: str = "params.yaml", prepared: Path = PREPARED, output: Pat
     parent_id, owned = tracking.create_parent(client, experiment_id, key, lineage)
 
     with tracking.terminated_on_exit(client, parent_id, owned), atomic_path(output, directory=True) as tmp:
-        tracking.log_params_and_tags(client, parent_id, {"train": params.train.model_dump(),
-                                                        "split": params.split.model_dump()}, {})
+        tracking.log_params(client, parent_id, {"train": params.train.model_dump(),
+                                                "split": params.split.model_dump()})
         children = {}
         for variant, seed in pairs(params):
             estimator, run_id = train_model(client, experiment_id, parent_id, params, variant, seed,
