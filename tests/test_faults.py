@@ -43,7 +43,7 @@ def epochs_logged(root) -> int:
         return 0
 
 
-@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+@pytest.mark.parametrize("signum", [signal.SIGTERM, pytest.param(signal.SIGINT, marks=pytest.mark.slow)])
 def test_a_signal_during_training_kills_the_runs_and_keeps_no_model(prepared, signum):
     root = prepared
     (root / "mlflow.db").unlink(missing_ok=True)

@@ -32,6 +32,7 @@ def test_dvc_push_then_pull_in_a_second_clone_needs_no_retraining(tmp_path):
     assert "Running stage" not in again.stdout
 
 
+@pytest.mark.slow
 def test_a_second_dvc_repro_at_once_stops_with_dvcs_lock_message(tmp_path):
     root = make_project(tmp_path / "proj", make_mnist(300, 100), {**SMALL, "epochs": 40})
     first = subprocess.Popen(["dvc", "repro"], cwd=root, env=project_env(), stdout=subprocess.PIPE,
@@ -66,6 +67,7 @@ with tracking.terminated_on_exit(client, run_id):
 """
 
 
+@pytest.mark.slow
 def test_concurrent_training_processes_lose_no_metric(tmp_path):
     env = project_env()
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'shared.db'}"

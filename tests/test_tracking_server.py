@@ -44,6 +44,7 @@ def check_runs_over_rest(url: str, root, artifacts) -> None:
     assert np.mean(digits == y_test) == pytest.approx(metrics["test_accuracy"])
 
 
+@pytest.mark.slow
 def test_pipeline_on_a_tracking_server_with_sqlite(tmp_path):
     root = make_project(tmp_path / "proj", make_mnist(300, 100), SMALL)
     artifacts = tmp_path / "server-artifacts"
@@ -61,6 +62,7 @@ def test_pipeline_on_a_tracking_server_with_postgresql(tmp_path):
         check_runs_over_rest(url, root, artifacts)
 
 
+@pytest.mark.slow
 def test_server_killed_mid_training_fails_the_stage_cleanly(tmp_path):
     root = make_project(tmp_path / "proj", make_mnist(300, 100), {**SMALL, "epochs": 1000})
     run(["dvc", "repro", "split"], root)
