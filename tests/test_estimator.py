@@ -100,24 +100,37 @@ def test_keras_lambda_callback_works():
     assert losses == clf.history_["train_loss"]
 
 
+FITS = []  # epochs run, per fit; module level, so the clones GridSearchCV makes share it
+
+
+class RecordFit:
+    """Counts the epochs each fit runs."""
+
+    def set_model(self, model):
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, logs):
+        self.epochs += 1
+
+    def on_train_end(self, logs):
+        FITS.append(self.epochs)
+
+
 def test_grid_search_trains_each_candidate_with_its_own_epochs_and_batch_size():
-    epochs_seen = []
-
-    class CountEpochs:
-        def on_train_end(self, logs):
-            epochs_seen.append(True)
-
-    base = KerasMLPClassifier(epochs=3, batch_size=64, hidden_units=(8,), random_state=0)
+    FITS.clear()
+    base = KerasMLPClassifier(epochs=3, batch_size=64, hidden_units=(8,), random_state=0,
+                              callbacks=[RecordFit()])
     search = GridSearchCV(base, {"batch_norm": [True, False], "learning_rate": [0.01, 0.003]}, cv=2)
     search.fit(X, Y)
     assert len(search.cv_results_["params"]) == 4
+    assert FITS == [3] * (4 * 2 + 1)  # every candidate on every fold, then the refit
     best = search.best_estimator_
-    assert best.epochs == 3 and best.batch_size == 64
+    assert best.get_params()["epochs"] == 3 and best.get_params()["batch_size"] == 64
     assert len(best.history_["train_loss"]) == 3
-    cloned = clone(base.set_params(callbacks=[CountEpochs()]))
-    assert cloned.get_params()["epochs"] == 3 and cloned.get_params()["batch_size"] == 64
+    cloned = clone(base)
     assert {k: v for k, v in cloned.get_params().items() if k != "callbacks"} == \
         {k: v for k, v in base.get_params().items() if k != "callbacks"}
+    assert type(cloned.callbacks[0]) is RecordFit
 
 
 def test_pipeline_and_cross_val_score_with_raw_pixels():
