@@ -127,6 +127,7 @@ def test_grid_search_trains_each_candidate_with_its_own_epochs_and_batch_size():
     best = search.best_estimator_
     assert best.get_params()["epochs"] == 3 and best.get_params()["batch_size"] == 64
     assert len(best.history_["train_loss"]) == 3
+    assert best.n_iter_ == 3 and best.n_steps_ == 3 * -(-len(Y) // 64)  # the refit, on all rows
     cloned = clone(base)
     assert {k: v for k, v in cloned.get_params().items() if k != "callbacks"} == \
         {k: v for k, v in base.get_params().items() if k != "callbacks"}
@@ -200,6 +201,7 @@ def test_save_and_load_without_pickle(tmp_path):
     np.testing.assert_array_equal(loaded.predict_proba(X_TEST), clf.predict_proba(X_TEST))
     np.testing.assert_array_equal(loaded.predict(X_TEST), clf.predict(X_TEST))
     assert loaded.get_params()["rescale"] == 0.5 and loaded.history_ == clf.history_
+    assert (loaded.n_iter_, loaded.n_steps_) == (clf.n_iter_, clf.n_steps_)
 
 
 def test_npz_format_is_byte_reproducible_and_loads(tmp_path):

@@ -76,6 +76,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     history_ : dict of str to list of float
         ``train_loss``, ``train_accuracy`` and, with validation data, ``val_loss`` and
         ``val_accuracy``: one value per epoch.
+    n_iter_ : int
+        Epochs run (fewer than ``epochs`` if a callback stopped training).
+    n_steps_ : int
+        Optimizer steps taken: ``n_iter_ * ceil(n_samples / batch_size)``.
 
     Examples
     --------
@@ -220,6 +224,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             if model.stop_training:
                 break
         _call(callbacks, "on_train_end", {})
+        self.n_iter_ = len(self.history_["train_loss"])
+        self.n_steps_ = int(optimizer.iterations.numpy())
 
     def _evaluate_epoch(self, X, y, validation) -> dict[str, float]:
         logs = dict(zip(("train_loss", "train_accuracy"), self._loss_accuracy(X, y)))
@@ -284,7 +290,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
             params["random_state"] = None  # a RandomState object has no JSON form
         meta = {"params": params, "classes": self.classes_.tolist(),
                 "classes_dtype": self.classes_.dtype.str, "n_features_in": self.n_features_in_,
-                "history": self.history_}
+                "history": self.history_, "n_steps": self.n_steps_}
         (folder / "estimator.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return folder
 
@@ -300,6 +306,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         estimator.classes_ = np.asarray(meta["classes"], dtype=np.dtype(meta["classes_dtype"]))
         estimator.n_features_in_ = meta["n_features_in"]
         estimator.history_ = meta["history"]
+        estimator.n_iter_ = len(meta["history"]["train_loss"])
+        estimator.n_steps_ = meta["n_steps"]
         if (folder / "weights.npz").exists():
             model = build_mlp(estimator.n_features_in_, len(estimator.classes_), params["hidden_units"],
                               estimator.batch_norm, estimator.activation, estimator.bn_momentum,
