@@ -1,6 +1,5 @@
 """KerasMLPClassifier in scikit-learn's machinery, its history, errors, pickling and saving."""
 
-import hashlib
 import pickle
 import subprocess
 import sys

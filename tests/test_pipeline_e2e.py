@@ -2,7 +2,6 @@
 store read back with MlflowClient."""
 
 import json
-import os
 
 import mlflow
 import numpy as np

@@ -56,13 +56,13 @@ import sys
 sys.path.insert(0, {tests!r})
 from conftest import make_mnist
 from mlflow import MlflowClient
-from bnlab import KerasMLPClassifier, tracking
+from bnlab import KerasMLPClassifier, mlflow_logging, tracking
 client, experiment_id = tracking.connect("concurrency")
 run_id = client.create_run(experiment_id, run_name="worker-{n}").info.run_id
 m = make_mnist(200, 20, seed={n})
 with tracking.terminated_on_exit(client, run_id):
     KerasMLPClassifier(epochs={epochs}, hidden_units=(8,), random_state={n},
-                       callbacks=[tracking.EpochLogger(run_id)]).fit(
+                       callbacks=[mlflow_logging.EpochLogger(run_id)]).fit(
         m.x_train.reshape(200, -1) / 255.0, m.y_train, validation_data=(m.x_test.reshape(20, -1) / 255.0, m.y_test))
 """
 

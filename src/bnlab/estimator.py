@@ -15,7 +15,8 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bnlab.model import ACTIVATIONS, OPTIMIZERS, build_mlp, build_optimizer
+from bnlab.config import ACTIVATIONS, OPTIMIZERS
+from bnlab.model import build_mlp, build_optimizer
 from bnlab.tf_runtime import keras, tf
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from bnlab.config import ACTIVATIONS, OPTIMIZERS  # noqa: F401  (re-exported: the allowed names)
 from bnlab.tf_runtime import keras
 
 OPTIMIZER_CLASSES = {

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bnlab import tracking
+from bnlab import mlflow_logging, tracking
 from bnlab.config import Params
 from bnlab.estimator import KerasMLPClassifier
 from bnlab.model import digit_model
@@ -57,14 +57,14 @@ def train_model(client, experiment_id: str, parent_id: str, params: Params, vari
                             tags=child_tags(variant, seed, parent_id, lineage))
     run_id = run.info.run_id
     with tracking.terminated_on_exit(client, run_id):
-        estimator = make_estimator(params, variant, seed, callbacks=[tracking.EpochLogger(run_id)])
-        tracking.log_params(client, run_id, run_params(params, estimator, len(y_train), len(y_val)))
-        tracking.log_datasets(run_id, splits, sources)
+        estimator = make_estimator(params, variant, seed, callbacks=[mlflow_logging.EpochLogger(run_id)])
+        mlflow_logging.log_params(client, run_id, run_params(params, estimator, len(y_train), len(y_val)))
+        mlflow_logging.log_datasets(run_id, splits, sources)
         started = time.perf_counter()
         estimator.fit(flat_pixels(x_train), y_train, validation_data=(flat_pixels(x_val), y_val))
-        tracking.log_metrics(client, run_id, {"fit_seconds": time.perf_counter() - started})
+        mlflow_logging.log_metrics(client, run_id, {"fit_seconds": time.perf_counter() - started})
         estimator.set_params(callbacks=None)  # the logger belongs to this run, not the model
-        tracking.log_keras_model(run_id, digit_model(estimator.model_), estimator.n_features_in_)
+        mlflow_logging.log_keras_model(run_id, digit_model(estimator.model_), estimator.n_features_in_)
     return estimator, run_id
 
 
@@ -76,9 +76,9 @@ def record_restored_model(client, experiment_id: str, parent_id: str, params: Pa
                             tags={**child_tags(variant, seed, parent_id, lineage), "restored": "true"})
     run_id = run.info.run_id
     with tracking.terminated_on_exit(client, run_id):
-        tracking.log_params(client, run_id, run_params(params, estimator, "unknown", "unknown"))
-        tracking.log_history(client, run_id, estimator.history_)
-        tracking.log_keras_model(run_id, digit_model(estimator.model_), estimator.n_features_in_)
+        mlflow_logging.log_params(client, run_id, run_params(params, estimator, "unknown", "unknown"))
+        mlflow_logging.log_history(client, run_id, estimator.history_)
+        mlflow_logging.log_keras_model(run_id, digit_model(estimator.model_), estimator.n_features_in_)
     return run_id
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bnlab import data, tracking
+from bnlab import data, mlflow_logging, tracking
 from bnlab.atomic import atomic_path
 from bnlab.config import load_params
 from bnlab.estimator import KerasMLPClassifier
@@ -39,8 +39,8 @@ def run(params_path: str = "params.yaml", models: Path = MODELS, test: Path = TE
                       or record_restored_model(client, experiment_id, parent_id, params, variant,
                                                seed, estimator, lineage))
             scores = {k: metrics[k] for k in ("test_loss", "test_accuracy")}
-            tracking.log_metrics(client, run_id, scores)
-            tracking.log_datasets(run_id, {"test": (x_test, y_test)}, {"test": str(test)})
+            mlflow_logging.log_metrics(client, run_id, scores)
+            mlflow_logging.log_datasets(run_id, {"test": (x_test, y_test)}, {"test": str(test)})
             results[tracking.run_name(variant, seed)] = {
                 "variant": variant, "seed": seed, **scores, "confusion_matrix": metrics["confusion_matrix"]}
             predictions[variant].append(pd.DataFrame({"seed": seed, "actual": y_test,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bnlab import tracking
+from bnlab import mlflow_logging, tracking
 from bnlab.atomic import atomic_path
 from bnlab.comparison import VARIANTS, comparison_markdown, mean_history, summarize
 from bnlab.config import load_params
@@ -62,7 +62,7 @@ def run(params_path: str = "params.yaml", models: Path = MODELS, evaluation: Pat
         table_file.write_text("# BN vs plain on the MNIST test set\n\n" + table)
         client.log_text(parent_id, table, "comparison.md")
         client.log_dict(parent_id, summary, "metrics.json")
-        tracking.log_metrics(client, parent_id, aggregate_metrics(summary))
+        mlflow_logging.log_metrics(client, parent_id, aggregate_metrics(summary))
     comp = summary["comparison"]
     print(f"wrote {output}/: BN gain {100 * comp['test_accuracy_gain']:+.2f} points over "
           f"{comp['seeds']} seeds (p = {comp['p_value']}); table in {output}/comparison.md")

@@ -7,7 +7,7 @@ weights (weights.npz), plus pipeline.json: the key by which later stages find th
 import json
 from pathlib import Path
 
-from bnlab import data, tracking
+from bnlab import data, mlflow_logging, tracking
 from bnlab.atomic import atomic_path
 from bnlab.config import load_params
 from bnlab.training import model_dir, pairs, train_model
@@ -29,7 +29,7 @@ def run(params_path: str = "params.yaml", prepared: Path = PREPARED, output: Pat
     parent_id, owned = tracking.create_parent(client, experiment_id, key, lineage)
 
     with tracking.terminated_on_exit(client, parent_id, owned), atomic_path(output, directory=True) as tmp:
-        tracking.log_params(client, parent_id, {"train": params.train.model_dump(),
+        mlflow_logging.log_params(client, parent_id, {"train": params.train.model_dump(),
                                                 "split": params.split.model_dump()})
         children = {}
         for variant, seed in pairs(params):
@@ -44,5 +44,5 @@ def run(params_path: str = "params.yaml", prepared: Path = PREPARED, output: Pat
         meta = {"pipeline_key": key, "data_fingerprint": fingerprint}
         (tmp / "pipeline.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         # Identical models: DVC will skip evaluate and report, so bring their results along.
-        if tracking.carry_over_results(client, experiment_id, key, parent_id, children):
+        if mlflow_logging.carry_over_results(client, experiment_id, key, parent_id, children):
             print("models are identical to an earlier run's: its test metrics and report were copied")

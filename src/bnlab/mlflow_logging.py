@@ -1,0 +1,137 @@
+"""What goes into an MLflow run: params, metrics as epochs end, datasets, models, and results
+carried over from an earlier identical execution."""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+import warnings
+
+from bnlab.tracking import KEY_TAG, PARENT_RUN_ID, ROLE_TAG, MlflowClient, mlflow
+from mlflow.entities import Metric, Param
+
+
+def flatten(params: dict, prefix: str = "") -> dict[str, str]:
+    """{"a": {"b": 1}} → {"a.b": "1"}: MLflow params are flat strings."""
+    flat = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    return flat
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
+    """Nested params, flattened to MLflow's dotted names, in one request."""
+    client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(params).items()])
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    now = int(time.time() * 1000)
+    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+class EpochLogger:
+    """A training callback that logs each epoch's history to a run, as the epoch ends, with
+    step = epoch number (1..epochs). Holds only ids, so ``clone`` can copy it."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        log_metrics(MlflowClient(), self.run_id, logs, step=epoch + 1)
+
+
+def log_history(client: MlflowClient, run_id: str, history: dict[str, list[float]]) -> None:
+    """Replay a saved history (for a model DVC restored from its cache)."""
+    for index in range(len(next(iter(history.values()), []))):
+        log_metrics(client, run_id, {k: v[index] for k, v in history.items()}, step=index + 1)
+
+
+def log_datasets(run_id: str, splits: dict[str, tuple], sources: dict[str, str]) -> None:
+    """The train / validation / test arrays as the run's inputs, with MLflow's digests."""
+    from mlflow.data import from_numpy
+    from mlflow.entities import DatasetInput, InputTag
+
+    inputs = []
+    for name, (x, y) in splits.items():
+        with warnings.catch_warnings():  # "source can be interpreted in multiple ways": it is a file
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = from_numpy(x.reshape(len(x), -1), targets=y, name=f"mnist-{name}",
+                                 source=sources[name])
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", name)]))
+    MlflowClient().log_inputs(run_id, datasets=inputs)
+
+
+def pip_requirements() -> list[str]:
+    """Pinned from this environment, so MLflow need not infer them (that costs seconds per
+    model, loading it in a subprocess)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for names in (("tensorflow-cpu", "tensorflow"), ("keras",), ("numpy",)):
+        for name in names:
+            try:
+                pins.append(f"{name}=={version(name)}")
+                break
+            except PackageNotFoundError:
+                continue
+    return pins
+
+
+def log_keras_model(run_id: str, model, n_features: int) -> None:
+    """Log a Keras model that takes raw pixel rows and returns digits, with a signature, so
+    that ``mlflow.pyfunc.load_model(...).predict(rows)`` gives digits."""
+    import numpy as np
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    signature = ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n_features), "pixels")]),
+        outputs=Schema([TensorSpec(np.dtype(np.int32), (-1,), "digit")]),
+    )
+    # input_example is left out: with Keras 3.15 it fails in MLflow 3.17 (design.md).
+    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
+        mlflow.keras.log_model(model, name="model", signature=signature,
+                               pip_requirements=pip_requirements())
+
+
+def carry_over_results(client: MlflowClient, experiment_id: str, key: str, parent_id: str,
+                       children: dict[str, tuple[str, str]]) -> str | None:
+    """Copy test metrics and the comparison from an earlier execution that produced the very
+    same models (``children``: run name → (run id, model digest)).
+
+    When training re-runs and writes byte-identical models, DVC rightly skips evaluate and
+    report; without this, the new runs would lack what those stages log. Returns the run id
+    results were copied from, if any.
+    """
+    earlier = client.search_runs(
+        [experiment_id], f"tags.`{KEY_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'pipeline'",
+        order_by=["attributes.start_time DESC"], max_results=20)
+    for previous in (run for run in earlier if run.info.run_id != parent_id):
+        old = {run.info.run_name: run for run in client.search_runs(
+            [experiment_id], f"tags.`{PARENT_RUN_ID}` = '{previous.info.run_id}'")}
+        if not all(name in old and old[name].data.tags.get("model_digest") == digest
+                   and "test_accuracy" in old[name].data.metrics
+                   for name, (_, digest) in children.items()):
+            continue
+        for name, (run_id, _) in children.items():
+            source = old[name]
+            log_metrics(client, run_id, {k: source.data.metrics[k] for k in ("test_loss", "test_accuracy")})
+            client.set_tag(run_id, "test_metrics_from", source.info.run_id)
+        if not client.list_artifacts(previous.info.run_id, "figures"):
+            return None  # its report never ran: the test metrics are all there is to copy
+        with tempfile.TemporaryDirectory() as tmp:
+            for item in client.list_artifacts(previous.info.run_id):
+                local = client.download_artifacts(previous.info.run_id, item.path, tmp)
+                if item.is_dir:
+                    client.log_artifacts(parent_id, local, item.path)
+                else:
+                    client.log_artifact(parent_id, local)
+        log_metrics(client, parent_id, {k: v for k, v in previous.data.metrics.items()})
+        client.set_tag(parent_id, "results_from", previous.info.run_id)
+        return previous.info.run_id
+    return None
