@@ -104,6 +104,13 @@ def test_one_parent_run_holds_every_model_run(store):
     assert {r.info.status for r in runs} == {"FINISHED"}  # nothing left RUNNING
 
 
+def test_the_default_store_keeps_artifacts_beside_mlflow_db(project, store):
+    root, _ = project
+    _, experiment, _ = store
+    assert experiment.artifact_location == (root / "mlartifacts").as_uri()
+    assert any((root / "mlartifacts").rglob("MLmodel")) and not (root / "mlruns").exists()
+
+
 def test_model_runs_have_params_tags_and_metrics(store):
     client, _, runs = store
     run_ = next(r for r in runs if r.info.run_name == "plain-seed1")

@@ -73,6 +73,7 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
 def connect(experiment: str, root: Path | None = None) -> tuple[MlflowClient, str]:
     """Point MLflow at the store and return a client and the experiment's id (created once)."""
     uri = tracking_uri(root)
+    default_store = "MLFLOW_TRACKING_URI" not in os.environ  # set_tracking_uri sets it
     check_reachable(uri)
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
@@ -83,7 +84,7 @@ def connect(experiment: str, root: Path | None = None) -> tuple[MlflowClient, st
         if found is not None:
             return client, found.experiment_id
         location = None
-        if "MLFLOW_TRACKING_URI" not in os.environ:  # the default store: artifacts beside it
+        if default_store:  # artifacts beside mlflow.db, not in MLflow's ./mlruns default
             location = ((root or Path.cwd()).resolve() / DEFAULT_ARTIFACTS).as_uri()
         return client, client.create_experiment(experiment, artifact_location=location)
     except mlflow.exceptions.MlflowException as exc:
