@@ -177,3 +177,26 @@ def test_retraining_to_identical_models_carries_the_results_over(project):
     assert "figures/val_loss.png" in {a.path for a in client.list_artifacts(newest.info.run_id, "figures")}
     children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{newest.info.run_id}'")
     assert len(children) == 2 * len(SEEDS) and all("test_accuracy" in c.data.metrics for c in children)
+
+
+def test_models_restored_into_a_store_that_never_saw_them_get_runs(project, tmp_path):
+    """As after `dvc pull` on another machine: evaluate and report find no runs for these
+    models, so they make them from what was saved with the models, tagged restored."""
+    root, _ = project
+    env = clean_env()
+    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'other.db'}"
+    for stage in ("evaluate", "report"):
+        run(["bnlab", stage], root, env=env)
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("batchnorm-mnist")
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("bnlab.role") == "pipeline"]
+    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    assert len(parents) == 1 and parents[0].data.tags["restored"] == "true"
+    assert "p_value" in parents[0].data.metrics
+    assert len(children) == 2 * len(SEEDS)
+    assert all(c.data.tags["restored"] == "true" and "test_accuracy" in c.data.metrics for c in children)
+    history = client.get_metric_history(children[0].info.run_id, "val_accuracy")
+    assert [m.step for m in history] == list(range(1, EPOCHS + 1))
+    assert {r.info.status for r in runs} == {"FINISHED"}
+    assert run(["dvc", "status", "--json"], root, env=clean_env()).stdout.strip() == "{}"  # same bytes

@@ -43,6 +43,14 @@ def file_digest(path: Path, algorithm: str = "sha256") -> str:
         return hashlib.file_digest(handle, algorithm).hexdigest()
 
 
+def files_digest(paths: list[Path]) -> str:
+    """One sha256 over several files' bytes, in the given order: a data version."""
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(Path(path).read_bytes())
+    return digest.hexdigest()
+
+
 def array_fingerprint(array: np.ndarray) -> str:
     """sha256 of the array's C-ordered bytes: the same whichever file format carried it."""
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()

@@ -98,13 +98,6 @@ def run_name(variant: str, seed: int) -> str:
     return f"{variant}-seed{seed}"
 
 
-def file_digest(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(Path(path).read_bytes())
-    return digest.hexdigest()
-
-
 def pipeline_key(train_params: dict, data_fingerprint: str) -> str:
     """Same training settings on the same data → same key, in every stage and process."""
     payload = json.dumps({"train": train_params, "data": data_fingerprint}, sort_keys=True)
@@ -147,6 +140,16 @@ def create_parent(client: MlflowClient, experiment_id: str, key: str, tags: dict
         return project_run, False
     run = client.create_run(experiment_id, run_name=f"pipeline-{key[:8]}", tags=all_tags)
     return run.info.run_id, True
+
+
+def parent_for_results(client: MlflowClient, experiment_id: str, key: str, tags: dict) -> tuple[str, bool]:
+    """The run that evaluate and report log to: this key's newest pipeline run, or, when DVC
+    restored the models from its cache into a store that never saw them, a new one tagged
+    ``restored=true`` (``owned``: this stage created it, so this stage ends it)."""
+    found = find_parent(client, experiment_id, key)
+    if found is not None:
+        return found, False
+    return create_parent(client, experiment_id, key, {**tags, "restored": "true"})
 
 
 def find_child(client: MlflowClient, experiment_id: str, parent_id: str, variant: str, seed: int) -> str | None:

@@ -23,12 +23,8 @@ def run(params_path: str = "params.yaml", models: Path = MODELS, test: Path = TE
     x_test, y_test = data.load_split(test)
     meta = json.loads((models / "pipeline.json").read_text())
     client, experiment_id = tracking.connect(params.mlflow.experiment)
-    parent_id = tracking.find_parent(client, experiment_id, meta["pipeline_key"])
-    owned = parent_id is None
     lineage = {**tracking.git_state(), "data_fingerprint": meta["data_fingerprint"], "dvc_stage": "evaluate"}
-    if owned:  # training was restored from DVC's cache and this store has never seen it
-        parent_id, owned = tracking.create_parent(client, experiment_id, meta["pipeline_key"],
-                                                  {**lineage, "restored": "true"})
+    parent_id, owned = tracking.parent_for_results(client, experiment_id, meta["pipeline_key"], lineage)
 
     results, predictions = {}, {variant: [] for variant in VARIANTS}
     with tracking.terminated_on_exit(client, parent_id, owned), atomic_path(output, directory=True) as tmp:

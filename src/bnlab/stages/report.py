@@ -37,11 +37,8 @@ def run(params_path: str = "params.yaml", models: Path = MODELS, evaluation: Pat
 
     meta = json.loads((models / "pipeline.json").read_text())
     client, experiment_id = tracking.connect(params.mlflow.experiment)
-    parent_id = tracking.find_parent(client, experiment_id, meta["pipeline_key"])
-    owned = parent_id is None
-    if owned:
-        parent_id, owned = tracking.create_parent(client, experiment_id, meta["pipeline_key"],
-                                                  {**tracking.git_state(), "restored": "true"})
+    lineage = {**tracking.git_state(), "data_fingerprint": meta["data_fingerprint"], "dvc_stage": "report"}
+    parent_id, owned = tracking.parent_for_results(client, experiment_id, meta["pipeline_key"], lineage)
 
     with tracking.terminated_on_exit(client, parent_id, owned), ExitStack() as outputs:
         # Each output is written under a temporary name and renamed into place at the end.

@@ -22,7 +22,7 @@ def run(params_path: str = "params.yaml", prepared: Path = PREPARED, output: Pat
     splits = {name: data.load_split(path) for name, path in files.items()}
     client, experiment_id = tracking.connect(params.mlflow.experiment)
 
-    fingerprint = tracking.file_digest(list(files.values()))
+    fingerprint = data.files_digest(list(files.values()))
     key = tracking.pipeline_key(params.train.model_dump(), fingerprint)
     lineage = {**tracking.git_state(), "data_fingerprint": fingerprint, "dvc_stage": "train"}
     sources = {name: str(path) for name, path in files.items()}
