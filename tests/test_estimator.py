@@ -259,3 +259,86 @@ def test_docstring_example_runs():
 
     failed, attempted = doctest.testmod(bnlab.estimator, verbose=False)
     assert attempted >= 4 and failed == 0
+
+
+# --- training budget in steps, callbacks every N steps --------------------------------------
+
+
+class EverySteps:
+    """Records the steps at which it is called and the epochs it saw end."""
+
+    def __init__(self, every_steps):
+        self.every_steps = every_steps
+        self.steps, self.epochs = [], []
+
+    def on_step_end(self, step, logs):
+        self.steps.append(step)
+
+    def on_epoch_end(self, epoch, logs):
+        self.epochs.append(epoch)
+
+
+@pytest.mark.parametrize("steps", [1, 12, 13, 40])  # 400 rows / 32 = 13 steps per epoch
+def test_a_step_budget_is_met_exactly_across_epoch_boundaries(steps):
+    recorder = EverySteps(5)
+    clf = KerasMLPClassifier(**{**FAST, "epochs": 1}, steps=steps, callbacks=[recorder]).fit(X, Y)
+    assert clf.n_steps_ == steps
+    assert clf.n_iter_ == -(-steps // 13) == len(clf.history_["train_loss"])  # epochs begun
+    assert recorder.steps == list(range(5, steps + 1, 5))
+    assert recorder.epochs == list(range(clf.n_iter_))
+
+
+def test_step_callbacks_do_not_change_what_is_learned():
+    """Chunks of the compiled loop end where a hook is due; the arithmetic is the same."""
+    plain = KerasMLPClassifier(**FAST).fit(X, Y)
+    hooked = KerasMLPClassifier(**FAST, callbacks=[EverySteps(3), EverySteps(7)]).fit(X, Y)
+    for a, b in zip(plain.model_.get_weights(), hooked.model_.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_a_callback_can_stop_a_step_budget_at_an_epoch_end():
+    class StopAtFirstEpoch:
+        def set_model(self, model):
+            self.model = model
+
+        def on_epoch_end(self, epoch, logs):
+            self.model.stop_training = True
+
+    clf = KerasMLPClassifier(**FAST, steps=100, callbacks=[StopAtFirstEpoch()]).fit(X, Y)
+    assert (clf.n_steps_, clf.n_iter_) == (13, 1)
+
+
+@pytest.mark.parametrize("settings, layers", [
+    ({"bn_position": "after"}, ["Dense", "Activation", "BatchNormalization"]),
+    ({"noise_shift": 1.0, "noise_scale": 2.0}, ["Dense", "BatchNormalization", "RandomShiftScale", "Activation"]),
+])
+def test_network_variants_put_their_layers_in_order(settings, layers):
+    clf = KerasMLPClassifier(**{**FAST, "hidden_units": (8,)}, **settings).fit(X, Y)
+    kinds = [type(layer).__name__ for layer in clf.model_.layers]
+    assert kinds[kinds.index("Dense"):kinds.index("Dense") + len(layers)] == layers
+
+
+def test_noise_is_injected_in_training_only_and_redrawn_every_call():
+    from bnlab.model import RandomShiftScale
+
+    noise = RandomShiftScale(shift=1.0, scale=2.0, seed=0)
+    x = np.ones((4, 3), np.float32)
+    np.testing.assert_array_equal(np.asarray(noise(x, training=False)), x)
+    first, second = np.asarray(noise(x, training=True)), np.asarray(noise(x, training=True))
+    assert not np.allclose(first, second)  # a new draw every step
+    assert np.allclose(first, first[0])  # per unit: every sample of the batch gets the same
+    assert np.all(np.abs(first - 1 * np.exp(0)) <= 1.0 + 1.0 + 1e-6)  # |x·s + m - 1| ≤ 1 + 1
+
+
+def test_gaussian_init_uses_the_given_scale():
+    clf = KerasMLPClassifier(**{**FAST, "epochs": 1}, init_std=0.01, steps=1, learning_rate=1e-9).fit(X, Y)
+    kernel = clf.model_.get_layer("dense_1").get_weights()[0]
+    assert 0.008 < kernel.std() < 0.012 and abs(kernel.mean()) < 0.002
+
+
+def test_new_settings_survive_save_and_load(tmp_path):
+    clf = KerasMLPClassifier(**FAST, bn_position="after", init_std=0.05, noise_shift=0.5, steps=20).fit(X, Y)
+    for fmt in ("keras", "npz"):
+        loaded = KerasMLPClassifier.load(clf.save(tmp_path / fmt, format=fmt))
+        assert loaded.get_params()["bn_position"] == "after" and loaded.n_steps_ == 20
+        np.testing.assert_array_equal(loaded.predict_proba(X_TEST), clf.predict_proba(X_TEST))

@@ -15,8 +15,9 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from bnlab import loop
 from bnlab.config import ACTIVATIONS, OPTIMIZERS
-from bnlab.model import build_mlp, build_optimizer
+from bnlab.model import BN_POSITIONS, build_mlp, build_optimizer
 from bnlab.tf_runtime import keras, tf
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
@@ -43,7 +44,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     batch_size : int, default=32
         Samples per gradient step (the last step of an epoch may be smaller).
     epochs : int, default=10
-        Passes over the training data.
+        Passes over the training data (unless ``steps`` is set).
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation and shuffling. With an int, two fits give identical
         weights, also in two different processes on the same machine.
@@ -59,12 +60,29 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
     shuffle : bool, default=True
         Shuffle the training data before each epoch.
     callbacks : list or None, default=None
-        Objects with Keras's callback methods (``on_train_begin``, ``on_epoch_end(epoch, logs)``,
-        ``on_train_end``), e.g. ``keras.callbacks.LambdaCallback``. ``epoch`` counts from 0
-        as in Keras; ``logs`` holds this epoch's history values. Setting ``model.stop_training``
-        (as ``keras.callbacks.EarlyStopping`` does) ends training after that epoch.
+        Objects with Keras's callback methods (``set_model``, ``on_train_begin``,
+        ``on_epoch_end(epoch, logs)``, ``on_train_end``), e.g. ``keras.callbacks.LambdaCallback``.
+        ``epoch`` counts from 0 as in Keras; ``logs`` holds this epoch's history values. Setting
+        ``model.stop_training`` (as ``keras.callbacks.EarlyStopping`` does) ends training after
+        that epoch. A callback with an ``every_steps`` attribute (an int) also gets
+        ``on_step_end(step, logs)`` after every ``every_steps`` optimizer steps (``step`` counts
+        from 1); the compiled loop runs in chunks between these calls.
     eval_batch_size : int, default=8192
         Batch size of the per-epoch evaluation and of ``predict``; large, so it costs little.
+    steps : int or None, default=None
+        Train for exactly this many optimizer steps (``n_steps_ == steps``), crossing epoch
+        boundaries as needed; ``epochs`` is then ignored. The per-epoch history is measured at
+        each epoch's end and after the last step.
+    bn_position : {"before", "after"}, default="before"
+        BN before the activation (Ioffe & Szegedy) or after it.
+    init_std : float or None, default=None
+        Dense weights drawn from N(0, init_std²); None: Keras's Glorot-uniform default.
+    noise_shift : float, default=0.0
+        With BN: after each BN, in training only, add a per-unit shift drawn from
+        U(-noise_shift, noise_shift) anew at every step (Santurkar et al.'s "noisy BN").
+    noise_scale : float, default=1.0
+        With BN: likewise multiply by a per-unit scale between 1/noise_scale and noise_scale
+        (log-uniform), drawn anew at every step. 1.0 means no scaling.
 
     Attributes
     ----------
@@ -78,9 +96,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         ``train_loss``, ``train_accuracy`` and, with validation data, ``val_loss`` and
         ``val_accuracy``: one value per epoch.
     n_iter_ : int
-        Epochs run (fewer than ``epochs`` if a callback stopped training).
+        Epochs begun (fewer than ``epochs`` if a callback stopped training; with ``steps``, as
+        many as the steps needed, the last one perhaps partial).
     n_steps_ : int
-        Optimizer steps taken: ``n_iter_ * ceil(n_samples / batch_size)``.
+        Optimizer steps taken: ``steps`` if set, else ``n_iter_ * ceil(n_samples / batch_size)``.
 
     Examples
     --------
@@ -109,6 +128,11 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         "shuffle": ["boolean"],
         "callbacks": [list, None],
         "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
+        "steps": [Interval(Integral, 1, None, closed="left"), None],
+        "bn_position": [StrOptions(set(BN_POSITIONS))],
+        "init_std": [Interval(Real, 0, None, closed="neither"), None],
+        "noise_shift": [Interval(Real, 0, None, closed="left")],
+        "noise_scale": [Interval(Real, 1, None, closed="left")],
     }
 
     def __init__(
@@ -127,6 +151,11 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         shuffle=True,
         callbacks=None,
         eval_batch_size=8192,
+        steps=None,
+        bn_position="before",
+        init_std=None,
+        noise_shift=0.0,
+        noise_scale=1.0,
     ):
         self.hidden_units = hidden_units
         self.batch_norm = batch_norm
@@ -142,6 +171,11 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.shuffle = shuffle
         self.callbacks = callbacks
         self.eval_batch_size = eval_batch_size
+        self.steps = steps
+        self.bn_position = bn_position
+        self.init_std = init_std
+        self.noise_shift = noise_shift
+        self.noise_scale = noise_scale
 
     # --- fitting ---------------------------------------------------------------------------
 
@@ -165,17 +199,21 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 classes in y; got 1 class")
-        units = self._checked_hidden_units()
+        self._checked_hidden_units()
         validation = self._encode_validation(validation_data)
 
         seed = self._seed()
         keras.utils.set_random_seed(seed)  # right before building: weights depend on it
-        self.model_ = build_mlp(X.shape[1], len(self.classes_), units, self.batch_norm,
-                                self.activation, self.bn_momentum, self.rescale)
+        self.model_ = self._build_network(X.shape[1], len(self.classes_))
         optimizer = build_optimizer(self.optimizer, self.learning_rate)
         self.history_ = {key: [] for key in HISTORY_KEYS[: 4 if validation else 2]}
         self._train(X, y_index.astype(np.int32), validation, optimizer, np.random.default_rng(seed))
         return self
+
+    def _build_network(self, n_features: int, n_classes: int):
+        return build_mlp(n_features, n_classes, self._checked_hidden_units(), self.batch_norm,
+                         self.activation, self.bn_momentum, self.rescale, self.bn_position,
+                         self.init_std, self.noise_shift, self.noise_scale)
 
     def _checked_hidden_units(self) -> tuple[int, ...]:
         units = tuple(self.hidden_units)
@@ -201,32 +239,33 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _train(self, X, y, validation, optimizer, rng) -> None:
         model = self.model_
-        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         optimizer.build(model.trainable_variables)
+        # Tensors, not arrays: converting 55,000 rows every epoch would cost more than
+        # evaluating them.
         x_all, y_all = tf.constant(X), tf.constant(y)
         if validation is not None:
             validation = (tf.constant(validation[0]), validation[1])
-        train_epoch = _compile_epoch(model, optimizer, loss_fn, self.batch_size)
         callbacks = list(self.callbacks or [])
-        model.stop_training = False
-        _call(callbacks, "set_model", model)
-        _call(callbacks, "on_train_begin", {})
-        for epoch in range(self.epochs):
-            order = rng.permutation(len(y)) if self.shuffle else np.arange(len(y))
-            train_epoch(x_all, y_all, tf.constant(order, dtype=tf.int32))
-            # The tensors, not the arrays: converting 55,000 rows every epoch would cost more
-            # than evaluating them.
+        step_hooks = [loop.StepHook(int(c.every_steps), lambda step, c=c: c.on_step_end(step, {}))
+                      for c in callbacks if getattr(c, "every_steps", None)]
+        budget = loop.Budget(self.epochs, self.steps)
+
+        def on_epoch_end(epoch: int) -> bool:
             logs = self._evaluate_epoch(x_all, y, validation)
             for key, value in logs.items():
                 self.history_[key].append(value)
             if self.verbose:
-                print(f"epoch {epoch + 1}/{self.epochs} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+                print(f"epoch {epoch + 1} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
             _call(callbacks, "on_epoch_end", epoch, dict(logs))
-            if model.stop_training:
-                break
+            return bool(model.stop_training)
+
+        model.stop_training = False
+        _call(callbacks, "set_model", model)
+        _call(callbacks, "on_train_begin", {})
+        train_steps = loop.compile_train_steps(model, optimizer, self.batch_size)
+        self.n_steps_, self.n_iter_ = loop.run(train_steps, x_all, y_all, self.batch_size, budget,
+                                               rng, self.shuffle, step_hooks, on_epoch_end)
         _call(callbacks, "on_train_end", {})
-        self.n_iter_ = len(self.history_["train_loss"])
-        self.n_steps_ = int(optimizer.iterations.numpy())
 
     def _evaluate_epoch(self, X, y, validation) -> dict[str, float]:
         logs = dict(zip(("train_loss", "train_accuracy"), self._loss_accuracy(X, y)))
@@ -307,12 +346,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         estimator.classes_ = np.asarray(meta["classes"], dtype=np.dtype(meta["classes_dtype"]))
         estimator.n_features_in_ = meta["n_features_in"]
         estimator.history_ = meta["history"]
-        estimator.n_iter_ = len(meta["history"]["train_loss"])
+        estimator.n_iter_ = len(meta["history"]["train_loss"])  # one entry per epoch begun
         estimator.n_steps_ = meta["n_steps"]
         if (folder / "weights.npz").exists():
-            model = build_mlp(estimator.n_features_in_, len(estimator.classes_), params["hidden_units"],
-                              estimator.batch_norm, estimator.activation, estimator.bn_momentum,
-                              estimator.rescale)
+            model = estimator._build_network(estimator.n_features_in_, len(estimator.classes_))
             with np.load(folder / "weights.npz", allow_pickle=False) as npz:
                 model.set_weights([npz[name] for name in sorted(npz.files)])
             estimator.model_ = model
@@ -360,26 +397,3 @@ def _compile_logits(model, n_features: int):
         return model(x, training=False)
 
     return logits
-
-
-def _compile_epoch(model, optimizer, loss_fn, batch_size: int):
-    """One whole epoch as one TensorFlow graph: no Python between the steps.
-
-    This is what makes the estimator several times faster than ``model.fit`` with defaults
-    (see benchmarks/train_throughput.py); the step itself is Keras's own forward pass,
-    gradient and optimizer update.
-    """
-    variables = model.trainable_variables
-
-    @tf.function(jit_compile=False, reduce_retracing=True)
-    def train_epoch(x, y, order):
-        n = tf.shape(order)[0]
-        steps = (n + batch_size - 1) // batch_size
-        for step in tf.range(steps):
-            batch = order[step * batch_size : (step + 1) * batch_size]
-            xb, yb = tf.gather(x, batch), tf.gather(y, batch)
-            with tf.GradientTape() as tape:
-                loss = loss_fn(yb, model(xb, training=True))
-            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
-
-    return train_epoch
