@@ -61,28 +61,47 @@ def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, 
     return done
 
 
-def make_project(root: Path, mnist: Mnist, train_overrides: dict | None = None) -> Path:
-    """A git + DVC repository with the project's pipeline, reading `mnist` from a local file."""
+def small_params(mnist: Mnist, source: Path, overrides: dict | None = None,
+                 experiments: tuple[str, ...] = ("notebook",)) -> dict:
+    """The project's params.yaml for `mnist` read from `source`, keeping only `experiments`;
+    `overrides` go into each experiment's shared model settings, except `seeds`, `probes` and
+    `variants`, which replace the experiment's own."""
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    params["data"]["sources"] = [{"kind": "local", "path": str(source)}]
+    params["data"]["fingerprints"] = fingerprints(mnist)
+    params["split"]["val_size"] = len(mnist.y_train) // 6
+    params["experiments"] = {name: params["experiments"][name] for name in experiments}
+    for experiment in params["experiments"].values():
+        for key, value in (overrides or {}).items():
+            if key in ("seeds", "probes", "variants"):
+                experiment[key] = value
+            else:
+                experiment["model"] = {**experiment["model"], key: value}
+    return params
+
+
+def make_project(root: Path, mnist: Mnist, train_overrides: dict | None = None,
+                 experiments: tuple[str, ...] = ("notebook",)) -> Path:
+    """A git + DVC repository with the project's pipeline, reading `mnist` from a local file
+    (see :func:`small_params` for `train_overrides` and `experiments`)."""
     root.mkdir(parents=True, exist_ok=True)
     for name in ("dvc.yaml", "MLproject", "python_env.yaml"):
         if (PROJECT / name).exists():
             shutil.copy(PROJECT / name, root / name)
+    shutil.copytree(PROJECT / ".dvc" / "plots", root / ".dvc-plots")  # moved in after dvc init
     shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
     shutil.copy(PROJECT / ".gitignore", root / ".gitignore")
     source = root / "inputs" / "mnist.npz"
     source.parent.mkdir()
     np.savez_compressed(source, **mnist.arrays())
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["data"]["sources"] = [{"kind": "local", "path": str(source)}]
-    params["data"]["fingerprints"] = fingerprints(mnist)
-    params["split"]["val_size"] = len(mnist.y_train) // 6
-    params["train"].update(train_overrides or {})
+    params = small_params(mnist, source, train_overrides, experiments)
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["git", "init", "-q"], root)
     run(["git", "config", "user.email", "test@example.com"], root)
     run(["git", "config", "user.name", "test"], root)
     run(["dvc", "init", "-q"], root)
     run(["dvc", "config", "core.analytics", "false"], root)
+    shutil.move(root / ".dvc-plots", root / ".dvc" / "plots")
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "project"], root)
     return root

@@ -16,9 +16,33 @@ def test_project_params_load_with_the_reference_defaults():
     params = load_params(PROJECT / "params.yaml")
     assert params.split.val_size == 5000
     assert [s.kind for s in params.data.sources] == ["keras", "idx", "wheel", "local"]
-    assert params.train.hidden_units == [32, 32]
-    assert params.train.learning_rate == 0.01
-    assert params.train.batch_size == 32 and params.train.epochs == 10
+    notebook = params.experiment("notebook")
+    assert set(notebook.variants) == {"batchnorm", "plain"} and notebook.baseline == "plain"
+    for variant, batch_norm in (("batchnorm", True), ("plain", False)):
+        settings = notebook.settings(variant)
+        assert settings.hidden_units == [32, 32] and settings.learning_rate == 0.01
+        assert settings.batch_size == 32 and settings.epochs == 10 and settings.batch_norm is batch_norm
+    assert notebook.seeds == [0, 1, 2]
+
+
+def test_the_shipped_experiments_are_what_the_papers_describe():
+    params = load_params(PROJECT / "params.yaml")
+    ioffe = params.experiment("ioffe2015").settings("plain")
+    assert ioffe.hidden_units == [100, 100, 100] and ioffe.activation == "sigmoid"
+    assert ioffe.batch_size == 60 and ioffe.steps == 50_000 and ioffe.init_std is not None
+    assert params.experiment("ioffe2015").settings("batchnorm").bn_position in (None, "before")
+    noisy = params.experiment("noisy_bn")
+    assert set(noisy.variants) == {"batchnorm", "noisy_bn", "plain"}
+    assert noisy.settings("noisy_bn").noise_shift > 0 and noisy.settings("noisy_bn").noise_scale > 1
+    assert noisy.settings("plain").model_dump(exclude={"batch_norm"}) == \
+        params.experiment("notebook").settings("plain").model_dump(exclude={"batch_norm"})
+
+
+def test_every_model_setting_is_an_estimator_parameter_of_the_same_name():
+    from bnlab import KerasMLPClassifier
+    from bnlab.config import ModelParams
+
+    assert set(ModelParams.model_fields) <= set(KerasMLPClassifier().get_params())
 
 
 @pytest.mark.parametrize(
@@ -30,14 +54,6 @@ def test_project_params_load_with_the_reference_defaults():
         ("split", "method", "random", "split.method"),
         ("split", "vall_size", 10, "split.vall_size"),
         ("data", "timeout_s", -1, "data.timeout_s"),
-        ("train", "epochs", 0, "train.epochs"),
-        ("train", "learning_rate", 0, "train.learning_rate"),
-        ("train", "activation", "relux", "train.activation"),
-        ("train", "optimizer", "adamax9", "train.optimizer"),
-        ("train", "seeds", [], "train.seeds"),
-        ("train", "seeds", [1, 1], "train.seeds"),
-        ("train", "hidden_units", [32, 0], "train.hidden_units.1"),
-        ("train", "batch_norm", True, "train.batch_norm"),
     ],
 )
 def test_a_bad_value_is_named_with_its_key(section, key, value, expected):
@@ -49,6 +65,90 @@ def test_a_bad_value_is_named_with_its_key(section, key, value, expected):
     assert expected in message
     # one message that says what is wrong, not pydantic's URL-laden dump
     assert "errors.pydantic.dev" not in message
+
+
+NOTEBOOK = "experiments.notebook"
+
+
+def set_key(raw: dict, dotted: str, value) -> None:
+    *parents, last = dotted.split(".")
+    for part in parents:
+        raw = raw[part]
+    if value is DELETE:
+        del raw[last]
+    else:
+        raw[last] = value
+
+
+DELETE = object()
+
+
+@pytest.mark.parametrize(
+    "key, value, expected",
+    [
+        ("model.epochs", 0, f"{NOTEBOOK}.model.epochs: Input should be greater than 0"),
+        ("model.learning_rate", 0, f"{NOTEBOOK}.model.learning_rate"),
+        ("model.activation", "relux", f"{NOTEBOOK}.model.activation"),
+        ("model.optimizer", "adamax9", f"{NOTEBOOK}.model.optimizer"),
+        ("model.hidden_units", [32, 0], f"{NOTEBOOK}.model.hidden_units.1"),
+        ("model.batch_norm", "yes", f"{NOTEBOOK}.model.batch_norm"),
+        ("seeds", [], f"{NOTEBOOK}.seeds"),
+        ("seeds", [1, 1], "seeds must be distinct"),
+        ("variants.plain.batch_normm", False, f"{NOTEBOOK}.variants.plain.batch_normm: Extra inputs are not permitted"),
+        ("variants.plain.bn_position", "middle", f"{NOTEBOOK}.variants.plain.bn_position"),
+        ("baseline", "vanilla", "baseline 'vanilla' is not one of the variants (batchnorm, plain)"),
+        ("variants", {}, f"{NOTEBOOK}.variants: Dictionary should have at least 2 items"),
+        ("variants", {"plain": {"batch_norm": False}}, "at least 2 items"),
+        ("probes.every_steps", 0, f"{NOTEBOOK}.probes.every_steps: Input should be greater than 0"),
+        ("probes.unit", 32, "probes.unit 32 is not a unit of every hidden layer"),
+        ("model.steps", 100, "set either epochs or steps, not both"),
+        ("reference.bn", 0.9, "reference names variants that do not exist: bn"),
+        ("model.hidden_units", DELETE, None),  # allowed: the estimator's default
+    ],
+)
+def test_a_bad_experiment_is_named_with_its_key(key, value, expected):
+    raw = default_raw()
+    set_key(raw["experiments"]["notebook"], key, value)
+    if expected is None:
+        parse_params(raw)
+        return
+    with pytest.raises(ParamsError) as info:
+        parse_params(raw)
+    assert expected in str(info.value)
+    assert "errors.pydantic.dev" not in str(info.value)
+
+
+def test_experiment_and_variant_names_must_be_usable_as_folder_and_stage_names():
+    raw = default_raw()
+    raw["experiments"]["Note book"] = raw["experiments"].pop("notebook")
+    with pytest.raises(ParamsError, match="experiments.Note book"):
+        parse_params(raw)
+    with pytest.raises(ParamsError, match="no experiment 'nope' in params.yaml; declared: notebook"):
+        load_params(PROJECT / "params.yaml").experiment("nope")
+
+
+@pytest.mark.parametrize("field, text, expected", [
+    ("epochs", "5", 5), ("epochs", "5.0", 5), ("learning_rate", "0.001", 0.001),
+    ("hidden_units", "64,32", [64, 32]), ("hidden_units", "64", [64]), ("batch_norm", "false", False),
+])
+def test_a_setting_given_as_text_is_read_as_params_yaml_would(field, text, expected):
+    from bnlab.config import parse_model_value
+
+    assert parse_model_value(field, text) == expected
+
+
+@pytest.mark.parametrize("field, text, expected", [
+    ("epochs", "-1", "epochs: Input should be greater than 0 (got -1)"),
+    ("epochs", "2.5", "epochs: Input should be a valid integer"),
+    ("bn_momentum", "1.5", "bn_momentum: Input should be less than 1"),
+    ("dropout", "0.5", "dropout: not an estimator setting"),
+])
+def test_a_bad_setting_given_as_text_is_named(field, text, expected):
+    from bnlab.config import parse_model_value
+
+    with pytest.raises(ParamsError) as info:
+        parse_model_value(field, text)
+    assert expected in str(info.value)
 
 
 def test_a_source_with_a_bad_hash_is_refused():

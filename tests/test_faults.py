@@ -47,7 +47,7 @@ def epochs_logged(root) -> int:
 def test_a_signal_during_training_kills_the_runs_and_keeps_no_model(prepared, signum):
     root = prepared
     (root / "mlflow.db").unlink(missing_ok=True)
-    process = subprocess.Popen(["bnlab", "train"], cwd=root, env=env_without_tracking_uri(),
+    process = subprocess.Popen(["bnlab", "train", "notebook"], cwd=root, env=env_without_tracking_uri(),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
     while epochs_logged(root) < 2 and time.monotonic() < deadline and process.poll() is None:
@@ -58,8 +58,8 @@ def test_a_signal_during_training_kills_the_runs_and_keeps_no_model(prepared, si
     assert process.returncode == 130
     assert "interrupted; no output was kept" in stderr and "Traceback" not in stderr
     assert run_statuses(root) and set(run_statuses(root)) == {"KILLED"}
-    assert not (root / "models").exists()
-    assert not list(root.glob(".models.tmp-*"))
+    assert not (root / "models/notebook").exists()
+    assert not list(root.glob("models/.notebook.tmp-*"))
 
 
 def test_an_unreachable_tracking_server_fails_fast_naming_the_uri(prepared):
@@ -69,12 +69,12 @@ def test_an_unreachable_tracking_server_fails_fast_naming_the_uri(prepared):
     env = project_env()
     env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{port}"
     started = time.monotonic()
-    done = run(["bnlab", "train"], prepared, env=env, check=False)
+    done = run(["bnlab", "train", "notebook"], prepared, env=env, check=False)
     assert time.monotonic() - started < 30
     assert done.returncode == 1
     assert f"MLflow tracking server http://127.0.0.1:{port} is unreachable" in done.stderr
     assert "Traceback" not in done.stderr
-    assert not (prepared / "models").exists()
+    assert not (prepared / "models/notebook").exists()
 
 
 def test_a_corrupt_split_stops_training_before_any_run(prepared, tmp_path):
@@ -83,7 +83,7 @@ def test_a_corrupt_split_stops_training_before_any_run(prepared, tmp_path):
     (prepared / "mlflow.db").unlink(missing_ok=True)
     try:
         prepared_file.write_bytes(original[: len(original) // 3])
-        done = run(["bnlab", "train"], prepared, env=env_without_tracking_uri(), check=False)
+        done = run(["bnlab", "train", "notebook"], prepared, env=env_without_tracking_uri(), check=False)
     finally:
         prepared_file.write_bytes(original)
     assert done.returncode == 1
@@ -96,7 +96,8 @@ def test_wrong_dtype_in_a_split_is_named(prepared):
     original = test_file.read_bytes()
     try:
         np.savez_compressed(test_file, x=np.zeros((10, 28, 28), np.float32), y=np.zeros(10, np.uint8))
-        done = run(["bnlab", "evaluate"], prepared, env=env_without_tracking_uri(), check=False)
+        (prepared / "models/notebook").mkdir(parents=True, exist_ok=True)
+        done = run(["bnlab", "evaluate", "notebook"], prepared, env=env_without_tracking_uri(), check=False)
     finally:
         test_file.write_bytes(original)
     assert done.returncode == 1
@@ -107,13 +108,13 @@ def test_a_bad_param_stops_every_stage_before_work(prepared):
     params_file = prepared / "params.yaml"
     original = params_file.read_text()
     params = yaml.safe_load(original)
-    params["train"]["seeds"] = []
+    params["experiments"]["notebook"]["seeds"] = []
     try:
         params_file.write_text(yaml.safe_dump(params))
-        for stage in ("download", "split", "train", "evaluate", "report"):
-            done = run(["bnlab", stage], prepared, check=False)
+        for stage in ("download", "split", "train notebook", "evaluate notebook", "report notebook"):
+            done = run(["bnlab", *stage.split()], prepared, check=False)
             assert done.returncode == 2, stage
-            assert "train.seeds" in done.stderr and "Traceback" not in done.stderr
+            assert "experiments.notebook.seeds" in done.stderr and "Traceback" not in done.stderr
     finally:
         params_file.write_text(original)
 

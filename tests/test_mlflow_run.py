@@ -30,7 +30,7 @@ def test_mlflow_run_from_a_clean_clone_attaches_model_runs_to_the_project_run(tm
     assert project_run.data.tags["bnlab.role"] == "pipeline"
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == project_run.info.run_id]
     assert sorted(r.info.run_name for r in children) == [
-        "batchnorm-seed0", "batchnorm-seed1", "plain-seed0", "plain-seed1"]
+        "notebook/batchnorm-seed0", "notebook/batchnorm-seed1", "notebook/plain-seed0", "notebook/plain-seed1"]
     assert all("test_accuracy" in r.data.metrics for r in children)
     assert len(client.get_metric_history(children[0].info.run_id, "val_loss")) == 2
     figures = {a.path for a in client.list_artifacts(project_run.info.run_id, "figures")}

@@ -1,10 +1,12 @@
 """The whole pipeline with the real `dvc repro` on small generated data, then the real MLflow
-store read back with MlflowClient."""
+store read back with MlflowClient. The project declares a third variant (BN after the
+activation) in params only: every output must show it with no code change."""
 
 import json
 
 import mlflow
 import numpy as np
+import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
@@ -14,6 +16,11 @@ from conftest import make_mnist, make_project, project_env, run
 
 SEEDS = [0, 1]
 EPOCHS = 2
+PROBE_EVERY = 5
+VARIANTS = {"batchnorm": {"batch_norm": True}, "bn_after": {"batch_norm": True, "bn_position": "after"},
+            "plain": {"batch_norm": False}}
+CHALLENGERS = ("batchnorm", "bn_after")  # compared with the baseline, plain
+REPORTS = "reports/notebook"
 
 
 def clean_env():
@@ -27,7 +34,8 @@ def clean_env():
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = make_project(tmp_path_factory.mktemp("e2e") / "proj", make_mnist(600, 200),
-                        {"epochs": EPOCHS, "seeds": SEEDS, "hidden_units": [16]})
+                        {"epochs": EPOCHS, "seeds": SEEDS, "hidden_units": [16], "variants": VARIANTS,
+                         "probes": {"every_steps": PROBE_EVERY, "images": 50, "unit": 0}})
     done = run(["dvc", "repro"], root, env=clean_env())
     return root, done
 
@@ -43,24 +51,51 @@ def store(project):
 
 def test_outputs_follow_the_contracts(project):
     root, done = project
-    assert "BN gain" in done.stdout
-    metrics = json.loads((root / "reports/metrics.json").read_text())
-    for variant in ("batchnorm", "plain"):
-        assert set(metrics[variant]) >= {"test_accuracy_mean", "test_accuracy_std", "test_loss_mean", "per_seed"}
-        assert sorted(metrics[variant]["per_seed"]) == ["0", "1"]
-        accs = [v["test_accuracy"] for v in metrics[variant]["per_seed"].values()]
-        assert metrics[variant]["test_accuracy_mean"] == pytest.approx(np.mean(accs), abs=1e-6)
-    assert metrics["comparison"]["seeds"] == 2
-    gain = metrics["batchnorm"]["test_accuracy_mean"] - metrics["plain"]["test_accuracy_mean"]
-    assert metrics["comparison"]["test_accuracy_gain"] == pytest.approx(gain, abs=1e-5)
-    assert 0 <= metrics["comparison"]["p_value"] <= 1
-    figures = {p.name for p in (root / "reports/figures").iterdir()}
-    assert figures == {"train_loss.png", "train_accuracy.png", "val_loss.png", "val_accuracy.png",
-                       "confusion_matrices.png"}
-    table = (root / "reports/comparison.md").read_text()
-    assert "97.13%" in table and "94.49%" in table
-    history = (root / "reports/history/batchnorm.csv").read_text().splitlines()
-    assert history[0] == "epoch,train_loss,train_accuracy,val_loss,val_accuracy" and len(history) == 1 + EPOCHS
+    assert "bn_after vs plain" in done.stdout
+    metrics = json.loads((root / REPORTS / "metrics.json").read_text())
+    assert set(metrics) == {*VARIANTS, "comparison"}
+    per_seed = pd.read_csv(root / REPORTS / "per_seed.csv")
+    assert list(per_seed.columns) == ["variant", "seed", "test_accuracy", "test_loss"]
+    assert sorted(zip(per_seed["variant"], per_seed["seed"])) == sorted((v, s) for v in VARIANTS for s in SEEDS)
+    for variant in VARIANTS:
+        assert set(metrics[variant]) == {"test_accuracy_mean", "test_accuracy_std", "test_loss_mean"}
+        accs = per_seed.loc[per_seed["variant"] == variant, "test_accuracy"]
+        assert metrics[variant]["test_accuracy_mean"] == pytest.approx(accs.mean(), abs=1e-6)
+    assert set(metrics["comparison"]) == set(CHALLENGERS)
+    for variant in CHALLENGERS:
+        comp = metrics["comparison"][variant]
+        assert set(comp) == {"test_accuracy_gain", "p_value", "seeds"} and comp["seeds"] == 2
+        gain = metrics[variant]["test_accuracy_mean"] - metrics["plain"]["test_accuracy_mean"]
+        assert comp["test_accuracy_gain"] == pytest.approx(gain, abs=1e-5)
+        assert 0 <= comp["p_value"] <= 1
+    figures = {p.name for p in (root / REPORTS / "figures").iterdir()}
+    assert {"train_loss.png", "train_accuracy.png", "val_loss.png", "val_accuracy.png",
+            "confusion_matrices.png", "test_accuracy_by_step.png", "percentiles_layer1_unit0.png",
+            "input_median_by_layer.png", "train_vs_inference_mode.png"} <= figures
+    table = (root / REPORTS / "comparison.md").read_text()
+    assert all(f"| {variant} |" in table for variant in VARIANTS)
+    assert "97.13%" in table and "94.49%" in table  # the notebook's reference runs
+    curve = pd.read_csv(root / REPORTS / "curves/val_accuracy.csv")
+    assert list(curve.columns) == ["variant", "seed", "epoch", "val_accuracy"]
+    assert len(curve) == len(VARIANTS) * len(SEEDS) * EPOCHS
+
+
+def test_probes_are_written_for_every_job(project):
+    root, _ = project
+    probes = pd.read_csv(root / REPORTS / "probes.csv", dtype={"unit": str})
+    steps = pd.read_csv(root / REPORTS / "steps.csv")
+    assert list(probes.columns) == ["variant", "seed", "step", "layer", "unit", "p15", "p50", "p85", "dead_fraction"]
+    assert list(steps.columns) == ["variant", "seed", "step", "val_accuracy", "test_accuracy", "train_mode_accuracy"]
+    n_steps = EPOCHS * -(-500 // 32)  # 500 training images, batch 32
+    expected_steps = list(range(PROBE_EVERY, n_steps + 1, PROBE_EVERY))
+    for variant in VARIANTS:
+        for seed in SEEDS:
+            rows = steps[(steps["variant"] == variant) & (steps["seed"] == seed)]
+            assert rows["step"].tolist() == expected_steps
+            assert rows["train_mode_accuracy"].notna().all() == (variant != "plain")
+            job = probes[(probes["variant"] == variant) & (probes["seed"] == seed)]
+            assert set(job["unit"]) == {"0", "all"} and set(job["layer"]) == {1}
+            assert (job["p15"] <= job["p50"]).all() and (job["p50"] <= job["p85"]).all()
 
 
 def test_second_repro_does_nothing_and_params_rerun_only_what_follows(project):
@@ -68,16 +103,15 @@ def test_second_repro_does_nothing_and_params_rerun_only_what_follows(project):
     again = run(["dvc", "repro"], root, env=clean_env())
     assert "Running stage" not in again.stdout
     params = yaml.safe_load((root / "params.yaml").read_text())
-    params["train"]["learning_rate"] = 0.02
+    params["experiments"]["notebook"]["model"]["learning_rate"] = 0.02
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
         dry = run(["dvc", "repro", "--dry"], root, env=clean_env()).stdout
     finally:
-        params["train"]["learning_rate"] = 0.01
+        params["experiments"]["notebook"]["model"]["learning_rate"] = 0.01
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ran = {line.split("'")[1] for line in dry.splitlines() if line.startswith("Running stage")}
-    # --dry lists train; evaluate and report follow once train's outputs have changed
-    assert "train" in ran and not ran & {"download", "split"}
+    assert "train@notebook" in ran and not ran & {"download", "split"}
 
 
 def test_plots_are_declared_for_dvc_plots_show(project):
@@ -86,21 +120,23 @@ def test_plots_are_declared_for_dvc_plots_show(project):
     shown = json.loads(done.stdout)
     assert "errors" not in shown
     plots = shown["data"]
-    assert {"train_loss", "train_accuracy", "val_loss", "val_accuracy", "confusion_batchnorm",
-            "confusion_plain", "reports/figures/val_accuracy.png"} <= set(plots)
-    curve = plots["val_accuracy"][0]["content"]
-    rows = curve["data"]["values"]
-    assert {row["rev"] for row in rows} == {"workspace"} and len(rows) == 2 * EPOCHS  # both variants
+    assert {f"{REPORTS}/curves/val_accuracy.csv", f"{REPORTS}/steps.csv",
+            f"{REPORTS}/figures/val_accuracy.png"} <= set(plots)
+    curve = plots[f"{REPORTS}/curves/val_accuracy.csv"][0]["content"]
+    assert curve["encoding"]["color"]["field"] == "variant"  # the project's template
+    assert {row["variant"] for row in curve["data"]["values"]} == set(VARIANTS)
 
 
 def test_one_parent_run_holds_every_model_run(store):
     client, _, runs = store
     parents = [r for r in runs if r.data.tags.get("bnlab.role") == "pipeline"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and len(children) == 2 * len(SEEDS)
+    assert len(parents) == 1 and len(children) == len(VARIANTS) * len(SEEDS)
+    assert parents[0].data.tags["experiment"] == "notebook"
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
-    assert sorted(r.info.run_name for r in children) == [
-        "batchnorm-seed0", "batchnorm-seed1", "plain-seed0", "plain-seed1"]
+    assert sorted(r.info.run_name for r in children) == sorted(
+        f"notebook/{v}-seed{s}" for v in VARIANTS for s in SEEDS)
+    assert {r.data.tags["experiment"] for r in children} == {"notebook"}
     assert {r.info.status for r in runs} == {"FINISHED"}  # nothing left RUNNING
 
 
@@ -113,11 +149,11 @@ def test_the_default_store_keeps_artifacts_beside_mlflow_db(project, store):
 
 def test_model_runs_have_params_tags_and_metrics(store):
     client, _, runs = store
-    run_ = next(r for r in runs if r.info.run_name == "plain-seed1")
+    run_ = next(r for r in runs if r.info.run_name == "notebook/plain-seed1")
     tags, params, metrics = run_.data.tags, run_.data.params, run_.data.metrics
     assert tags["variant"] == "plain" and tags["seed"] == "1"
     assert len(tags["git_commit"]) == 40 and tags["git_dirty"] in ("true", "false")
-    assert len(tags["data_fingerprint"]) == 64 and tags["dvc_stage"] == "train"
+    assert len(tags["data_fingerprint"]) == 64 and tags["dvc_stage"] == "train@notebook"
     assert params["model.batch_norm"] == "False" and params["model.learning_rate"] == "0.01"
     assert params["model.epochs"] == str(EPOCHS) and params["model.random_state"] == "1"
     assert params["data.val_size"] == "100" and params["data.n_train"] == "500"
@@ -125,11 +161,23 @@ def test_model_runs_have_params_tags_and_metrics(store):
         history = client.get_metric_history(run_.info.run_id, name)
         assert [m.step for m in history] == list(range(1, EPOCHS + 1))
     assert 0 < metrics["test_accuracy"] <= 1 and metrics["test_loss"] > 0
+    probe = client.get_metric_history(run_.info.run_id, "probe/layer1/all/dead_fraction")
+    assert [m.step for m in probe] == list(range(PROBE_EVERY, EPOCHS * 16 + 1, PROBE_EVERY))
+    assert "probe/test_accuracy" in metrics and "probe/train_mode_accuracy" not in metrics  # no BN
+
+
+def test_a_variant_declared_in_params_only_is_trained_as_declared(project, store):
+    root, _ = project
+    client, _, runs = store
+    run_ = next(r for r in runs if r.info.run_name == "notebook/bn_after-seed0")
+    assert run_.data.params["model.bn_position"] == "after" and run_.data.params["model.batch_norm"] == "True"
+    estimator = json.loads((root / "models/notebook/bn_after-seed0/estimator.json").read_text())
+    assert estimator["params"]["bn_position"] == "after"
 
 
 def test_model_runs_record_their_datasets(store):
     client, _, runs = store
-    run_ = next(r for r in runs if r.info.run_name == "batchnorm-seed0")
+    run_ = next(r for r in runs if r.info.run_name == "notebook/batchnorm-seed0")
     inputs = {d.dataset.name: d for d in run_.inputs.dataset_inputs}
     assert set(inputs) == {"mnist-train", "mnist-validation", "mnist-test"}
     assert all(d.dataset.digest for d in inputs.values())
@@ -144,14 +192,14 @@ def test_parent_run_carries_the_comparison(store):
     figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
     assert {"comparison.md", "metrics.json", "figures"} <= artifacts
     assert "figures/val_accuracy.png" in figures and "figures/confusion_matrices.png" in figures
-    assert {"batchnorm_test_accuracy_mean", "plain_test_accuracy_mean", "test_accuracy_gain",
-            "p_value"} <= set(parent.data.metrics)
+    assert {"batchnorm_test_accuracy_mean", "bn_after_test_accuracy_mean", "plain_test_accuracy_mean",
+            "batchnorm_test_accuracy_gain", "bn_after_p_value"} <= set(parent.data.metrics)
 
 
 def test_logged_model_loads_and_predicts_digits(project, store):
     root, _ = project
     client, _, runs = store
-    run_ = next(r for r in runs if r.info.run_name == "batchnorm-seed1")
+    run_ = next(r for r in runs if r.info.run_name == "notebook/batchnorm-seed1")
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(f"runs:/{run_.info.run_id}/model")
     x_test, y_test = data.load_split(root / "data/prepared/test.npz")
@@ -164,19 +212,19 @@ def test_retraining_to_identical_models_carries_the_results_over(project):
     """Train re-runs (forced) and writes the same bytes, so DVC skips evaluate and report:
     the new runs still get their test metrics and comparison."""
     root, _ = project
-    done = run(["dvc", "repro", "--force", "train"], root, env=clean_env())
+    done = run(["dvc", "repro", "--force", "train@notebook"], root, env=clean_env())
     assert "copied" in done.stdout
-    assert "Running stage 'evaluate'" not in run(["dvc", "repro"], root, env=clean_env()).stdout
+    assert "Running stage 'evaluate@notebook'" not in run(["dvc", "repro"], root, env=clean_env()).stdout
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("batchnorm-mnist")
     parents = client.search_runs([experiment.experiment_id], "tags.`bnlab.role` = 'pipeline'",
                                  order_by=["attributes.start_time DESC"])
     newest = parents[0]
     assert newest.data.tags["results_from"] == parents[1].info.run_id
-    assert "p_value" in newest.data.metrics
+    assert "batchnorm_p_value" in newest.data.metrics
     assert "figures/val_loss.png" in {a.path for a in client.list_artifacts(newest.info.run_id, "figures")}
     children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{newest.info.run_id}'")
-    assert len(children) == 2 * len(SEEDS) and all("test_accuracy" in c.data.metrics for c in children)
+    assert len(children) == len(VARIANTS) * len(SEEDS) and all("test_accuracy" in c.data.metrics for c in children)
 
 
 def test_models_restored_into_a_store_that_never_saw_them_get_runs(project, tmp_path):
@@ -186,15 +234,15 @@ def test_models_restored_into_a_store_that_never_saw_them_get_runs(project, tmp_
     env = clean_env()
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'other.db'}"
     for stage in ("evaluate", "report"):
-        run(["bnlab", stage], root, env=env)
+        run(["bnlab", stage, "notebook"], root, env=env)
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("batchnorm-mnist")
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("bnlab.role") == "pipeline"]
     children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
     assert len(parents) == 1 and parents[0].data.tags["restored"] == "true"
-    assert "p_value" in parents[0].data.metrics
-    assert len(children) == 2 * len(SEEDS)
+    assert "batchnorm_p_value" in parents[0].data.metrics
+    assert len(children) == len(VARIANTS) * len(SEEDS)
     assert all(c.data.tags["restored"] == "true" and "test_accuracy" in c.data.metrics for c in children)
     history = client.get_metric_history(children[0].info.run_id, "val_accuracy")
     assert [m.step for m in history] == list(range(1, EPOCHS + 1))

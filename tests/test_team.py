@@ -25,7 +25,7 @@ def test_dvc_push_then_pull_in_a_second_clone_needs_no_retraining(tmp_path):
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(root), str(clone)], tmp_path)
     run(["dvc", "pull"], clone)
-    assert (clone / "models/batchnorm-seed0/weights.npz").exists()
+    assert (clone / "models/notebook/batchnorm-seed0/weights.npz").exists()
     assert (clone / "data/prepared/train.npz").exists()
     assert run(["dvc", "status", "--json"], clone).stdout.strip() == "{}"
     again = run(["dvc", "repro"], clone)
@@ -47,8 +47,8 @@ def test_a_second_dvc_repro_at_once_stops_with_dvcs_lock_message(tmp_path):
     message = second.stderr + second.stdout
     assert "Unable to acquire lock" in message or ".dvc/tmp/rwlock" in message, message
     assert first.returncode == 0, output
-    assert "Running stage 'report'" in output
-    assert (root / "reports/metrics.json").exists()
+    assert "Running stage 'report@notebook'" in output
+    assert (root / "reports/notebook/metrics.json").exists()
 
 
 LOGGER = """

@@ -27,9 +27,9 @@ def check_runs_over_rest(url: str, root, artifacts) -> None:
     assert experiment["artifact_location"].startswith("mlflow-artifacts:")  # proxied by the server
     runs = rest(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
     by_name = {r["info"]["run_name"]: r for r in runs}
-    assert {"batchnorm-seed0", "plain-seed0"} <= set(by_name)
+    assert {"notebook/batchnorm-seed0", "notebook/plain-seed0"} <= set(by_name)
     assert {r["info"]["status"] for r in runs} == {"FINISHED"}
-    child = by_name["batchnorm-seed0"]
+    child = by_name["notebook/batchnorm-seed0"]
     metrics = {m["key"]: m["value"] for m in child["data"]["metrics"]}
     assert 0 < metrics["test_accuracy"] <= 1
     history = rest(url, "metrics/get-history", params=f"?run_id={child['info']['run_id']}&metric_key=val_loss")
@@ -71,7 +71,7 @@ def test_server_killed_mid_training_fails_the_stage_cleanly(tmp_path):
         env["MLFLOW_TRACKING_URI"] = url
         import subprocess
 
-        train = subprocess.Popen(["bnlab", "train"], cwd=root, env=env, stdout=subprocess.PIPE,
+        train = subprocess.Popen(["bnlab", "train", "notebook"], cwd=root, env=env, stdout=subprocess.PIPE,
                                  stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -85,4 +85,4 @@ def test_server_killed_mid_training_fails_the_stage_cleanly(tmp_path):
     assert time.monotonic() - started < 60
     assert train.returncode == 1
     assert url in stderr and "Traceback" not in stderr
-    assert not (root / "models").exists() and not list(root.glob(".models.tmp-*"))
+    assert not (root / "models/notebook").exists() and not list(root.glob("models/.notebook.tmp-*"))

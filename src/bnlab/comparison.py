@@ -1,85 +1,97 @@
-"""BN vs plain across seeds: summary statistics, a paired test, and the comparison table."""
+"""Variants across seeds: summary statistics, each variant against the baseline with a paired
+test, and the comparison table."""
 
 from __future__ import annotations
 
 import math
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
-VARIANTS = ("batchnorm", "plain")
-# The reference notebook's single-run test accuracies (TF1, one seed each).
-REFERENCE = {"batchnorm": 0.9713, "plain": 0.9449}
+from bnlab.columns import PER_SEED_COLUMNS
+
+TEST = "paired t-test on test accuracy; a pair shares the split and the seed (initial weights draw, batch order)"
 
 
-def _clean(value: float) -> float | None:
+def _clean(value: float | None) -> float | None:
     """Rounded for stable, readable JSON; None where a statistic is undefined (one seed)."""
     return None if value is None or math.isnan(value) else round(float(value), 6)
 
 
-def summarize(per_model: dict[str, dict[int, dict]]) -> dict:
-    """``per_model[variant][seed] = {"test_accuracy": .., "test_loss": ..}`` → the metrics.json
-    schema: per variant mean/std across seeds and per seed; BN's gain and a paired t-test."""
+def per_seed_frame(results: list[dict], variants: list[str]) -> pd.DataFrame:
+    """One row per (variant, seed), variants in the given order, seeds ascending."""
+    frame = pd.DataFrame(results, columns=list(PER_SEED_COLUMNS))
+    frame["variant"] = pd.Categorical(frame["variant"], categories=variants, ordered=True)
+    return frame.sort_values(["variant", "seed"]).reset_index(drop=True)
+
+
+def summarize(per_seed: pd.DataFrame, baseline: str) -> dict:
+    """The metrics.json schema: per variant the mean and std of test accuracy and the mean test
+    loss across seeds; ``comparison[variant]``: its gain over the baseline, the paired test's
+    p-value and the number of paired seeds."""
     summary = {}
-    for variant in VARIANTS:
-        runs = per_model[variant]
-        acc = np.array([runs[s]["test_accuracy"] for s in sorted(runs)])
-        loss = np.array([runs[s]["test_loss"] for s in sorted(runs)])
+    for variant, rows in per_seed.groupby("variant", observed=True, sort=True):
+        acc = rows["test_accuracy"].to_numpy()
         summary[variant] = {
             "test_accuracy_mean": _clean(acc.mean()),
             "test_accuracy_std": _clean(acc.std(ddof=1) if len(acc) > 1 else 0.0),
-            "test_loss_mean": _clean(loss.mean()),
-            "test_loss_std": _clean(loss.std(ddof=1) if len(loss) > 1 else 0.0),
-            "per_seed": {str(s): {"test_accuracy": _clean(runs[s]["test_accuracy"]),
-                                  "test_loss": _clean(runs[s]["test_loss"])} for s in sorted(runs)},
+            "test_loss_mean": _clean(rows["test_loss"].mean()),
         }
-    seeds = sorted(set(per_model["batchnorm"]) & set(per_model["plain"]))
-    bn = np.array([per_model["batchnorm"][s]["test_accuracy"] for s in seeds])
-    plain = np.array([per_model["plain"][s]["test_accuracy"] for s in seeds])
-    p_value = _paired_p_value(bn, plain)
-    summary["comparison"] = {
-        "test_accuracy_gain": _clean((bn - plain).mean()),
-        "p_value": _clean(p_value),
-        "test": "paired t-test on test accuracy; a pair shares the split and the seed (initial weights draw, batch order)",
-        "seeds": len(seeds),
-    }
+    by_seed = per_seed.pivot(index="seed", columns="variant", values="test_accuracy")
+    summary["comparison"] = {}
+    for variant in summary:
+        if variant in (baseline, "comparison"):
+            continue
+        pairs = by_seed[[variant, baseline]].dropna()
+        a, b = pairs[variant].to_numpy(), pairs[baseline].to_numpy()
+        summary["comparison"][variant] = {
+            "test_accuracy_gain": _clean((a - b).mean() if len(a) else float("nan")),
+            "p_value": _clean(paired_p_value(a, b)),
+            "seeds": int(len(a)),
+        }
     return summary
 
 
-def _paired_p_value(a: np.ndarray, b: np.ndarray) -> float:
+def paired_p_value(a: np.ndarray, b: np.ndarray) -> float:
+    """Two-sided paired t-test; NaN below 2 pairs. Identical differences (zero variance): t is
+    infinite, p = 0, or undefined for no difference at all, p = 1."""
     if len(a) < 2:
         return float("nan")
-    diff = a - b
-    if np.all(diff == diff[0]):  # zero variance: t is infinite (or undefined for no gain)
+    diff = np.asarray(a) - np.asarray(b)
+    if np.any(np.isnan(diff)):
+        return float("nan")
+    if np.all(diff == diff[0]):
         return 0.0 if diff[0] != 0 else 1.0
     return float(stats.ttest_rel(a, b).pvalue)
+
+
+def format_p(p_value: float | None) -> str:
+    return "n/a (needs 2 seeds)" if p_value is None else f"{p_value:.3g}"
 
 
 def _pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
-def comparison_markdown(summary: dict) -> str:
-    """The table that `make run` prints and reports/comparison.md holds."""
-    comp = summary["comparison"]
-    lines = [
-        "| variant | test accuracy (mean ± std) | test loss (mean) | seeds | reference notebook (1 run) |",
-        "|---|---|---|---|---|",
-    ]
-    for variant in VARIANTS:
-        row = summary[variant]
-        lines.append(
-            f"| {variant} | {_pct(row['test_accuracy_mean'])} ± {_pct(row['test_accuracy_std'])} "
-            f"| {row['test_loss_mean']:.4f} | {len(row['per_seed'])} | {_pct(REFERENCE[variant])} |"
-        )
-    p = "n/a (needs 2 seeds)" if comp["p_value"] is None else f"{comp['p_value']:.3g}"
-    lines += [
-        "",
-        f"BN gain in test accuracy: {100 * comp['test_accuracy_gain']:+.2f} points "
-        f"(reference notebook: {100 * (REFERENCE['batchnorm'] - REFERENCE['plain']):+.2f}); "
-        f"paired t-test over {comp['seeds']} seeds: p = {p}.",
-    ]
-    return "\n".join(lines) + "\n"
+def comparison_markdown(summary: dict, baseline: str, n_seeds: dict[str, int],
+                        reference: dict[str, float] | None = None) -> str:
+    """The table that `make run` prints and reports/<experiment>/comparison.md holds."""
+    header = f"| variant | test accuracy (mean ± std) | test loss (mean) | seeds | gain over {baseline} | p |"
+    lines = [header + (" reference (1 run) |" if reference else ""),
+             "|---" * (6 + bool(reference)) + "|"]
+    for variant, row in summary.items():
+        if variant == "comparison":
+            continue
+        comp = summary["comparison"].get(variant)
+        gain = "—" if comp is None else f"{100 * comp['test_accuracy_gain']:+.2f} points"
+        p = "—" if comp is None else format_p(comp["p_value"])
+        line = (f"| {variant} | {_pct(row['test_accuracy_mean'])} ± {_pct(row['test_accuracy_std'])} "
+                f"| {row['test_loss_mean']:.4f} | {n_seeds[variant]} | {gain} | {p} |")
+        if reference:
+            line += f" {_pct(reference.get(variant))} |"
+        lines.append(line)
+    return "\n".join(lines) + f"\n\n{TEST}.\n"
 
 
 def mean_history(histories: list[dict[str, list[float]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

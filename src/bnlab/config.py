@@ -8,10 +8,10 @@ key and what is allowed, and nothing is written.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 MD5 = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
@@ -115,17 +115,65 @@ class SplitParams(_Strict):
 
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "sigmoid", "tanh", "swish", "leaky_relu")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam")
+# Names that become folder names, DVC stage names (train@notebook) and MLflow run names.
+NAME = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
+Positive = Annotated[int, Field(gt=0)]
+Seeds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
 
 
-class TrainParams(_Strict):
-    hidden_units: list[Annotated[int, Field(gt=0)]] = Field(default=[32, 32], min_length=1)
-    activation: Literal[ACTIVATIONS] = "relu"
-    optimizer: Literal[OPTIMIZERS] = "adam"
-    learning_rate: float = Field(default=0.01, gt=0, le=10)
-    batch_size: int = Field(default=32, gt=0)
-    epochs: int = Field(default=10, gt=0, le=1000)
-    bn_momentum: float = Field(default=0.99, gt=0, lt=1)
-    seeds: list[Annotated[int, Field(ge=0)]] = Field(default=[0, 1, 2], min_length=1)
+class ModelParams(_Strict):
+    """Settings of :class:`bnlab.estimator.KerasMLPClassifier`: every key is one of its
+    parameters, with the same name (a test checks), and the estimator is built from them as they
+    are. A key left out (or null) takes the estimator's default."""
+
+    hidden_units: Annotated[list[Positive], Field(min_length=1)] | None = None
+    batch_norm: bool | None = None
+    bn_position: Literal["before", "after"] | None = None
+    activation: Literal[ACTIVATIONS] | None = None
+    optimizer: Literal[OPTIMIZERS] | None = None
+    learning_rate: Annotated[float, Field(gt=0, le=10)] | None = None
+    batch_size: Positive | None = None
+    epochs: Annotated[int, Field(gt=0, le=10_000)] | None = None
+    steps: Annotated[int, Field(gt=0, le=10_000_000)] | None = None
+    bn_momentum: Annotated[float, Field(gt=0, lt=1)] | None = None
+    init_std: Annotated[float, Field(gt=0)] | None = None
+    noise_shift: Annotated[float, Field(ge=0)] | None = None
+    noise_scale: Annotated[float, Field(ge=1)] | None = None
+
+    def merged(self, overrides: ModelParams) -> ModelParams:
+        """These settings with a variant's overrides on top (only the keys it sets)."""
+        return ModelParams.model_validate({**self.model_dump(), **overrides.model_dump(exclude_unset=True)})
+
+    def estimator_kwargs(self) -> dict:
+        """Keyword arguments for the estimator: the keys that are set."""
+        kwargs = self.model_dump(exclude_none=True)
+        if "hidden_units" in kwargs:
+            kwargs["hidden_units"] = tuple(kwargs["hidden_units"])
+        return kwargs
+
+
+class ProbeParams(_Strict):
+    """Measure the network every ``every_steps`` optimizer steps (see bnlab.probes)."""
+
+    every_steps: Positive
+    images: Annotated[int, Field(gt=0, le=N_TRAIN_IMAGES)] = 1000  # the first validation images
+    unit: Annotated[int, Field(ge=0)] = 0  # the fixed unit, in every hidden layer
+
+
+class ExperimentParams(_Strict):
+    """One experiment: shared settings, the variants compared, seeds, budget and probes. Every
+    key is spelled out (null where unused): dvc.yaml makes each stage depend on just the keys
+    it reads, and DVC needs them present."""
+
+    description: str
+    model: ModelParams
+    variants: Annotated[dict[NAME, ModelParams], Field(min_length=2)]
+    baseline: str
+    seeds: Seeds
+    probes: ProbeParams | None
+    # Published test accuracy per variant (e.g. the reference notebook's single runs), shown
+    # beside ours in the table.
+    reference: dict[str, float] | None
 
     @field_validator("seeds")
     @classmethod
@@ -134,16 +182,49 @@ class TrainParams(_Strict):
             raise ValueError("seeds must be distinct")
         return value
 
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentParams:
+        if self.baseline not in self.variants:
+            raise ValueError(f"baseline {self.baseline!r} is not one of the variants "
+                             f"({', '.join(self.variants)})")
+        unknown = sorted(set(self.reference or {}) - set(self.variants))
+        if unknown:
+            raise ValueError(f"reference names variants that do not exist: {', '.join(unknown)}")
+        for name, overrides in self.variants.items():
+            settings = self.model.merged(overrides)
+            if settings.epochs is not None and settings.steps is not None:
+                raise ValueError(f"variant {name!r}: set either epochs or steps, not both")
+            units = settings.hidden_units or [32]
+            if self.probes is not None and self.probes.unit >= min(units):
+                raise ValueError(f"probes.unit {self.probes.unit} is not a unit of every hidden layer "
+                                 f"of variant {name!r} (smallest layer: {min(units)} units)")
+        return self
 
-class MlflowParams(_Strict):
-    experiment: str = Field(default="batchnorm-mnist", min_length=1)
+    # What the train stage reads (dvc.yaml lists the same keys): its models depend on these only.
+    TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("model", "variants", "seeds", "probes")
+
+    def training_settings(self) -> dict:
+        return self.model_dump(include=set(self.TRAINING_KEYS))
+
+    def settings(self, variant: str) -> ModelParams:
+        """The estimator settings of one variant."""
+        return self.model.merged(self.variants[variant])
+
+    def is_baseline(self, variant: str) -> bool:
+        return variant == self.baseline
 
 
 class Params(_Strict):
     data: DataParams
     split: SplitParams = SplitParams()
-    train: TrainParams = TrainParams()
-    mlflow: MlflowParams = MlflowParams()
+    experiments: Annotated[dict[NAME, ExperimentParams], Field(min_length=1)]
+
+    def experiment(self, name: str) -> ExperimentParams:
+        """One declared experiment; a :class:`ParamsError` naming the declared ones if unknown."""
+        if name not in self.experiments:
+            raise ParamsError(f"no experiment {name!r} in params.yaml; declared: "
+                              f"{', '.join(self.experiments)}")
+        return self.experiments[name]
 
 
 def _describe(error: dict) -> str:
@@ -176,3 +257,25 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as exc:
         raise ParamsError(f"{path}: not valid YAML: {exc}") from None
     return parse_params(raw, origin=str(path))
+
+
+def parse_model_value(field: str, text: str):
+    """One estimator setting given as text (command line, ``mlflow run -P``), validated as
+    params.yaml would be: "32,32" is a list, "true" a bool, "10.0" an int where an int is due."""
+    if field not in ModelParams.model_fields:
+        raise ParamsError(f"{field}: not an estimator setting; known: {', '.join(ModelParams.model_fields)}")
+    value = yaml.safe_load(f"[{text}]") if "," in text else yaml.safe_load(text)
+    candidates = [value]
+    if isinstance(value, float) and value.is_integer():
+        candidates.insert(0, int(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        candidates.append([value])  # one hidden layer: "64"
+    errors = []
+    for candidate in candidates:
+        try:
+            return getattr(ModelParams.model_validate({field: candidate}), field)
+        except ValidationError as exc:
+            errors.append(exc)
+    # The error of the most natural reading (the value as written), not of the fallbacks.
+    first = errors[1] if isinstance(value, float) and value.is_integer() else errors[0]
+    raise ParamsError("; ".join(_describe(e) for e in first.errors(include_url=False)))

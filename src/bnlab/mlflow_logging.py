@@ -45,6 +45,23 @@ class EpochLogger:
         log_metrics(MlflowClient(), self.run_id, logs, step=epoch + 1)
 
 
+class ProbeLogger:
+    """``on_record`` of :class:`bnlab.probes.ProbeRecorder`: each probe's values as metrics with
+    step = optimizer step, e.g. ``probe/layer2/all/p50``, ``probe/layer2/unit0/dead_fraction``,
+    ``probe/test_accuracy``. Holds only the run id."""
+
+    def __init__(self, run_id: str):
+        self.run_id = run_id
+
+    def __call__(self, step: int, rows: list[dict], accuracy: dict) -> None:
+        metrics = {f"probe/{k}": v for k, v in accuracy.items() if k != "step" and v is not None}
+        for row in rows:
+            unit = "all" if row["unit"] == "all" else f"unit{row['unit']}"
+            for key in ("p15", "p50", "p85", "dead_fraction"):
+                metrics[f"probe/layer{row['layer']}/{unit}/{key}"] = row[key]
+        log_metrics(MlflowClient(), self.run_id, metrics, step=step)
+
+
 def log_history(client: MlflowClient, run_id: str, history: dict[str, list[float]]) -> None:
     """Replay a saved history (for a model DVC restored from its cache)."""
     for index in range(len(next(iter(history.values()), []))):

@@ -11,15 +11,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-OVERRIDES = {  # option → params.yaml key
-    "epochs": "train.epochs",
-    "learning_rate": "train.learning_rate",
-    "batch_size": "train.batch_size",
-    "seeds": "train.seeds",
-    "val_size": "split.val_size",
-    "hidden_units": "train.hidden_units",
-    "experiment": "mlflow.experiment",
-}
+DEFAULT_EXPERIMENT = "notebook"
+# Options that are not estimator settings → their params.yaml keys ({e}: the experiment).
+OTHER_OVERRIDES = {"seeds": "experiments.{e}.seeds", "val_size": "split.val_size"}
 
 
 def _whole(text: str) -> int:
@@ -40,18 +34,45 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
 
 
+def _setting(field: str):
+    """Parse one estimator setting from text and validate it as params.yaml would."""
+    from bnlab.config import ParamsError, parse_model_value
+
+    def parse(text: str):
+        try:
+            return parse_model_value(field, text)
+        except ParamsError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+
+    return parse
+
+
+def _option(parser, name: str, type=str, **kwargs) -> None:
+    # Both spellings: `--learning-rate` by hand, `--learning_rate` as `mlflow run -P` appends
+    # parameters an entry point does not declare. An empty value (MLproject's default for a
+    # parameter not given) means "as in params.yaml".
+    spellings = {f"--{name.replace('_', '-')}", f"--{name}"}
+
+    def parse(text: str):
+        return None if text.strip() == "" else type(text)
+
+    parser.add_argument(*sorted(spellings), dest=name, type=parse, **kwargs)
+
+
 def add_pipeline_parser(commands) -> None:
-    sub = commands.add_parser("pipeline", help="run the pipeline (dvc repro / dvc exp run) with overrides")
+    from bnlab.config import ModelParams
+
+    sub = commands.add_parser("pipeline", help="run an experiment's pipeline (dvc repro / dvc exp run) with overrides")
+    sub.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
+                     help="the experiment in params.yaml (default: %(default)s)")
     sub.add_argument("--until", choices=["download", "split", "train", "evaluate", "report"],
                      help="stop after this stage (default: run everything)")
-    sub.add_argument("--epochs", type=_whole)
-    sub.add_argument("--learning-rate", type=float)
-    sub.add_argument("--batch-size", type=_whole)
-    sub.add_argument("--seeds", type=_int_list, help="e.g. 0,1,2")
-    sub.add_argument("--val-size", type=_whole, help="validation images taken from training")
-    sub.add_argument("--hidden-units", type=_int_list, help="e.g. 32,32")
-    sub.add_argument("--experiment", help="MLflow experiment name")
-    sub.add_argument("--data-path", help="use this mnist.npz or IDX folder as the only source")
+    settings = sub.add_argument_group("estimator settings (experiments.<experiment>.model.<name>)")
+    for field in ModelParams.model_fields:
+        _option(settings, field, type=_setting(field), metavar="VALUE")
+    _option(sub, "seeds", type=_int_list, help="e.g. 0,1,2")
+    _option(sub, "val_size", type=_whole, help="validation images taken from training")
+    _option(sub, "data_path", help="use this mnist.npz or IDX folder as the only source")
     sub.add_argument("--fingerprints", choices=["check", "skip"], default="check",
                      help="skip: do not check MNIST's array fingerprints (for data that is not MNIST)")
 
@@ -71,14 +92,26 @@ def current_value(params: dict, dotted: str):
     return params
 
 
+def overrides(args: argparse.Namespace) -> dict[str, object]:
+    """params.yaml key → value for every option given."""
+    from bnlab.config import ModelParams
+
+    keys = {field: f"experiments.{{e}}.model.{field}" for field in ModelParams.model_fields}
+    keys.update(OTHER_OVERRIDES)
+    return {key.format(e=args.experiment): getattr(args, option) for option, key in keys.items()
+            if getattr(args, option, None) is not None}
+
+
 def set_params(args: argparse.Namespace, params_file: Path = Path("params.yaml")) -> list[str]:
     """The -S overrides for values that differ from params.yaml (none: plain `dvc repro`)."""
     import yaml
 
     current = yaml.safe_load(params_file.read_text())
-    sets = [f"{key}={hydra_value(getattr(args, option))}" for option, key in OVERRIDES.items()
-            if getattr(args, option, None) not in (None, "")
-            and getattr(args, option) != current_value(current, key)]
+    if args.experiment not in current.get("experiments", {}):
+        raise SystemExit(f"bnlab pipeline: error: no experiment {args.experiment!r} in {params_file}; "
+                         f"declared: {', '.join(current.get('experiments', {}))}")
+    sets = [f"{key}={hydra_value(value)}" for key, value in overrides(args).items()
+            if value != current_value(current, key)]
     if args.data_path:
         path = hydra_value(str(Path(args.data_path).resolve()))
         sets.append(f"data.sources=[{{kind:local,path:{path}}}]")
@@ -89,7 +122,8 @@ def set_params(args: argparse.Namespace, params_file: Path = Path("params.yaml")
 
 def run_pipeline(args: argparse.Namespace) -> int:
     sets = set_params(args)
-    targets = [args.until] if args.until else []
+    stage = args.until or "report"
+    targets = [stage if stage in ("download", "split") else f"{stage}@{args.experiment}"]
     if sets:
         command = ["dvc", "exp", "run", *targets]
         for item in sets:
@@ -98,8 +132,8 @@ def run_pipeline(args: argparse.Namespace) -> int:
         command = ["dvc", "repro", *targets]
     print("+ " + " ".join(command), flush=True)
     code = subprocess.call(command, env=_env_with_this_python())
-    if code == 0 and not args.until or args.until == "report":
-        print_summary()
+    if code == 0 and stage == "report":  # a summary after a failure would show older results
+        print_summary([args.experiment])
     return code
 
 
@@ -110,12 +144,21 @@ def _env_with_this_python() -> dict[str, str]:
     return env
 
 
-def print_summary(reports: Path = Path("reports")) -> int:
-    table = reports / "comparison.md"
-    if not table.exists():
-        print("no reports/comparison.md yet: run `dvc repro` (or `make run`) first", file=sys.stderr)
+def print_summary(experiments: list[str] | None = None, params_file: Path = Path("params.yaml")) -> int:
+    """Every experiment's comparison table (or the ones named) and how to browse the runs."""
+    from bnlab import layout
+    from bnlab.config import load_params
+
+    names = experiments or list(load_params(params_file).experiments)
+    tables = {name: layout.reports_dir(name) / "comparison.md" for name in names}
+    missing = [name for name, table in tables.items() if not table.exists()]
+    for name, table in tables.items():
+        if table.exists():
+            print(table.read_text())
+    if missing:
+        print(f"not run yet: {', '.join(missing)} (`dvc repro` runs every experiment)", file=sys.stderr)
+    if len(missing) == len(tables):
         return 1
-    print(table.read_text())
     uri = os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
     if uri.startswith(("http://", "https://")):
         print(f"Browse the runs: open {uri}")

@@ -1,29 +1,40 @@
-"""Figures from histories and test results: matplotlib's object API, no global state."""
+"""Figures from histories, test results and probes: matplotlib's object API, no global state.
+Variants get colours in the order given (the baseline last), so any set of variants works."""
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
-COLORS = {"batchnorm": "tab:blue", "plain": "tab:orange"}
-LABELS = {"batchnorm": "with BN", "plain": "without BN"}
 TITLES = {
     "train_loss": "Training loss",
     "train_accuracy": "Training accuracy",
     "val_loss": "Validation loss",
     "val_accuracy": "Validation accuracy",
 }
+PALETTE = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+BASELINE_COLOR = "tab:orange"
 
 
-def curve_figure(metric: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], n_seeds: int) -> Figure:
-    """One of the reference's four plots: a metric per epoch, BN vs plain, mean across seeds
-    with a ±1 std band."""
+def colors(variants: list[str], baseline: str) -> dict[str, str]:
+    """One colour per variant; the baseline always orange, as in every figure of the project."""
+    others = iter(PALETTE)
+    return {v: BASELINE_COLOR if v == baseline else next(others) for v in variants}
+
+
+def _band(ax, x, mean, std, color, label, marker=None) -> None:
+    ax.plot(x, mean, marker=marker, color=color, label=label)
+    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
+
+
+def curve_figure(metric: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], n_seeds: int,
+                 palette: dict[str, str]) -> Figure:
+    """A metric per epoch, one line per variant: mean across seeds with a ±1 std band."""
     fig = Figure(figsize=(6, 4), dpi=100)
     ax = fig.add_subplot()
     for variant, (mean, std) in curves.items():
-        epochs = np.arange(1, len(mean) + 1)
-        ax.plot(epochs, mean, marker="o", color=COLORS[variant], label=LABELS[variant])
-        ax.fill_between(epochs, mean - std, mean + std, color=COLORS[variant], alpha=0.2)
+        _band(ax, np.arange(1, len(mean) + 1), mean, std, palette[variant], variant, marker="o")
     ax.set_title(f"{TITLES[metric]} (mean ± std over {n_seeds} seeds)")
     ax.set_xlabel("epoch")
     ax.set_ylabel(metric.split("_")[-1])
@@ -41,7 +52,7 @@ def confusion_figure(matrices: dict[str, np.ndarray], classes: list, n_seeds: in
         # log scale of counts + 1: the diagonal would otherwise drown every error
         ax.imshow(np.log1p(matrix), cmap="Blues")
         errors = int(matrix.sum() - np.trace(matrix))
-        ax.set_title(f"{LABELS[variant]}: {errors} errors ({n_seeds} seeds summed)")
+        ax.set_title(f"{variant}: {errors} errors ({n_seeds} seeds summed)")
         ax.set_xlabel("predicted")
         ax.set_ylabel("true")
         ax.set_xticks(range(len(classes)), [str(c) for c in classes])
@@ -50,6 +61,72 @@ def confusion_figure(matrices: dict[str, np.ndarray], classes: list, n_seeds: in
             if count:
                 ax.text(c, r, str(count), ha="center", va="center", fontsize=6,
                         color="white" if r == c else "black")
+    fig.tight_layout()
+    return fig
+
+
+def steps_figure(steps: pd.DataFrame, column: str, title: str, palette: dict[str, str]) -> Figure:
+    """``column`` of steps.csv against optimizer steps, one line per variant: mean ± std over
+    seeds (Ioffe & Szegedy's Figure 1a with column="test_accuracy")."""
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.add_subplot()
+    for variant in palette:
+        rows = steps[steps["variant"] == variant].dropna(subset=[column])
+        if rows.empty:
+            continue
+        stats = rows.groupby("step")[column].agg(["mean", "std"]).fillna(0.0)
+        _band(ax, stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].to_numpy(),
+              palette[variant], variant)
+    ax.set_title(title)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(column.replace("_", " "))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def percentiles_figure(probes: pd.DataFrame, layer: int, unit: str, seed: int,
+                       variants: list[str]) -> Figure:
+    """15th, 50th and 85th percentiles of one layer's input to its nonlinearity over training,
+    one panel per variant, shared y axis (Ioffe & Szegedy's Figure 1b, c for the fixed unit of
+    the last hidden layer)."""
+    fig = Figure(figsize=(4 * len(variants), 3.6), dpi=100)
+    axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
+    what = "all units pooled" if unit == "all" else f"unit {unit}"
+    for ax, variant in zip(axes, variants):
+        rows = probes[(probes["variant"] == variant) & (probes["seed"] == seed)
+                      & (probes["layer"] == layer) & (probes["unit"] == unit)].sort_values("step")
+        for column, style in (("p85", "--"), ("p50", "-"), ("p15", "--")):
+            ax.plot(rows["step"], rows[column], style, color="black", label=column)
+        ax.set_title(f"{variant}")
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"input to nonlinearity, layer {layer}")
+    axes[0].legend()
+    fig.suptitle(f"15/50/85th percentiles, layer {layer}, {what} (seed {seed})")
+    fig.tight_layout()
+    return fig
+
+
+def layers_figure(probes: pd.DataFrame, column: str, ylabel: str, palette: dict[str, str]) -> Figure:
+    """``column`` of the pooled ("all") probe rows over training, one panel per hidden layer,
+    one line per variant: mean ± std over seeds."""
+    pooled = probes[probes["unit"] == "all"]
+    layers = sorted(pooled["layer"].unique())
+    fig = Figure(figsize=(4 * len(layers), 3.6), dpi=100)
+    axes = fig.subplots(1, len(layers), sharey=True, squeeze=False)[0]
+    for ax, layer in zip(axes, layers):
+        for variant, color in palette.items():
+            rows = pooled[(pooled["variant"] == variant) & (pooled["layer"] == layer)]
+            stats = rows.groupby("step")[column].agg(["mean", "std"]).fillna(0.0)
+            _band(ax, stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].to_numpy(),
+                  color, variant)
+        ax.set_title(f"hidden layer {layer}")
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend()
     fig.tight_layout()
     return fig
 

@@ -26,7 +26,7 @@ class SourceError(Exception):
     """One source failed; the message says why in one line."""
 
 
-class AllSourcesFailed(RuntimeError):
+class AllSourcesFailed(data.DataError):
     """Every source failed; the message lists each with its reason."""
 
 

@@ -3,13 +3,16 @@ ending runs. What gets logged into a run is in :mod:`bnlab.mlflow_logging`.
 
 The layout in the store:
 
-- experiment ``batchnorm-mnist`` (``mlflow.experiment`` in params.yaml);
-- one parent run per pipeline execution (``pipeline-<key>``), created by the train stage, or
-  the project's run under ``mlflow run``; it carries the comparison;
-- one child run per trained model (``batchnorm-seed0``, ...), with params, per-epoch metrics,
-  test metrics, datasets and the model.
+- experiment ``batchnorm-mnist``, or ``MLFLOW_EXPERIMENT_NAME`` (MLflow's own variable): where
+  runs go is no param, so renaming it re-runs no stage;
+- per bnlab experiment (``notebook``, ``ioffe2015``, ...), one parent run per execution of its
+  train stage (``notebook-<key>``), or the project's run under ``mlflow run``; it carries that
+  experiment's comparison; tag ``experiment``;
+- one child run per trained model (``notebook/batchnorm-seed0``, ...), with params, per-epoch
+  and probe metrics, test metrics, datasets and the model; tags ``experiment``, ``variant``,
+  ``seed``.
 
-Stages find their runs by content (the pipeline key: a hash of the training params and the
+Stages find their runs by content (the pipeline key: a hash of the experiment's settings and the
 prepared data), never by a run id written to a DVC output: DVC may restore a stage's outputs
 from its cache without running it, and run ids would make the outputs differ run to run.
 """
@@ -39,6 +42,7 @@ PARENT_RUN_ID = "mlflow.parentRunId"
 KEY_TAG = "bnlab.pipeline_key"
 ROLE_TAG = "bnlab.role"
 DEFAULT_DB = "mlflow.db"
+DEFAULT_EXPERIMENT = "batchnorm-mnist"
 DEFAULT_ARTIFACTS = "mlartifacts"
 
 
@@ -70,8 +74,15 @@ def check_reachable(uri: str, timeout: float = 10.0) -> None:
         raise TrackingError(f"MLflow tracking server {uri} is unreachable: {reason}") from None
 
 
-def connect(experiment: str, root: Path | None = None) -> tuple[MlflowClient, str]:
-    """Point MLflow at the store and return a client and the experiment's id (created once)."""
+def experiment_name() -> str:
+    """``MLFLOW_EXPERIMENT_NAME`` if set, else ``batchnorm-mnist``."""
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+
+
+def connect(experiment: str | None = None, root: Path | None = None) -> tuple[MlflowClient, str]:
+    """Point MLflow at the store and return a client and the id of ``experiment`` (default:
+    :func:`experiment_name`), created on first use."""
+    experiment = experiment or experiment_name()
     uri = tracking_uri(root)
     default_store = "MLFLOW_TRACKING_URI" not in os.environ  # set_tracking_uri sets it
     check_reachable(uri)
@@ -94,13 +105,10 @@ def connect(experiment: str, root: Path | None = None) -> tuple[MlflowClient, st
 # --- names, keys and lineage ---------------------------------------------------------------
 
 
-def run_name(variant: str, seed: int) -> str:
-    return f"{variant}-seed{seed}"
-
-
-def pipeline_key(train_params: dict, data_fingerprint: str) -> str:
-    """Same training settings on the same data → same key, in every stage and process."""
-    payload = json.dumps({"train": train_params, "data": data_fingerprint}, sort_keys=True)
+def pipeline_key(experiment: str, settings: dict, data_fingerprint: str) -> str:
+    """Same experiment and settings on the same data → same key, in every stage and process."""
+    payload = json.dumps({"experiment": experiment, "settings": settings, "data": data_fingerprint},
+                         sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -130,32 +138,37 @@ def find_parent(client: MlflowClient, experiment_id: str, key: str) -> str | Non
     return runs[0].info.run_id if runs else None
 
 
-def create_parent(client: MlflowClient, experiment_id: str, key: str, tags: dict) -> tuple[str, bool]:
-    """The parent run for this execution; ``created`` is False under ``mlflow run``, where the
-    project's run is the parent and its status belongs to ``mlflow run``."""
+def create_parent(client: MlflowClient, experiment_id: str, experiment: str, key: str,
+                  tags: dict) -> tuple[str, bool]:
+    """The parent run of one bnlab experiment's execution; ``created`` is False under
+    ``mlflow run``, where the project's run is the parent and its status belongs to
+    ``mlflow run``."""
     project_run = os.environ.get("MLFLOW_RUN_ID")
-    all_tags = {**tags, KEY_TAG: key, ROLE_TAG: "pipeline"}
+    all_tags = {**tags, "experiment": experiment, KEY_TAG: key, ROLE_TAG: "pipeline"}
     if project_run:
         client.log_batch(project_run, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
         return project_run, False
-    run = client.create_run(experiment_id, run_name=f"pipeline-{key[:8]}", tags=all_tags)
+    run = client.create_run(experiment_id, run_name=f"{experiment}-{key[:8]}", tags=all_tags)
     return run.info.run_id, True
 
 
-def parent_for_results(client: MlflowClient, experiment_id: str, key: str, tags: dict) -> tuple[str, bool]:
+def parent_for_results(client: MlflowClient, experiment_id: str, experiment: str, key: str,
+                       tags: dict) -> tuple[str, bool]:
     """The run that evaluate and report log to: this key's newest pipeline run, or, when DVC
     restored the models from its cache into a store that never saw them, a new one tagged
     ``restored=true`` (``owned``: this stage created it, so this stage ends it)."""
     found = find_parent(client, experiment_id, key)
     if found is not None:
         return found, False
-    return create_parent(client, experiment_id, key, {**tags, "restored": "true"})
+    return create_parent(client, experiment_id, experiment, key, {**tags, "restored": "true"})
 
 
-def find_child(client: MlflowClient, experiment_id: str, parent_id: str, variant: str, seed: int) -> str | None:
+def find_child(client: MlflowClient, experiment_id: str, parent_id: str, job) -> str | None:
+    """The run of ``job`` (a :class:`bnlab.experiments.Job`) under this parent, if any."""
     runs = client.search_runs(
         [experiment_id],
-        f"tags.`{PARENT_RUN_ID}` = '{parent_id}' and tags.variant = '{variant}' and tags.seed = '{seed}'",
+        f"tags.`{PARENT_RUN_ID}` = '{parent_id}' and tags.experiment = '{job.experiment}' "
+        f"and tags.variant = '{job.variant}' and tags.seed = '{job.seed}'",
         order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0].info.run_id if runs else None
 

@@ -2,14 +2,12 @@
 
 from pathlib import Path
 
-from bnlab import data
+from bnlab import data, layout
 from bnlab.config import load_params
 from bnlab.sources import fetch_mnist
 
-OUTPUT = Path("data/raw/mnist.npz")
 
-
-def run(params_path: str = "params.yaml", output: Path = OUTPUT) -> None:
+def run(params_path: str = "params.yaml", output: Path = layout.RAW) -> None:
     params = load_params(params_path)
     mnist, source = fetch_mnist(params.data)
     data.save_npz(output, mnist.arrays())

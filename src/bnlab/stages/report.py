@@ -1,5 +1,5 @@
-"""Stage `report`: figures, the comparison table and the statistics across seeds → reports/,
-all of it also on the pipeline's parent run in MLflow."""
+"""Stage `report@<experiment>`: statistics across seeds, the comparison table, probe tables and
+figures → reports/<experiment>/, all of it also on the experiment's parent run in MLflow."""
 
 import json
 from contextlib import ExitStack
@@ -8,67 +8,128 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bnlab import mlflow_logging, tracking
+from bnlab import layout, mlflow_logging, plots, tracking
 from bnlab.atomic import atomic_path
-from bnlab.comparison import VARIANTS, comparison_markdown, mean_history, summarize
-from bnlab.config import load_params
-from bnlab.plots import TITLES, confusion_figure, curve_figure, save_png
+from bnlab.comparison import comparison_markdown, format_p, mean_history, per_seed_frame, summarize
+from bnlab.config import ExperimentParams, load_params
+from bnlab.experiments import jobs, model_dir, ordered_variants
+from bnlab.columns import PROBE_COLUMNS, STEP_COLUMNS
+from bnlab.probe_summary import probe_markdown
 
-MODELS = Path("models")
-EVAL = Path("eval/test_metrics.json")
-OUTPUT = Path("reports")
-
-
-def load_histories(models: Path, seeds: list[int]) -> dict[str, list[dict]]:
-    return {variant: [json.loads((models / tracking.run_name(variant, seed) / "estimator.json").read_text())["history"]
-                      for seed in seeds] for variant in VARIANTS}
+FILES = ("metrics.json", "per_seed.csv", "comparison.md", "probes.csv", "steps.csv")
+FOLDERS = ("figures", "curves")
 
 
-def run(params_path: str = "params.yaml", models: Path = MODELS, evaluation: Path = EVAL,
-        output: Path = OUTPUT) -> None:
+def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     params = load_params(params_path)
-    results = json.loads(evaluation.read_text())
-    seeds = params.train.seeds
-    per_model = {v: {r["seed"]: r for r in results.values() if r["variant"] == v} for v in VARIANTS}
-    summary = summarize(per_model)
-    table = comparison_markdown(summary)
-    curves = {variant: mean_history(h) for variant, h in load_histories(models, seeds).items()}
-    confusion = {v: np.sum([r["confusion_matrix"] for r in per_model[v].values()], axis=0) for v in VARIANTS}
+    experiment = params.experiment(experiment_name)
+    models, output = layout.models_dir(experiment_name), layout.reports_dir(experiment_name)
+    variants = ordered_variants(experiment)
+    results = json.loads((layout.eval_dir(experiment_name) / "test_metrics.json").read_text())
+    per_seed = per_seed_frame(list(results.values()), variants)
+    summary = summarize(per_seed, experiment.baseline)
+    histories = load_per_job(models, experiment_name, experiment, "estimator.json")
+    probes = load_per_job(models, experiment_name, experiment, "probes.csv", PROBE_COLUMNS)
+    steps = load_per_job(models, experiment_name, experiment, "steps.csv", STEP_COLUMNS)
+    n_seeds = per_seed.groupby("variant", observed=True).size().to_dict()
+    table = (f"# {experiment_name}: {experiment.description}\n\n"
+             + comparison_markdown(summary, experiment.baseline, n_seeds, experiment.reference)
+             + probe_markdown(probes, steps))
 
     meta = json.loads((models / "pipeline.json").read_text())
-    client, experiment_id = tracking.connect(params.mlflow.experiment)
-    lineage = {**tracking.git_state(), "data_fingerprint": meta["data_fingerprint"], "dvc_stage": "report"}
-    parent_id, owned = tracking.parent_for_results(client, experiment_id, meta["pipeline_key"], lineage)
+    client, experiment_id = tracking.connect()
+    lineage = {**tracking.git_state(), "data_fingerprint": meta["data_fingerprint"],
+               "dvc_stage": f"report@{experiment_name}"}
+    parent_id, owned = tracking.parent_for_results(client, experiment_id, experiment_name,
+                                                   meta["pipeline_key"], lineage)
 
     with tracking.terminated_on_exit(client, parent_id, owned), ExitStack() as outputs:
         # Each output is written under a temporary name and renamed into place at the end.
-        figures = outputs.enter_context(atomic_path(output / "figures", directory=True))
-        history = outputs.enter_context(atomic_path(output / "history", directory=True))
-        metrics_file = outputs.enter_context(atomic_path(output / "metrics.json"))
-        table_file = outputs.enter_context(atomic_path(output / "comparison.md"))
-        for metric in TITLES:
-            save_png(curve_figure(metric, {v: curves[v][metric] for v in VARIANTS}, len(seeds)),
-                     figures / f"{metric}.png")
-        save_png(confusion_figure(confusion, list(range(10)), len(seeds)), figures / "confusion_matrices.png")
-        client.log_artifacts(parent_id, str(figures), "figures")  # the same PNGs, not rendered twice
-        for variant in VARIANTS:
-            frame = pd.DataFrame({metric: curves[variant][metric][0] for metric in TITLES})
-            frame.insert(0, "epoch", np.arange(1, len(frame) + 1))
-            frame.round(6).to_csv(history / f"{variant}.csv", index=False)
-        metrics_file.write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-        table_file.write_text("# BN vs plain on the MNIST test set\n\n" + table)
+        tmp = {name: outputs.enter_context(atomic_path(output / name, directory=name in FOLDERS))
+               for name in (*FILES, *FOLDERS)}
+        palette = plots.colors(variants, experiment.baseline)
+        write_figures(tmp["figures"], experiment, histories, results, probes, steps, palette)
+        write_curves(tmp["curves"], histories, experiment.seeds)
+        tmp["metrics.json"].write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+        per_seed.round(6).to_csv(tmp["per_seed.csv"], index=False)
+        probes.to_csv(tmp["probes.csv"], index=False)
+        steps.to_csv(tmp["steps.csv"], index=False)
+        tmp["comparison.md"].write_text(table)
+        client.log_artifacts(parent_id, str(tmp["figures"]), "figures")  # the same PNGs
         client.log_text(parent_id, table, "comparison.md")
         client.log_dict(parent_id, summary, "metrics.json")
         mlflow_logging.log_metrics(client, parent_id, aggregate_metrics(summary))
-    comp = summary["comparison"]
-    print(f"wrote {output}/: BN gain {100 * comp['test_accuracy_gain']:+.2f} points over "
-          f"{comp['seeds']} seeds (p = {comp['p_value']}); table in {output}/comparison.md")
+    for variant, comp in summary["comparison"].items():
+        print(f"wrote {output}/: {variant} vs {experiment.baseline}: "
+              f"{100 * comp['test_accuracy_gain']:+.2f} points over {comp['seeds']} seeds "
+              f"(p = {format_p(comp['p_value'])})")
+
+
+def load_per_job(models: Path, name: str, experiment: ExperimentParams, file: str, columns=None):
+    """estimator.json histories as {variant: [history per seed]}; a CSV as one frame with
+    ``variant`` and ``seed`` in front (empty, with its columns, where there are no probes)."""
+    if file.endswith(".json"):
+        found = {}
+        for job in jobs(name, experiment):
+            meta = json.loads((model_dir(models, job) / file).read_text())
+            found.setdefault(job.variant, []).append(meta["history"])
+        return found
+    frames = [pd.read_csv(model_dir(models, job) / file, dtype={"unit": str}).assign(
+        variant=job.variant, seed=job.seed) for job in jobs(name, experiment)
+        if (model_dir(models, job) / file).exists()]
+    frame = pd.concat(frames) if frames else pd.DataFrame(columns=["variant", "seed", *columns])
+    return frame[["variant", "seed", *columns]].reset_index(drop=True)
+
+
+def write_figures(folder: Path, experiment: ExperimentParams, histories: dict, results: dict,
+                  probes: pd.DataFrame, steps: pd.DataFrame, palette: dict[str, str]) -> None:
+    n_seeds = len(experiment.seeds)
+    curves = {variant: mean_history(histories[variant]) for variant in palette}
+    for metric in plots.TITLES:
+        plots.save_png(plots.curve_figure(metric, {v: curves[v][metric] for v in palette}, n_seeds, palette),
+                       folder / f"{metric}.png")
+    confusion = {v: np.sum([r["confusion_matrix"] for r in results.values() if r["variant"] == v], axis=0)
+                 for v in palette}
+    plots.save_png(plots.confusion_figure(confusion, list(range(10)), n_seeds), folder / "confusion_matrices.png")
+    if probes.empty:
+        return
+    plots.save_png(plots.steps_figure(steps, "test_accuracy", f"Test accuracy during training "
+                                      f"(mean ± std over {n_seeds} seeds)", palette),
+                   folder / "test_accuracy_by_step.png")
+    last_layer, unit, seed = int(probes["layer"].max()), str(experiment.probes.unit), experiment.seeds[0]
+    plots.save_png(plots.percentiles_figure(probes, last_layer, unit, seed, list(palette)),
+                   folder / f"percentiles_layer{last_layer}_unit{unit}.png")
+    plots.save_png(plots.layers_figure(probes, "p50", "median input to nonlinearity (all units)", palette),
+                   folder / "input_median_by_layer.png")
+    if probes["dead_fraction"].max() > 0:
+        plots.save_png(plots.layers_figure(probes, "dead_fraction", "fraction of dead units", palette),
+                       folder / "dead_units.png")
+    train_mode = steps.dropna(subset=["train_mode_accuracy"])
+    if not train_mode.empty:
+        both = pd.concat([train_mode.assign(variant=train_mode["variant"] + ": moving averages",
+                                            accuracy=train_mode["val_accuracy"]),
+                          train_mode.assign(variant=train_mode["variant"] + ": batch statistics",
+                                            accuracy=train_mode["train_mode_accuracy"])])
+        lines = dict(zip(sorted(both["variant"].unique()), plots.PALETTE))
+        plots.save_png(plots.steps_figure(both, "accuracy", "Validation accuracy: inference vs training mode",
+                                          lines), folder / "train_vs_inference_mode.png")
+
+
+def write_curves(folder: Path, histories: dict, seeds: list[int]) -> None:
+    """Per-epoch histories for `dvc plots`: one CSV per metric, one row per (variant, seed,
+    epoch), the metric last (the template averages over seeds and colours by variant)."""
+    for metric in plots.TITLES:
+        rows = [{"variant": variant, "seed": seed, "epoch": epoch, metric: value}
+                for variant, per_seed in histories.items() for seed, history in zip(seeds, per_seed)
+                for epoch, value in enumerate(history[metric], start=1)]
+        pd.DataFrame(rows).round(6).to_csv(folder / f"{metric}.csv", index=False)
 
 
 def aggregate_metrics(summary: dict) -> dict[str, float]:
     """The summary as flat MLflow metrics on the parent run (undefined ones left out)."""
-    flat = {f"{v}_{k}": summary[v][k] for v in VARIANTS
-            for k in ("test_accuracy_mean", "test_accuracy_std", "test_loss_mean")}
-    flat["test_accuracy_gain"] = summary["comparison"]["test_accuracy_gain"]
-    flat["p_value"] = summary["comparison"]["p_value"]
+    flat = {f"{variant}_{key}": value for variant, row in summary.items() if variant != "comparison"
+            for key, value in row.items()}
+    for variant, comp in summary["comparison"].items():
+        flat[f"{variant}_test_accuracy_gain"] = comp["test_accuracy_gain"]
+        flat[f"{variant}_p_value"] = comp["p_value"]
     return {k: v for k, v in flat.items() if v is not None}

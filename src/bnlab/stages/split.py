@@ -2,14 +2,11 @@
 
 from pathlib import Path
 
-from bnlab import data
+from bnlab import data, layout
 from bnlab.config import load_params
 
-INPUT = Path("data/raw/mnist.npz")
-OUTPUT_DIR = Path("data/prepared")
 
-
-def run(params_path: str = "params.yaml", source: Path = INPUT, out_dir: Path = OUTPUT_DIR) -> None:
+def run(params_path: str = "params.yaml", source: Path = layout.RAW, out_dir: Path = layout.PREPARED) -> None:
     settings = load_params(params_path).split
     mnist = data.mnist_from_npz(source)
     data.check_layout(mnist, origin=str(source))
