@@ -9,7 +9,7 @@ EXPERIMENT ?= notebook
 # dvc.yaml's stage commands (`bnlab ...`) and the tests' subprocesses come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run run-all test test-slow test-all lock ui server clean-venv
+.PHONY: run run-all test test-slow test-all docs lock ui server clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ test-slow: $(STAMP)
 	$(BIN)/python -m pytest -m slow -q
 
 test-all: test test-slow
+
+## docs: copy the figures the README shows from reports/ (after `make run-all`)
+DOC_FIGURES := notebook/val_accuracy notebook/input_median_by_layer notebook/dead_units \
+	ioffe2015/test_accuracy_by_step ioffe2015_slow/test_accuracy_by_step \
+	ioffe2015/percentiles_layer3_unit0 ioffe2015_slow/percentiles_layer3_unit0 \
+	noisy_bn/test_accuracy_by_step
+docs:
+	@for figure in $(DOC_FIGURES); do \
+	    cp reports/$${figure%%/*}/figures/$${figure#*/}.png docs/$$(echo $$figure | tr / _).png; done
+	@mv docs/notebook_val_accuracy.png docs/val_accuracy.png
 
 ## lock: re-pin every dependency from pyproject.toml into requirements.lock
 lock: $(STAMP)

@@ -1,14 +1,16 @@
-"""Time per pipeline stage on real MNIST, and the share of the run spent outside model training.
+"""Time per pipeline stage of one experiment on real MNIST, and the share of the run spent
+outside model training.
 
 Runs each stage's command in order (as `dvc repro --force` would), each in its own process,
 against a scratch MLflow store, then reads each model's `fit_seconds` from that store. The
 outputs are the same bytes as DVC's (the pipeline is deterministic), so `dvc status` stays clean.
 
-    python benchmarks/pipeline_stages.py        # from the project root, after `make run`
+    python benchmarks/pipeline_stages.py [--experiment notebook]   # after `make run`
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -18,27 +20,34 @@ import time
 from pathlib import Path
 
 STAGES = ["download", "split", "train", "evaluate", "report"]
+PER_EXPERIMENT = {"train", "evaluate", "report"}
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--experiment", default="notebook")
+    experiment = parser.parse_args().experiment
     scratch = Path(tempfile.mkdtemp(prefix="bnlab-bench-"))
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     seconds = {}
     for stage in STAGES:
         start = time.perf_counter()
-        subprocess.run(["bnlab", stage], env=env, check=True, stdout=subprocess.DEVNULL)
+        command = ["bnlab", stage, *([experiment] if stage in PER_EXPERIMENT else [])]
+        subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL)
         seconds[stage] = time.perf_counter() - start
         print(f"{stage:9s} {seconds[stage]:6.1f} s", flush=True)
 
     from mlflow import MlflowClient
 
+    from bnlab.tracking import DEFAULT_EXPERIMENT
+
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    experiment = client.get_experiment_by_name("batchnorm-mnist")
-    runs = client.search_runs([experiment.experiment_id], "tags.variant != ''")
+    store = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
+    runs = client.search_runs([store.experiment_id], f"tags.variant != '' and tags.experiment = '{experiment}'")
     fit = sum(r.data.metrics["fit_seconds"] for r in runs)
     total = sum(seconds.values())
-    print(f"\nmachine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
+    print(f"\n{experiment}; machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
     print("| stage | s |\n|---|---|")
     for stage, value in seconds.items():
         print(f"| {stage} | {value:.1f} |")

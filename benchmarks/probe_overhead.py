@@ -1,0 +1,81 @@
+"""What probes cost: the default experiment's network trained with and without probes every
+500 optimizer steps, as a ratio measured in the same run.
+
+Each fit runs in a fresh process, alternating between the two so that a noisy neighbour hurts
+both alike; the fit includes the per-epoch evaluation of the whole training and validation
+sets, as in the pipeline. Probes: 1,000 probe images, the whole validation and test sets, and
+BN's training-mode accuracy, every 500 steps (35 probes in 17,190 steps).
+
+    python benchmarks/probe_overhead.py [--repeats 3]   # needs `dvc repro split` first
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+PREPARED = Path("data/prepared")
+EVERY = 500
+
+
+def child(probes: bool) -> float:
+    from bnlab.config import ProbeParams, load_params
+    from bnlab.data import load_split
+    from bnlab.experiments import Job
+    from bnlab.training import flat_pixels, make_estimator, make_probes
+
+    experiment = load_params().experiment("notebook")
+    if probes:
+        experiment = experiment.model_copy(update={"probes": ProbeParams(every_steps=EVERY)})
+    splits = {name: load_split(PREPARED / f"{file}.npz")
+              for name, file in (("train", "train"), ("validation", "val"), ("test", "test"))}
+    estimator = make_estimator(experiment, Job("notebook", "batchnorm", 0))
+    recorder = make_probes(experiment, estimator, splits) if probes else None
+    estimator.set_params(callbacks=[recorder] if recorder else None)
+    (x, y), (x_val, y_val) = splits["train"], splits["validation"]
+    start = time.perf_counter()
+    estimator.fit(flat_pixels(x), y, validation_data=(flat_pixels(x_val), y_val))
+    return time.perf_counter() - start
+
+
+def measure(probes: bool) -> float:
+    done = subprocess.run([sys.executable, __file__, "--child", "probes" if probes else "plain"],
+                          capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--child", choices=["plain", "probes"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps({"seconds": child(args.child == "probes")}))
+        return
+    if not (PREPARED / "train.npz").exists():
+        sys.exit("benchmarks/probe_overhead.py: run `dvc repro split` first (needs data/prepared)")
+    times = {False: [], True: []}
+    for i in range(args.repeats):
+        for probes in times:
+            times[probes].append(measure(probes))
+            print(f"run {i + 1} {'probes' if probes else 'no probes':9s} {times[probes][-1]:6.2f} s", flush=True)
+    best = {k: min(v) for k, v in times.items()}
+    median = {k: statistics.median(v) for k, v in times.items()}
+    print(f"\nmachine: {platform.machine()}, {platform.processor() or '?'}, {os.cpu_count()} cores, "
+          f"Python {platform.python_version()}")
+    print("| fit, BN network, 10 epochs | s (best) | s (median) |\n|---|---|---|")
+    print(f"| without probes | {best[False]:.2f} | {median[False]:.2f} |")
+    print(f"| with probes every {EVERY} steps | {best[True]:.2f} | {median[True]:.2f} |")
+    print(f"\noverhead: {100 * (best[True] / best[False] - 1):+.1f}% (best runs), "
+          f"{100 * (median[True] / median[False] - 1):+.1f}% (medians)")
+
+
+if __name__ == "__main__":
+    main()
