@@ -47,12 +47,7 @@ def epochs_logged(root) -> int:
 def test_a_signal_during_training_kills_the_runs_and_keeps_no_model(prepared, signum):
     root = prepared
     (root / "mlflow.db").unlink(missing_ok=True)
-    process = subprocess.Popen(["bnlab", "train", "notebook"], cwd=root, env=env_without_tracking_uri(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 120
-    while epochs_logged(root) < 2 and time.monotonic() < deadline and process.poll() is None:
-        time.sleep(0.2)
-    assert process.poll() is None, process.communicate()
+    process = start_training_and_wait_for(root, epochs=2)
     process.send_signal(signum)
     _, stderr = process.communicate(timeout=60)
     assert process.returncode == 130
@@ -60,6 +55,63 @@ def test_a_signal_during_training_kills_the_runs_and_keeps_no_model(prepared, si
     assert run_statuses(root) and set(run_statuses(root)) == {"KILLED"}
     assert not (root / "models/notebook").exists()
     assert not list(root.glob("models/.notebook.tmp-*"))
+
+
+def start_training_and_wait_for(root, epochs: int) -> subprocess.Popen:
+    process = subprocess.Popen(["bnlab", "train", "notebook"], cwd=root, env=env_without_tracking_uri(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while epochs_logged(root) < epochs and time.monotonic() < deadline and process.poll() is None:
+        time.sleep(0.2)
+    assert process.poll() is None, process.communicate()
+    return process
+
+
+def test_runs_of_a_stage_killed_with_sigkill_are_ended_by_the_next_execution(prepared):
+    root = prepared
+    (root / "mlflow.db").unlink(missing_ok=True)
+    process = start_training_and_wait_for(root, epochs=2)
+    process.kill()  # SIGKILL: nothing in the process runs any more, as with the OOM killer
+    process.communicate(timeout=30)
+    assert set(run_statuses(root)) == {"RUNNING"}
+    assert list(root.glob("models/.notebook.tmp-*"))  # what kill -9 leaves behind
+
+    params_file = root / "params.yaml"
+    original = params_file.read_text()
+    params = yaml.safe_load(original)
+    params["experiments"]["notebook"]["model"]["epochs"] = 1
+    params_file.write_text(yaml.safe_dump(params))
+    try:
+        done = run(["bnlab", "train", "notebook"], root, env=env_without_tracking_uri())
+    finally:
+        params_file.write_text(original)
+    with sqlite3.connect(root / "mlflow.db") as db:
+        rows = db.execute("select r.status, t.value from runs r left join tags t "
+                          "on t.run_uuid = r.run_uuid and t.key = 'bnlab.ended_by'").fetchall()
+    killed = [reason for status, reason in rows if status == "KILLED"]
+    assert len(killed) == 2 and all(f"its process {process.pid} " in reason for reason in killed)  # parent + child
+    assert sorted(status for status, _ in rows) == ["FINISHED"] * 3 + ["KILLED"] * 2  # re-run: parent + 2 jobs
+    assert done.stdout.count("ended run ") == 2
+    assert not list(root.glob("models/.notebook.tmp-*"))  # the leftover is gone too
+
+
+def test_a_live_process_keeps_its_running_runs(prepared):
+    """Another stage started meanwhile must not end the runs of one that is still training."""
+    root = prepared
+    (root / "mlflow.db").unlink(missing_ok=True)
+    process = start_training_and_wait_for(root, epochs=1)
+    try:
+        from mlflow import MlflowClient
+
+        from bnlab import tracking
+
+        client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+        experiment = client.get_experiment_by_name(tracking.DEFAULT_EXPERIMENT)
+        assert tracking.end_orphaned_runs(client, experiment.experiment_id) == []
+        assert set(run_statuses(root)) == {"RUNNING"}
+    finally:
+        process.terminate()
+        process.communicate(timeout=60)
 
 
 def test_an_unreachable_tracking_server_fails_fast_naming_the_uri(prepared):

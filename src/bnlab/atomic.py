@@ -36,6 +36,11 @@ def atomic_path(target: Path, directory: bool = False) -> Iterator[Path]:
     if target.exists() and not os.access(target, os.W_OK):  # checked now, not after the work
         raise OutputError(f"output {target} exists and is not writable")
     prefix = f".{target.name}.tmp-"
+    for leftover in target.parent.glob(f"{prefix}*"):  # of a stage killed outright (kill -9)
+        if leftover.is_dir():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            leftover.unlink(missing_ok=True)
     if directory:
         tmp = Path(tempfile.mkdtemp(prefix=prefix, dir=target.parent))
     else:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import socket
 import subprocess
 import urllib.error
 import urllib.request
@@ -39,6 +40,10 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import RunStatus, RunTag  # noqa: E402
 
 PARENT_RUN_ID = "mlflow.parentRunId"
+# Which process writes a run: a later stage on the same host ends the run if that process died
+# without ending it (kill -9, the out-of-memory killer). The start time tells a reused pid apart.
+HOST_TAG, PID_TAG, STARTED_TAG = "bnlab.host", "bnlab.pid", "bnlab.process_started"
+ENDED_BY_TAG = "bnlab.ended_by"
 KEY_TAG = "bnlab.pipeline_key"
 ROLE_TAG = "bnlab.role"
 DEFAULT_DB = "mlflow.db"
@@ -83,6 +88,13 @@ def connect(experiment: str | None = None, root: Path | None = None) -> tuple[Ml
     """Point MLflow at the store and return a client and the id of ``experiment`` (default:
     :func:`experiment_name`), created on first use."""
     experiment = experiment or experiment_name()
+    client, experiment_id = _connect(experiment, root)
+    for run_id, reason in end_orphaned_runs(client, experiment_id):
+        print(f"ended run {run_id} KILLED: {reason}", flush=True)
+    return client, experiment_id
+
+
+def _connect(experiment: str, root: Path | None) -> tuple[MlflowClient, str]:
     uri = tracking_uri(root)
     default_store = "MLFLOW_TRACKING_URI" not in os.environ  # set_tracking_uri sets it
     check_reachable(uri)
@@ -129,6 +141,47 @@ def git_state(root: Path | None = None) -> dict[str, str]:
 # --- runs ----------------------------------------------------------------------------------
 
 
+def owner_tags() -> dict[str, str]:
+    """This process, as the writer of a run."""
+    import psutil
+
+    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()),
+            STARTED_TAG: repr(psutil.Process().create_time())}
+
+
+def create_run(client: MlflowClient, experiment_id: str, run_name: str, tags: dict):
+    """A new run, tagged with the process that writes it (see :func:`end_orphaned_runs`)."""
+    return client.create_run(experiment_id, run_name=run_name, tags={**tags, **owner_tags()})
+
+
+def _alive(pid: str, started: str) -> bool:
+    import psutil
+
+    try:
+        return abs(psutil.Process(int(pid)).create_time() - float(started)) < 0.01
+    except (psutil.NoSuchProcess, ValueError):
+        return False
+
+
+def end_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[tuple[str, str]]:
+    """End KILLED the runs still RUNNING whose writer, a bnlab process on this host, is gone: it
+    was killed (SIGKILL, the out-of-memory killer) before it could end them. Runs written on other
+    hosts are left alone (their process cannot be checked from here). Returns (run id, reason)."""
+    host = socket.gethostname()
+    running = client.search_runs([experiment_id], f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'")
+    ended = []
+    for run in running:
+        tags = run.data.tags
+        if _alive(tags.get(PID_TAG, ""), tags.get(STARTED_TAG, "")):
+            continue
+        reason = (f"its process {tags.get(PID_TAG)} on {host} ended without ending the run "
+                  f"(killed: SIGKILL or out of memory)")
+        client.set_tag(run.info.run_id, ENDED_BY_TAG, reason)
+        client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+        ended.append((run.info.run_id, reason))
+    return ended
+
+
 def find_parent(client: MlflowClient, experiment_id: str, key: str) -> str | None:
     """The newest pipeline run with this key, or the project's run under ``mlflow run``."""
     if os.environ.get("MLFLOW_RUN_ID"):
@@ -148,7 +201,7 @@ def create_parent(client: MlflowClient, experiment_id: str, experiment: str, key
     if project_run:
         client.log_batch(project_run, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
         return project_run, False
-    run = client.create_run(experiment_id, run_name=f"{experiment}-{key[:8]}", tags=all_tags)
+    run = create_run(client, experiment_id, f"{experiment}-{key[:8]}", all_tags)
     return run.info.run_id, True
 
 

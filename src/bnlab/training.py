@@ -58,7 +58,7 @@ def train_job(client, experiment_id: str, parent_id: str, params: Params, job: J
     FAILED/KILLED if anything stops it."""
     experiment = params.experiment(job.experiment)
     (x_train, y_train), (x_val, y_val) = splits["train"], splits["validation"]
-    run = client.create_run(experiment_id, run_name=job.run_name, tags=child_tags(job, parent_id, lineage))
+    run = tracking.create_run(client, experiment_id, job.run_name, child_tags(job, parent_id, lineage))
     run_id = run.info.run_id
     with tracking.terminated_on_exit(client, run_id):
         estimator = make_estimator(experiment, job)
@@ -78,8 +78,8 @@ def record_restored_model(client, experiment_id: str, parent_id: str, params: Pa
                           estimator: KerasMLPClassifier, lineage: dict) -> str:
     """A model DVC restored from its cache has no run in this store (another machine, a fresh
     store): make one from what was saved with it, tagged ``restored=true``."""
-    run = client.create_run(experiment_id, run_name=job.run_name,
-                            tags={**child_tags(job, parent_id, lineage), "restored": "true"})
+    run = tracking.create_run(client, experiment_id, job.run_name,
+                              {**child_tags(job, parent_id, lineage), "restored": "true"})
     run_id = run.info.run_id
     with tracking.terminated_on_exit(client, run_id):
         mlflow_logging.log_params(client, run_id, run_params(params, estimator, "unknown", "unknown"))
