@@ -50,8 +50,8 @@ def accuracy_at(steps: pd.DataFrame, at: list[int], column: str = "test_accuracy
 
 
 def moving_average_cost(steps: pd.DataFrame) -> pd.DataFrame:
-    """For BN variants, at the last probe: validation accuracy in training mode (mini-batch
-    statistics) minus validation accuracy with the moving averages."""
+    """For BN variants, at the last probe: accuracy on the probe images in training mode
+    (mini-batch statistics) minus accuracy on the same images with the moving averages."""
     last = steps.sort_values("step").groupby(["variant", "seed"], observed=True, sort=False).last().reset_index()
     last = last.dropna(subset=["train_mode_accuracy"])
     last["gap"] = last["train_mode_accuracy"] - last["val_accuracy"]
@@ -85,7 +85,7 @@ def probe_markdown(probes: pd.DataFrame, steps: pd.DataFrame) -> str:
     cost = moving_average_cost(steps)
     if not cost.empty:
         lines += ["", "BN in training mode (batch statistics) minus inference mode (moving averages), "
-                  f"validation accuracy at step {last} (points):", "",
+                  f"accuracy on the probe images at step {last} (points):", "",
                   "| variant | difference |", "|---|---|"]
         lines += [f"| {row['variant']} | {_mean_std(row, scale=100)} |" for _, row in cost.iterrows()]
     return "\n".join(lines) + "\n"

@@ -8,11 +8,11 @@
   unit (what Ioffe & Szegedy plot in Figure 1) and pooled over all units;
 - the fraction of dead units: units whose nonlinearity gives no positive output on any probe
   image (a ReLU switched off; a sigmoid is never dead by this definition);
-- accuracy on the whole validation and test sets;
-- for networks with BN, the validation accuracy in training mode, that is with each mini-batch
-  of ``batch_size`` validation images normalized by its own statistics as during training
-  (whole batches only; the last partial one is left out), against the moving averages used at
-  inference: what the moving averages cost.
+- accuracy on the probe images (``val_accuracy``) and on the whole test set;
+- for networks with BN, the accuracy on the same probe images in training mode, that is with
+  each mini-batch of ``batch_size`` images normalized by its own statistics as during training
+  (whole batches only), against the moving averages used at inference: what the moving
+  averages cost.
 
 Rows go to ``probe_rows`` and ``step_rows`` (the columns of reports/<experiment>/probes.csv and
 steps.csv) and to ``on_record``, if given, as they are measured.
@@ -68,52 +68,52 @@ class ProbeRecorder:
 
     def set_model(self, model) -> None:
         self.model = model
-        inner = nonlinearity_model(model, self.n_hidden)
-        self._inner = tf.function(lambda x: inner(x, training=False))
-        self._logits = tf.function(lambda x: model(x, training=False))
-        self._with_bn = has_batch_norm(model)
-        x_val = self.validation[0]
-        n_batches = len(x_val) // self.batch_size
-        # Whole training-size batches only: BN's statistics are the batch's own.
-        self._batches = tf.constant(x_val[: n_batches * self.batch_size].reshape(
-            n_batches, self.batch_size, -1))
-        self._train_mode_labels = self.validation[1][: n_batches * self.batch_size]
-        self._tensors = {name: tf.constant(x) for name, (x, _) in
-                         (("validation", self.validation), ("test", self.test))}
-        self._probe = tf.constant(self.probe_x)
-
-        @tf.function
-        def train_mode_logits(batches):
-            # stateless_call: training-mode BN without touching the moving averages (or the
-            # noise layers' random state) that training goes on with.
-            trainable = [v.value for v in model.trainable_variables]
-            fixed = [v.value for v in model.non_trainable_variables]
-            return tf.map_fn(lambda xb: model.stateless_call(trainable, fixed, xb, training=True)[0],
-                             batches)
-
-        self._train_mode_logits = train_mode_logits
+        self.probe_y = self.validation[1][: len(self.probe_x)]
+        n_batches = len(self.probe_x) // self.batch_size
+        whole = n_batches * self.batch_size  # whole training-size batches: their own statistics
+        self._train_mode_labels = self.probe_y[:whole]
+        self._inputs = (tf.constant(self.probe_x), tf.constant(self.test[0]),
+                        tf.constant(self.probe_x[:whole].reshape(n_batches, self.batch_size, -1)))
+        self._measure = _compile_measure(model, self.n_hidden, has_batch_norm(model))
 
     def on_step_end(self, step: int, logs=None) -> None:
+        inner, probe_pred, test_pred, train_mode_pred = (
+            [t.numpy() for t in part] if isinstance(part, (list, tuple)) else part.numpy()
+            for part in self._measure(*self._inputs))
         rows = []
-        outputs = [t.numpy() for t in self._inner(self._probe)]
         for layer in range(1, self.n_hidden + 1):
-            pre, post = outputs[2 * layer - 2], outputs[2 * layer - 1]
-            rows += layer_rows(step, layer, pre, post, self.unit)
+            rows += layer_rows(step, layer, inner[2 * layer - 2], inner[2 * layer - 1], self.unit)
         accuracy = {"step": step,
-                    "val_accuracy": self._accuracy(self._tensors["validation"], self.validation[1]),
-                    "test_accuracy": self._accuracy(self._tensors["test"], self.test[1]),
-                    "train_mode_accuracy": self._train_mode_accuracy() if self._with_bn else None}
+                    "val_accuracy": float(np.mean(probe_pred == self.probe_y)),
+                    "test_accuracy": float(np.mean(test_pred == self.test[1])),
+                    "train_mode_accuracy": (float(np.mean(train_mode_pred.reshape(-1) == self._train_mode_labels))
+                                            if train_mode_pred.size else None)}
         self.probe_rows += rows
         self.step_rows.append(accuracy)
         if self.on_record is not None:
             self.on_record(step, rows, accuracy)
 
-    def _accuracy(self, x, labels: np.ndarray) -> float:
-        return float(np.mean(np.argmax(self._logits(x).numpy(), axis=1) == labels))
 
-    def _train_mode_accuracy(self) -> float:
-        logits = self._train_mode_logits(self._batches).numpy().reshape(-1, self._n_classes())
-        return float(np.mean(np.argmax(logits, axis=1) == self._train_mode_labels))
+def _compile_measure(model, n_hidden: int, with_batch_norm: bool):
+    """Everything a probe measures as one compiled function: one trace per fit, one call per
+    probe (separate functions cost a trace each, about a tenth of a second, at every fit)."""
+    inner_model = nonlinearity_model(model, n_hidden)
 
-    def _n_classes(self) -> int:
-        return int(self.model.output.shape[-1])
+    @tf.function
+    def measure(probe, test, batches):
+        predict = lambda x: tf.argmax(model(x, training=False), axis=-1)  # noqa: E731
+        inner = inner_model(probe, training=False)
+        if with_batch_norm:
+            # stateless_call: training-mode BN without touching the moving averages (or the noise
+            # layers' random state) that training goes on with. map_fn, not vectorized_map:
+            # the latter's conversion costs seconds per fit.
+            trainable = [v.value for v in model.trainable_variables]
+            fixed = [v.value for v in model.non_trainable_variables]
+            train_mode = tf.map_fn(
+                lambda xb: tf.argmax(model.stateless_call(trainable, fixed, xb, training=True)[0], axis=-1),
+                batches, fn_output_signature=tf.int64)
+        else:
+            train_mode = tf.zeros([0], tf.int64)
+        return inner, predict(probe), predict(test), train_mode
+
+    return measure
