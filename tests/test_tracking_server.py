@@ -86,3 +86,50 @@ def test_server_killed_mid_training_fails_the_stage_cleanly(tmp_path):
     assert train.returncode == 1
     assert url in stderr and "Traceback" not in stderr
     assert not (root / "models/notebook").exists() and not list(root.glob("models/.notebook.tmp-*"))
+
+
+SECRET = "s3cret-Pa55word"
+
+
+def assert_no_secret(root, outputs: str, runs: list[dict]) -> None:
+    """The password is nowhere the project writes: output, tags, params, reports, dvc.lock."""
+    assert SECRET not in outputs
+    for run_ in runs:
+        data = run_["data"]
+        assert not [t for t in data.get("tags", []) if SECRET in t["value"]]
+        assert not [p for p in data.get("params", []) if SECRET in p["value"]]
+    for path in [root / "dvc.lock", *(root / "reports").rglob("*.*")]:
+        if path.suffix != ".png":
+            assert SECRET not in path.read_text(), path
+
+
+@pytest.mark.slow
+def test_a_server_uri_with_credentials_works_and_leaks_no_password(tmp_path):
+    root = make_project(tmp_path / "proj", make_mnist(300, 100), SMALL)
+    with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as (url, _):
+        env = project_env()
+        env["MLFLOW_TRACKING_URI"] = url.replace("http://", f"http://alice:{SECRET}@")
+        done = run(["dvc", "repro"], root, env=env)
+        experiment = rest(url, "experiments/get-by-name", params="?experiment_name=batchnorm-mnist")["experiment"]
+        runs = rest(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
+    assert len(runs) == 3 and {r["info"]["status"] for r in runs} == {"FINISHED"}
+    assert_no_secret(root, done.stdout + done.stderr, runs)
+
+
+@pytest.mark.slow
+def test_a_plain_postgresql_uri_uses_the_installed_driver(tmp_path):
+    root = make_project(tmp_path / "proj", make_mnist(300, 100), SMALL)
+    with postgres() as database:
+        plain = database.replace("postgresql+psycopg2://mlflow@", f"postgresql://mlflow:{SECRET}@")
+        env = project_env()
+        env["MLFLOW_TRACKING_URI"] = plain
+        done = run(["dvc", "repro"], root, env=env)
+        from mlflow import MlflowClient
+
+        client = MlflowClient(database)
+        experiment = client.get_experiment_by_name("batchnorm-mnist")
+        runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
+    as_rest = [{"data": {"tags": [{"value": v} for v in r.data.tags.values()],
+                         "params": [{"value": v} for v in r.data.params.values()]}} for r in runs]
+    assert_no_secret(root, done.stdout + done.stderr, as_rest)

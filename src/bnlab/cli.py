@@ -30,19 +30,23 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from bnlab.data import DataError  # also every source failing (sources.AllSourcesFailed)
 
     errors = [DataError, OutputError, FileNotFoundError]
-    if "bnlab.tracking" in sys.modules:  # only stages that track import MLflow
-        errors.append(sys.modules["bnlab.tracking"].TrackingError)
+    if "bnlab.store" in sys.modules:  # only stages that track import it
+        errors.append(sys.modules["bnlab.store"].TrackingError)
+    if "mlflow" in sys.modules:
         errors.append(sys.modules["mlflow"].exceptions.MlflowException)
     return tuple(errors)
 
 
 def describe(exc: BaseException) -> str:
     """One readable message; MLflow's own errors get the store's URI in front."""
+    store = sys.modules.get("bnlab.store")  # only stages that track import it (and MLflow)
+    if store is None:
+        return str(exc)
     if "mlflow" in sys.modules and isinstance(exc, sys.modules["mlflow"].exceptions.MlflowException):
-        uri = sys.modules["bnlab.tracking"].tracking_uri()  # only stages that track import MLflow
         lines = (exc.message or str(exc)).strip().splitlines()
-        return f"MLflow tracking store {uri} failed: {lines[0] if lines else type(exc).__name__}"
-    return str(exc)
+        first = lines[0] if lines else type(exc).__name__
+        return store.redact_text(f"MLflow tracking store {store.redact(store.tracking_uri())} failed: {first}")
+    return store.redact_text(str(exc))  # no password in any message
 
 
 def _terminate(signum, frame):

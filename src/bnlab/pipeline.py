@@ -159,11 +159,35 @@ def print_summary(experiments: list[str] | None = None, params_file: Path = Path
         print(f"not run yet: {', '.join(missing)} (`dvc repro` runs every experiment)", file=sys.stderr)
     if len(missing) == len(tables):
         return 1
-    uri = os.environ.get("MLFLOW_TRACKING_URI", "sqlite:///mlflow.db")
+    from bnlab.store import DEFAULT_DB, redact
+
+    uri = redact(os.environ.get("MLFLOW_TRACKING_URI", f"sqlite:///{DEFAULT_DB}"))
+    # MLflow 3 opens on a GenAI home page: point at the experiment's runs table instead.
+    runs_page = runs_table_path(uri)
     if uri.startswith(("http://", "https://")):
-        print(f"Browse the runs: open {uri}")
+        print(f"Browse the runs: open {uri.rstrip('/')}/{runs_page}")
     else:
         mlflow = ".venv/bin/mlflow" if Path(".venv/bin/mlflow").exists() else "mlflow"
-        print(f"Browse the runs: {mlflow} ui --backend-store-uri {uri} --port 5000  "
-              f"(then open http://127.0.0.1:5000)")
+        print(f"Browse the runs: {mlflow} ui --backend-store-uri {uri} --port 5000, then open "
+              f"http://127.0.0.1:5000/{runs_page} and expand a parent run (the + beside its name) "
+              f"to see its model runs")
     return 0
+
+
+def runs_table_path(uri: str) -> str:
+    """``#/experiments/<id>/runs`` for the project's MLflow experiment when a SQLite store can
+    tell its id without starting MLflow, else ``#/experiments``."""
+    import sqlite3
+
+    from bnlab.store import DEFAULT_EXPERIMENT
+
+    name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
+    if uri.startswith("sqlite:///") and Path(uri.removeprefix("sqlite:///")).exists():
+        try:
+            with sqlite3.connect(f"file:{uri.removeprefix('sqlite:///')}?mode=ro", uri=True) as db:
+                found = db.execute("select experiment_id from experiments where name = ?", (name,)).fetchone()
+            if found:
+                return f"#/experiments/{found[0]}/runs"
+        except sqlite3.Error:
+            pass
+    return "#/experiments"

@@ -24,8 +24,6 @@ import json
 import os
 import socket
 import subprocess
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -39,6 +37,10 @@ import mlflow  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import RunStatus, RunTag  # noqa: E402
 
+from bnlab.store import (  # noqa: E402
+    DEFAULT_EXPERIMENT, TrackingError, check_reachable, redact, redact_text, server_credentials, store_uri,
+    tracking_uri)
+
 PARENT_RUN_ID = "mlflow.parentRunId"
 # Which process writes a run: a later stage on the same host ends the run if that process died
 # without ending it (kill -9, the out-of-memory killer). The start time tells a reused pid apart.
@@ -46,37 +48,10 @@ HOST_TAG, PID_TAG, STARTED_TAG = "bnlab.host", "bnlab.pid", "bnlab.process_start
 ENDED_BY_TAG = "bnlab.ended_by"
 KEY_TAG = "bnlab.pipeline_key"
 ROLE_TAG = "bnlab.role"
-DEFAULT_DB = "mlflow.db"
-DEFAULT_EXPERIMENT = "batchnorm-mnist"
 DEFAULT_ARTIFACTS = "mlartifacts"
 
 
-class TrackingError(RuntimeError):
-    """The tracking store cannot be used; the message names the URI."""
-
-
 # --- the store -----------------------------------------------------------------------------
-
-
-def tracking_uri(root: Path | None = None) -> str:
-    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///mlflow.db`` in the project root."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri:
-        return uri
-    return f"sqlite:///{(root or Path.cwd()).resolve() / DEFAULT_DB}"
-
-
-def check_reachable(uri: str, timeout: float = 10.0) -> None:
-    """Fail early, naming the URI, if a tracking server does not answer."""
-    if not uri.startswith(("http://", "https://")):
-        return
-    try:
-        with urllib.request.urlopen(uri.rstrip("/") + "/health", timeout=timeout) as response:
-            if response.status != 200:
-                raise TrackingError(f"MLflow tracking server {uri} answered HTTP {response.status}")
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise TrackingError(f"MLflow tracking server {uri} is unreachable: {reason}") from None
 
 
 def experiment_name() -> str:
@@ -95,9 +70,11 @@ def connect(experiment: str | None = None, root: Path | None = None) -> tuple[Ml
 
 
 def _connect(experiment: str, root: Path | None) -> tuple[MlflowClient, str]:
-    uri = tracking_uri(root)
+    given = tracking_uri(root)
+    uri = store_uri(given)  # what MLflow gets; messages name what the user gave
     default_store = "MLFLOW_TRACKING_URI" not in os.environ  # set_tracking_uri sets it
-    check_reachable(uri)
+    check_reachable(given)
+    os.environ.update(server_credentials(given))
     mlflow.set_tracking_uri(uri)
     client = MlflowClient(uri)
     try:
@@ -111,7 +88,7 @@ def _connect(experiment: str, root: Path | None) -> tuple[MlflowClient, str]:
             location = ((root or Path.cwd()).resolve() / DEFAULT_ARTIFACTS).as_uri()
         return client, client.create_experiment(experiment, artifact_location=location)
     except mlflow.exceptions.MlflowException as exc:
-        raise TrackingError(f"MLflow tracking store {uri}: {exc.message}") from None
+        raise TrackingError(f"MLflow tracking store {redact(given)}: {redact_text(exc.message, given)}") from None
 
 
 # --- names, keys and lineage ---------------------------------------------------------------
@@ -212,6 +189,7 @@ def parent_for_results(client: MlflowClient, experiment_id: str, experiment: str
     ``restored=true`` (``owned``: this stage created it, so this stage ends it)."""
     found = find_parent(client, experiment_id, key)
     if found is not None:
+        client.set_tag(found, "dvc_stage", tags["dvc_stage"])  # the stage that wrote to it last
         return found, False
     return create_parent(client, experiment_id, experiment, key, {**tags, "restored": "true"})
 

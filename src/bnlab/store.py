@@ -1,0 +1,119 @@
+"""Where MLflow's store is, whether it answers, and how to name it without its password.
+
+No MLflow import here: the CLI and `bnlab summary` use it too, and a store that does not answer
+is reported in seconds, before MLflow's own retries (minutes, and pages of tracebacks).
+"""
+
+from __future__ import annotations
+
+import os
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+DEFAULT_DB = "mlflow.db"
+DEFAULT_EXPERIMENT = "batchnorm-mnist"  # MLFLOW_EXPERIMENT_NAME overrides it
+
+
+class TrackingError(RuntimeError):
+    """The tracking store cannot be used; the message names the URI (password redacted)."""
+
+
+def tracking_uri(root: Path | None = None) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///mlflow.db`` in the project root."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri:
+        return uri
+    return f"sqlite:///{(root or Path.cwd()).resolve() / DEFAULT_DB}"
+
+
+def redact(uri: str) -> str:
+    """The URI with any password replaced by ***: what every message shows."""
+    parts = urllib.parse.urlsplit(uri)
+    if not parts.password:
+        return uri
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
+
+
+def redact_text(text: str, uri: str | None = None) -> str:
+    """``text`` with the tracking URI's password (if any) replaced by ***, wherever it appears."""
+    password = urllib.parse.urlsplit(uri or tracking_uri()).password
+    return text.replace(password, "***") if password else text
+
+
+def store_uri(uri: str) -> str:
+    """The URI MLflow is given. ``postgresql://`` names SQLAlchemy's default PostgreSQL driver,
+    psycopg 3, which is not installed; psycopg2 is, so use it (``postgresql+psycopg2://``). An
+    HTTP(S) URI loses its credentials (see :func:`server_credentials`): MLflow prints the URI it
+    is given ("View run at ..."), and a password must not be in it."""
+    for plain in ("postgresql://", "postgres://"):
+        if uri.startswith(plain):
+            return "postgresql+psycopg2://" + uri[len(plain):]
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme in ("http", "https") and "@" in parts.netloc:
+        return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+    return uri
+
+
+def server_credentials(uri: str) -> dict[str, str]:
+    """Credentials in an HTTP(S) URI as MLflow's own variables (MLFLOW_TRACKING_USERNAME and
+    MLFLOW_TRACKING_PASSWORD), which its client sends as basic auth."""
+    parts = urllib.parse.urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.username:
+        return {}
+    found = {"MLFLOW_TRACKING_USERNAME": urllib.parse.unquote(parts.username)}
+    if parts.password:
+        found["MLFLOW_TRACKING_PASSWORD"] = urllib.parse.unquote(parts.password)
+    return found
+
+
+def check_reachable(uri: str, timeout: float = 10.0) -> None:
+    """Fail within ``timeout`` seconds, with one message naming the URI (password redacted), if
+    a tracking server or database does not answer: before MLflow's own retries, which take
+    minutes and print pages of tracebacks."""
+    scheme = urllib.parse.urlsplit(uri).scheme
+    if scheme in ("http", "https"):
+        _check_server(uri, timeout)
+    elif scheme.split("+")[0] in ("postgresql", "mysql", "mssql"):
+        _check_database(uri, timeout)
+
+
+def _check_server(uri: str, timeout: float) -> None:
+    parts = urllib.parse.urlsplit(uri)
+    host = parts.netloc.rsplit("@", 1)[-1]
+    health = urllib.parse.urlunsplit(parts._replace(netloc=host, path=parts.path.rstrip("/") + "/health"))
+    request = urllib.request.Request(health)
+    username = parts.username or os.environ.get("MLFLOW_TRACKING_USERNAME")
+    password = parts.password or os.environ.get("MLFLOW_TRACKING_PASSWORD")
+    if username and password:  # credentials in the URI are basic auth, as MLflow's client sends them
+        import base64
+
+        token = base64.b64encode(f"{urllib.parse.unquote(username)}:{urllib.parse.unquote(password)}".encode())
+        request.add_header("Authorization", f"Basic {token.decode()}")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            if response.status != 200:
+                raise TrackingError(f"MLflow tracking server {redact(uri)} answered HTTP {response.status}")
+    except urllib.error.HTTPError as exc:
+        raise TrackingError(f"MLflow tracking server {redact(uri)} answered HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = redact_text(str(getattr(exc, "reason", exc)), uri)
+        raise TrackingError(f"MLflow tracking server {redact(uri)} is unreachable: {reason}") from None
+
+
+def _check_database(uri: str, timeout: float) -> None:
+    import sqlalchemy
+
+    try:
+        engine = sqlalchemy.create_engine(store_uri(uri), connect_args={"connect_timeout": int(timeout)})
+        with engine.connect():
+            pass
+        engine.dispose()
+    except ModuleNotFoundError as exc:
+        raise TrackingError(f"MLflow tracking store {redact(uri)}: its database driver is not "
+                            f"installed ({exc.name})") from None
+    except sqlalchemy.exc.SQLAlchemyError as exc:
+        first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        raise TrackingError(f"MLflow tracking store {redact(uri)} is unreachable: {redact_text(first, uri)}") from None
