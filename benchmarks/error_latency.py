@@ -1,5 +1,6 @@
-"""How fast a bad param is refused: `bnlab <stage>` with a negative epoch count, against the
-interpreter's own start-up (`python -c pass`) in the same run.
+"""How fast bad input is refused: `bnlab <stage>` with a negative epoch count, and
+`bnlab train` with a corrupt data file, against the interpreter's own start-up
+(`python -c pass`) in the same run.
 
     python benchmarks/error_latency.py [--repeats 5]   # from the project root
 """
@@ -46,6 +47,14 @@ def main() -> None:
             assert all(done.returncode == 2 for _, done in runs), runs[0][1].stderr
             seconds = statistics.median(s for s, _ in runs)
             print(f"| bnlab {stage} (epochs: -1) | {seconds:.2f} | {seconds / baseline:.1f} |")
+        (Path(folder) / "params.yaml").write_text(Path("params.yaml").read_text())
+        prepared = Path(folder) / "data/prepared"
+        prepared.mkdir(parents=True)
+        (prepared / "train.npz").write_bytes(b"not an npz file")
+        runs = [timed([bnlab, "train", "notebook"], Path(folder)) for _ in range(args.repeats)]
+        assert all(done.returncode == 1 for _, done in runs), runs[0][1].stderr
+        seconds = statistics.median(s for s, _ in runs)
+        print(f"| bnlab train notebook (corrupt train.npz) | {seconds:.2f} | {seconds / baseline:.1f} |")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ Each ends with a clear message, no RUNNING run and no partial output."""
 
 import shutil
 import signal
+import sys
 import socket
 import sqlite3
 import subprocess
@@ -250,3 +251,26 @@ def test_a_bad_input_file_is_named_and_nothing_produced_is_lost(prepared, how, m
     assert message in done.stderr and "Traceback" not in done.stderr
     after = {p.name: p.read_bytes() for p in (prepared / "data/prepared").iterdir()}
     assert after == before  # the earlier outputs are untouched, no temporary files left
+
+
+CHECK_IMPORTS = """
+import sys
+from bnlab.cli import main
+code = main({argv!r})
+print(code, "tensorflow" in sys.modules, "mlflow" in sys.modules)
+"""
+
+
+@pytest.mark.parametrize("stage, damaged", [
+    ("train", "data/prepared/val.npz"), ("evaluate", "data/prepared/test.npz"), ("split", "data/raw/mnist.npz")])
+def test_a_bad_data_file_is_reported_before_tensorflow_and_mlflow_are_imported(prepared, stage, damaged):
+    path = prepared / damaged
+    original = path.read_bytes()
+    try:
+        path.write_bytes(original[: len(original) // 3])
+        argv = [stage, "notebook"] if stage != "split" else [stage]
+        done = run([sys.executable, "-c", CHECK_IMPORTS.format(argv=argv)], prepared, check=False)
+    finally:
+        path.write_bytes(original)
+    assert done.stdout.split() == ["1", "False", "False"], done.stderr
+    assert damaged in done.stderr

@@ -5,13 +5,10 @@ import json
 
 import pandas as pd
 
-from bnlab import data, layout, mlflow_logging, tracking
+from bnlab import data, layout
 from bnlab.atomic import atomic_path
 from bnlab.config import load_params
-from bnlab.estimator import KerasMLPClassifier
-from bnlab.evaluation import evaluate
 from bnlab.experiments import jobs, model_dir
-from bnlab.training import flat_pixels, record_restored_model
 
 
 def run(experiment_name: str, params_path: str = "params.yaml") -> None:
@@ -21,6 +18,12 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     models, output = layout.models_dir(experiment_name), layout.eval_dir(experiment_name)
     x_test, y_test = data.load_split(test)
     meta = json.loads((models / "pipeline.json").read_text())
+    # Only now the imports that take seconds (TensorFlow, MLflow): bad inputs are reported first.
+    from bnlab import mlflow_logging, tracking
+    from bnlab.estimator import KerasMLPClassifier
+    from bnlab.evaluation import evaluate
+    from bnlab.training import flat_pixels, record_restored_model
+
     client, experiment_id = tracking.connect()
     lineage = {**tracking.git_state(), "data_fingerprint": meta["data_fingerprint"],
                "dvc_stage": f"evaluate@{experiment_name}"}

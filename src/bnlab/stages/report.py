@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bnlab import layout, mlflow_logging, plots, tracking
+from bnlab import layout, plots
 from bnlab.atomic import atomic_path
 from bnlab.comparison import comparison_markdown, format_p, mean_history, per_seed_frame, summarize
 from bnlab.config import ExperimentParams, load_params
@@ -37,6 +37,9 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
              + probe_markdown(probes, steps))
 
     meta = json.loads((models / "pipeline.json").read_text())
+    # Only now the import that takes seconds (MLflow): bad inputs are reported first.
+    from bnlab import mlflow_logging, tracking
+
     client, experiment_id = tracking.connect()
     lineage = {**tracking.git_state(), "data_fingerprint": meta["data_fingerprint"],
                "dvc_stage": f"report@{experiment_name}"}

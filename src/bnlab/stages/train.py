@@ -10,12 +10,11 @@ import json
 
 import pandas as pd
 
-from bnlab import data, layout, mlflow_logging, tracking
+from bnlab import data, layout
 from bnlab.atomic import atomic_path
-from bnlab.config import load_params
 from bnlab.columns import PROBE_COLUMNS, STEP_COLUMNS
+from bnlab.config import load_params
 from bnlab.experiments import jobs, model_dir
-from bnlab.training import train_job
 
 SPLIT_NAMES = {"train": "train", "validation": "val", "test": "test"}  # MLflow's name → file
 
@@ -26,6 +25,11 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     files = {name: layout.split_file(stem) for name, stem in SPLIT_NAMES.items()
              if name != "test" or experiment.probes is not None}  # test: for probes only
     splits = {name: data.load_split(path) for name, path in files.items()}
+    # Only now the imports that take seconds (TensorFlow, MLflow): bad params and bad data
+    # files are reported first, in well under a second.
+    from bnlab import mlflow_logging, tracking
+    from bnlab.training import train_job
+
     output = layout.models_dir(experiment_name)
     client, experiment_id = tracking.connect()
 
