@@ -1,107 +1,29 @@
-"""Shared test helpers: small generated MNIST-like data and the project's files."""
+"""Fixtures every test gets; the helpers the tests import are in helpers.py."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 import sys
-from pathlib import Path
 
-import numpy as np
 import pytest
-import yaml
 
-from bnlab.data import Mnist, array_fingerprint
-
-PROJECT = Path(__file__).resolve().parents[1]
-VENV_BIN = Path(sys.executable).parent
+from helpers import make_mnist
+from bnlab.data import Mnist
 
 
-def make_mnist(n_train: int = 600, n_test: int = 200, seed: int = 0) -> Mnist:
-    """Tiny, learnable MNIST look-alike: each digit is a fixed random prototype plus noise."""
-    rng = np.random.default_rng(seed)
-    prototypes = rng.integers(0, 256, size=(10, 28, 28))
-
-    def draw(n: int) -> tuple[np.ndarray, np.ndarray]:
-        y = np.arange(n) % 10  # every class equally often
-        rng.shuffle(y)
-        noise = rng.integers(-60, 61, size=(n, 28, 28))
-        x = np.clip(prototypes[y] + noise, 0, 255)
-        return x.astype(np.uint8), y.astype(np.uint8)
-
-    x_train, y_train = draw(n_train)
-    x_test, y_test = draw(n_test)
-    return Mnist(x_train, y_train, x_test, y_test)
-
-
-def fingerprints(mnist: Mnist) -> dict[str, str]:
-    return {key: array_fingerprint(value) for key, value in mnist.arrays().items()}
+@pytest.fixture(autouse=True)
+def isolated_environment():
+    """Every test starts from the same environment and MLflow state. mlflow.set_tracking_uri
+    (and bnlab's connect) write MLFLOW_TRACKING_URI, even credentials, into os.environ, which
+    later tests' subprocesses would inherit: a dead server's URI, for instance."""
+    saved = dict(os.environ)
+    yield
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(None)
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 @pytest.fixture
 def small_mnist() -> Mnist:
     return make_mnist()
-
-
-def project_env() -> dict[str, str]:
-    """Environment for subprocesses: this venv's commands first on PATH, quiet TensorFlow."""
-    env = dict(os.environ)
-    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    return env
-
-
-def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout=600):
-    done = subprocess.run(cmd, cwd=cwd, env=env or project_env(), capture_output=True,
-                          text=True, timeout=timeout)
-    if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
-                             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done
-
-
-def small_params(mnist: Mnist, source: Path, overrides: dict | None = None,
-                 experiments: tuple[str, ...] = ("notebook",)) -> dict:
-    """The project's params.yaml for `mnist` read from `source`, keeping only `experiments`;
-    `overrides` go into each experiment's shared model settings, except `seeds`, `probes` and
-    `variants`, which replace the experiment's own."""
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    params["data"]["sources"] = [{"kind": "local", "path": str(source)}]
-    params["data"]["fingerprints"] = fingerprints(mnist)
-    params["split"]["val_size"] = len(mnist.y_train) // 6
-    params["experiments"] = {name: params["experiments"][name] for name in experiments}
-    for experiment in params["experiments"].values():
-        for key, value in (overrides or {}).items():
-            if key in ("seeds", "probes", "variants"):
-                experiment[key] = value
-            else:
-                experiment["model"] = {**experiment["model"], key: value}
-    return params
-
-
-def make_project(root: Path, mnist: Mnist, train_overrides: dict | None = None,
-                 experiments: tuple[str, ...] = ("notebook",)) -> Path:
-    """A git + DVC repository with the project's pipeline, reading `mnist` from a local file
-    (see :func:`small_params` for `train_overrides` and `experiments`)."""
-    root.mkdir(parents=True, exist_ok=True)
-    for name in ("dvc.yaml", "MLproject", "python_env.yaml"):
-        if (PROJECT / name).exists():
-            shutil.copy(PROJECT / name, root / name)
-    shutil.copytree(PROJECT / ".dvc" / "plots", root / ".dvc-plots")  # moved in after dvc init
-    shutil.copytree(PROJECT / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    shutil.copy(PROJECT / ".gitignore", root / ".gitignore")
-    source = root / "inputs" / "mnist.npz"
-    source.parent.mkdir()
-    np.savez_compressed(source, **mnist.arrays())
-    params = small_params(mnist, source, train_overrides, experiments)
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    run(["git", "init", "-q"], root)
-    run(["git", "config", "user.email", "test@example.com"], root)
-    run(["git", "config", "user.name", "test"], root)
-    run(["dvc", "init", "-q"], root)
-    run(["dvc", "config", "core.analytics", "false"], root)
-    shutil.move(root / ".dvc-plots", root / ".dvc" / "plots")
-    run(["git", "add", "-A"], root)
-    run(["git", "commit", "-qm", "project"], root)
-    return root

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from bnlab.config import ParamsError, load_params, parse_params
-from conftest import PROJECT, project_env
+from helpers import PROJECT, project_env
 
 
 def default_raw() -> dict:

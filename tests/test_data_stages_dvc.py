@@ -6,7 +6,7 @@ import numpy as np
 import yaml
 
 from bnlab import data
-from conftest import make_mnist, make_project, run
+from helpers import make_mnist, make_project, run
 
 
 def lock_outs(root):

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from bnlab.config import ExperimentParams
-from conftest import PROJECT
+from helpers import PROJECT
 from imports import stage_modules
 
 STAGES = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]

@@ -14,7 +14,7 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils._param_validation import InvalidParameterError
 
 from bnlab import KerasMLPClassifier
-from conftest import PROJECT, make_mnist, project_env
+from helpers import make_mnist, project_env
 
 MNIST = make_mnist(n_train=400, n_test=100)
 X = MNIST.x_train.reshape(400, -1).astype(np.float32) / 255
@@ -227,8 +227,7 @@ def test_load_refuses_a_model_file_that_would_run_code(tmp_path):
 FIT_AND_HASH = """
 import hashlib, sys
 import numpy as np
-sys.path.insert(0, {tests!r})
-from conftest import make_mnist
+from helpers import make_mnist
 from bnlab import KerasMLPClassifier
 m = make_mnist(n_train=400, n_test=100)
 X = m.x_train.reshape(400, -1) / 255.0
@@ -240,7 +239,7 @@ print(hashlib.sha256(weights).hexdigest(), hashlib.sha256(proba).hexdigest())
 
 
 def fit_in_fresh_process(seed: int) -> str:
-    code = FIT_AND_HASH.format(tests=str(PROJECT / "tests"), seed=seed)
+    code = FIT_AND_HASH.format(seed=seed)
     done = subprocess.run([sys.executable, "-c", code], env=project_env(), capture_output=True,
                           text=True, check=True)
     return done.stdout.strip().splitlines()[-1]

@@ -2,13 +2,12 @@
 refused before any work, and paths that agree between the code and dvc.yaml."""
 
 import json
-import time
 
 import pytest
 import yaml
 
 from bnlab import layout
-from conftest import PROJECT, make_mnist, make_project, project_env, run
+from helpers import PROJECT, make_mnist, make_project, project_env, run
 
 TINY = {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": None}
 
@@ -104,7 +103,6 @@ def test_a_bad_experiment_stops_every_stage_with_one_message_before_any_work(tmp
     env = project_env()
     env.pop("MLFLOW_TRACKING_URI", None)
     for stage in ("split", "train notebook", "evaluate notebook", "report notebook"):
-        started = time.monotonic()
         done = run(["bnlab", *stage.split()], root, env=env, check=False)
         assert done.returncode == 2, (stage, done.stderr)
         assert message in done.stderr and "Traceback" not in done.stderr

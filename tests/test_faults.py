@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import yaml
 
-from conftest import make_mnist, make_project, project_env, run
+from helpers import make_mnist, make_project, project_env, run
 
 TINY = {"epochs": 1000, "seeds": [0], "hidden_units": [8]}
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 from mlflow import MlflowClient
 
-from conftest import PROJECT, make_mnist, project_env, run
+from helpers import PROJECT, make_mnist, project_env, run
 
 
 @pytest.mark.slow

@@ -12,7 +12,7 @@ import yaml
 from mlflow import MlflowClient
 
 from bnlab import data
-from conftest import make_mnist, make_project, project_env, run
+from helpers import make_mnist, make_project, project_env, run
 
 SEEDS = [0, 1]
 EPOCHS = 2

@@ -5,7 +5,7 @@ import pytest
 from bnlab.config import MNIST_FINGERPRINTS, DataParams, load_params
 from bnlab.data import array_fingerprint
 from bnlab.sources import fetch_mnist
-from conftest import PROJECT
+from helpers import PROJECT
 
 
 @pytest.mark.slow

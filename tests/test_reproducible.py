@@ -7,7 +7,7 @@ import json
 import pytest
 import yaml
 
-from conftest import make_mnist, make_project, run
+from helpers import make_mnist, make_project, run
 
 SMALL = {"epochs": 2, "seeds": [0, 1], "hidden_units": [16]}
 

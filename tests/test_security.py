@@ -3,7 +3,7 @@
 import re
 import subprocess
 
-from conftest import PROJECT
+from helpers import PROJECT
 
 SOURCES = sorted((PROJECT / "src").rglob("*.py"))
 

@@ -8,7 +8,7 @@ import pytest
 
 from bnlab import data, sources
 from bnlab.config import DataParams
-from conftest import fingerprints, make_mnist
+from helpers import fingerprints, make_mnist
 from http_fixtures import (LocalServer, classic_pickle, idx_files, md5, npz_bytes, serve_index,
                            sha256, wheel_bytes)
 

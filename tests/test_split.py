@@ -5,7 +5,7 @@ import pytest
 
 from bnlab import data
 from bnlab.stages import split as split_stage
-from conftest import PROJECT, make_mnist
+from helpers import PROJECT, make_mnist
 
 
 def test_stratified_split_sizes_classes_and_disjointness():

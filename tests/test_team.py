@@ -8,7 +8,7 @@ import time
 import pytest
 from mlflow import MlflowClient
 
-from conftest import PROJECT, make_mnist, make_project, project_env, run
+from helpers import make_mnist, make_project, project_env, run
 
 SMALL = {"epochs": 2, "seeds": [0], "hidden_units": [16]}
 
@@ -52,9 +52,7 @@ def test_a_second_dvc_repro_at_once_stops_with_dvcs_lock_message(tmp_path):
 
 
 LOGGER = """
-import sys
-sys.path.insert(0, {tests!r})
-from conftest import make_mnist
+from helpers import make_mnist
 from mlflow import MlflowClient
 from bnlab import KerasMLPClassifier, mlflow_logging, tracking
 client, experiment_id = tracking.connect("concurrency")
@@ -73,7 +71,7 @@ def test_concurrent_training_processes_lose_no_metric(tmp_path):
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'shared.db'}"
     epochs, workers = 30, 3
     run([sys.executable, "-c", "from bnlab import tracking; tracking.connect('concurrency')"], tmp_path, env=env)
-    processes = [subprocess.Popen([sys.executable, "-c", LOGGER.format(tests=str(PROJECT / "tests"), n=n, epochs=epochs)],
+    processes = [subprocess.Popen([sys.executable, "-c", LOGGER.format(n=n, epochs=epochs)],
                                   cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for n in range(workers)]
     for process in processes:

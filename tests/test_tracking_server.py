@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from bnlab import data
-from conftest import make_mnist, make_project, project_env, run
+from helpers import make_mnist, make_project, project_env, run
 from servers import mlflow_server, postgres, rest
 
 SMALL = {"epochs": 2, "seeds": [0], "hidden_units": [16]}

@@ -6,7 +6,7 @@ import time
 import pytest
 
 from bnlab.store import redact, redact_text, server_credentials, store_uri
-from conftest import make_mnist, make_project, project_env, run
+from helpers import make_mnist, make_project, project_env, run
 from servers import free_port
 
 SECRET = "s3cret-Pa55word"
