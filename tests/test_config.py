@@ -187,3 +187,11 @@ def test_the_cli_reports_bad_params_in_one_message_without_traceback(tmp_path):
     assert "split.val_size" in done.stderr and "greater than 0" in done.stderr
     assert "Traceback" not in done.stderr
     assert not (tmp_path / "data").exists()
+
+
+def test_params_yaml_uses_no_yaml_anchors():
+    """`dvc exp run -S` (and so `mlflow run -P`) rewrites params.yaml: it expands anchors and
+    merge keys and drops the override on an anchored node (epochs=2 trained 10 epochs)."""
+    text = (PROJECT / "params.yaml").read_text()
+    code = [line.split("#")[0] for line in text.splitlines()]
+    assert not [line for line in code if "<<:" in line or ": &" in line or ": *" in line]
