@@ -274,3 +274,17 @@ def test_a_bad_data_file_is_reported_before_tensorflow_and_mlflow_are_imported(p
         path.write_bytes(original)
     assert done.stdout.split() == ["1", "False", "False"], done.stderr
     assert damaged in done.stderr
+
+
+def test_a_signal_during_an_mlflow_write_is_held_until_the_write_is_done():
+    import os
+
+    from bnlab.mlflow_logging import signals_held
+
+    done = []
+    with pytest.raises(KeyboardInterrupt, match="signal 15"):
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGTERM)
+            done.append("write finished")
+    assert done == ["write finished"]
+    assert signal.getsignal(signal.SIGTERM) is not None and signal.getsignal(signal.SIGINT) is signal.default_int_handler

@@ -4,9 +4,13 @@ carried over from an earlier identical execution."""
 from __future__ import annotations
 
 import json
+import signal
 import tempfile
+import threading
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from bnlab.tracking import KEY_TAG, PARENT_RUN_ID, ROLE_TAG, MlflowClient, mlflow
 from mlflow.entities import Metric, Param
@@ -29,9 +33,32 @@ def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
     client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(params).items()])
 
 
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block is done, then raise them as KeyboardInterrupt.
+
+    An MLflow write interrupted half-way leaves its SQLite transaction open: the store stays
+    locked, so the run cannot then be ended KILLED (and MLflow logs a traceback). The metrics
+    written while training are where an interrupt most often lands."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        raise KeyboardInterrupt(f"signal {received[0]}")
+
+
 def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
     now = int(time.time() * 1000)
-    client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+    with signals_held():
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
 
 class EpochLogger:
