@@ -6,10 +6,19 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 EXPERIMENT ?= notebook
+# Tests run in random order (pytest-randomly), so one test's leftovers cannot make another pass;
+# `make test SEED=<n>` replays an order (every run prints its seed).
+ifndef SEED
+SEED := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
+endif
+PYTEST := $(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED)
 # dvc.yaml's stage commands (`bnlab ...`) and the tests' subprocesses come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: run run-all test test-slow test-all docs lock ui server clean-venv
+# `dvc plots show`'s page, with Vega inlined from npm (package-lock.json), so it draws offline.
+PLOTS_PAGE := .dvc/plots/offline.html
+
+.PHONY: run run-all test test-slow test-all docs lock ui server serve clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,23 +27,29 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
+$(PLOTS_PAGE): package-lock.json src/bnlab/plots_page.py $(STAMP)
+	npm ci --no-audit --no-fund --loglevel=error
+	$(BIN)/python -m bnlab.plots_page node_modules
+
 ## run: the default experiment's pipeline on real MNIST, then its comparison table
-run: $(STAMP)
+run: $(STAMP) $(PLOTS_PAGE)
 	$(BIN)/dvc repro report@$(EXPERIMENT)
 	@$(BIN)/bnlab summary $(EXPERIMENT)
 
 ## run-all: every experiment declared in params.yaml (about 15 minutes on 2 cores)
-run-all: $(STAMP)
+run-all: $(STAMP) $(PLOTS_PAGE)
 	$(BIN)/dvc repro
 	@$(BIN)/bnlab summary
 
 ## test: the fast tests (slow ones are marked and run by `make test-slow`)
-test: $(STAMP)
-	$(BIN)/python -m pytest -m "not slow" -q
+test: $(STAMP) $(PLOTS_PAGE)
+	@echo "tests in random order; replay it with: make test SEED=$(SEED)"
+	$(PYTEST) -m "not slow"
 
 ## test-slow: the slow tests (real package index, real MNIST wheel, mlflow run)
-test-slow: $(STAMP)
-	$(BIN)/python -m pytest -m slow -q
+test-slow: $(STAMP) $(PLOTS_PAGE)
+	@echo "tests in random order; replay it with: make test-slow SEED=$(SEED)"
+	$(PYTEST) -m slow
 
 test-all: test test-slow
 
@@ -61,6 +76,11 @@ ui: $(STAMP)
 server: $(STAMP)
 	$(BIN)/mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db \
 	    --artifacts-destination ./mlartifacts --serve-artifacts
+
+## serve: a trained model over HTTP on 127.0.0.1:5001 (after `make run`); more with
+## SERVE_ARGS="--variant plain --seed 1 --port 5002" (see `bnlab serve --help`)
+serve: $(STAMP)
+	$(BIN)/bnlab serve $(EXPERIMENT) $(SERVE_ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

@@ -3,6 +3,8 @@ store read back with MlflowClient. The project declares a third variant (BN afte
 activation) in params only: every output must show it with no code change."""
 
 import json
+import re
+import shutil
 
 import mlflow
 import numpy as np
@@ -12,7 +14,7 @@ import yaml
 from mlflow import MlflowClient
 
 from bnlab import data
-from helpers import make_mnist, make_project, project_env, run
+from helpers import PROJECT, make_mnist, make_project, project_env, run
 
 SEEDS = [0, 1]
 EPOCHS = 2
@@ -127,6 +129,25 @@ def test_plots_are_declared_for_dvc_plots_show(project):
     assert {row["variant"] for row in curve["data"]["values"]} == set(VARIANTS)
 
 
+def test_dvc_plots_show_writes_a_page_that_draws_every_plot_offline(project, tmp_path):
+    root, _ = project
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "page")], root, env=clean_env())
+    page = (tmp_path / "page" / "index.html").read_text()
+    assert not re.search(r"<script[^>]*\bsrc=", page)  # nothing fetched: no CDN, no file
+    assert "/* vega-embed/build/vega-embed.min.js */" in page
+    specs = re.findall(r"var spec = (\{.*?\});\s*vegaEmbed", page, re.S)
+    assert len(specs) >= 6  # the curves, steps and probe tables of dvc.yaml's plots
+    files = []
+    for index, spec in enumerate(specs):
+        files.append(tmp_path / f"spec{index}.json")
+        files[-1].write_text(spec)
+    node = shutil.which("node")
+    assert node, "Node.js is a set-up prerequisite (README)"
+    drawn = run([node, str(PROJECT / "tests" / "render_vega.mjs"), *map(str, files)], PROJECT)
+    assert len(drawn.stdout.splitlines()) == len(specs)
+    assert all(int(line.split()[-1]) > 1000 for line in drawn.stdout.splitlines())  # not empty
+
+
 def test_one_parent_run_holds_every_model_run(store):
     client, _, runs = store
     parents = [r for r in runs if r.data.tags.get("bnlab.role") == "pipeline"]
@@ -233,9 +254,12 @@ def test_models_restored_into_a_store_that_never_saw_them_get_runs(project, tmp_
     root, _ = project
     env = clean_env()
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'other.db'}"
+    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    # Artifacts in tmp_path too: a new SQLite store would put them in ./mlruns of the shared
+    # project, where a later test (in any order) would find them.
+    client.create_experiment("batchnorm-mnist", artifact_location=(tmp_path / "artifacts").as_uri())
     for stage in ("evaluate", "report"):
         run(["bnlab", stage, "notebook"], root, env=env)
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("batchnorm-mnist")
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("bnlab.role") == "pipeline"]
