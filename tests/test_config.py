@@ -101,6 +101,8 @@ DELETE = object()
         ("variants", {"plain": {"batch_norm": False}}, "at least 2 items"),
         ("probes.every_steps", 0, f"{NOTEBOOK}.probes.every_steps: Input should be greater than 0"),
         ("probes.unit", 32, "probes.unit 32 is not a unit of every hidden layer"),
+        ("probes.images", 31, "probes.images 31 is less than one batch of variant 'batchnorm' (batch_size 32)"),
+        ("probes.images", 32, None),
         ("model.steps", 100, "set either epochs or steps, not both"),
         ("reference.bn", 0.9, "reference names variants that do not exist: bn"),
         ("model.hidden_units", DELETE, None),  # allowed: the estimator's default

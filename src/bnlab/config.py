@@ -113,6 +113,9 @@ class SplitParams(_Strict):
     method: Literal["stratified", "first"] = "stratified"
 
 
+# The estimator's defaults where params leave a key out (bnlab.estimator uses these).
+DEFAULT_HIDDEN_UNITS = (32, 32)
+DEFAULT_BATCH_SIZE = 32
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "sigmoid", "tanh", "swish", "leaky_relu")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam")
 # Names that become folder names, DVC stage names (train@notebook) and MLflow run names.
@@ -194,10 +197,8 @@ class ExperimentParams(_Strict):
             settings = self.model.merged(overrides)
             if settings.epochs is not None and settings.steps is not None:
                 raise ValueError(f"variant {name!r}: set either epochs or steps, not both")
-            units = settings.hidden_units or [32]
-            if self.probes is not None and self.probes.unit >= min(units):
-                raise ValueError(f"probes.unit {self.probes.unit} is not a unit of every hidden layer "
-                                 f"of variant {name!r} (smallest layer: {min(units)} units)")
+            if self.probes is not None:
+                _check_probes(self.probes, name, settings)
         return self
 
     # What the train stage reads (dvc.yaml lists the same keys): its models depend on these only.
@@ -210,8 +211,16 @@ class ExperimentParams(_Strict):
         """The estimator settings of one variant."""
         return self.model.merged(self.variants[variant])
 
-    def is_baseline(self, variant: str) -> bool:
-        return variant == self.baseline
+
+def _check_probes(probes: ProbeParams, variant: str, settings: ModelParams) -> None:
+    units = settings.hidden_units or DEFAULT_HIDDEN_UNITS
+    if probes.unit >= min(units):
+        raise ValueError(f"probes.unit {probes.unit} is not a unit of every hidden layer "
+                         f"of variant {variant!r} (smallest layer: {min(units)} units)")
+    batch_size = settings.batch_size or DEFAULT_BATCH_SIZE
+    if probes.images < batch_size:  # BN's training-mode accuracy is measured batch by batch
+        raise ValueError(f"probes.images {probes.images} is less than one batch of variant "
+                         f"{variant!r} (batch_size {batch_size})")
 
 
 class Params(_Strict):
