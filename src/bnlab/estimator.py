@@ -9,6 +9,7 @@ from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
+from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -16,7 +17,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bnlab import loop
-from bnlab.config import ACTIVATIONS, OPTIMIZERS
+from bnlab.config import ACTIVATIONS, DEFAULT_BATCH_SIZE, DEFAULT_HIDDEN_UNITS, OPTIMIZERS
 from bnlab.model import BN_POSITIONS, build_mlp, build_optimizer
 from bnlab.tf_runtime import keras, tf
 
@@ -137,11 +138,11 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
 
     def __init__(
         self,
-        hidden_units=(32, 32),
+        hidden_units=DEFAULT_HIDDEN_UNITS,
         batch_norm=True,
         activation="relu",
         learning_rate=0.01,
-        batch_size=32,
+        batch_size=DEFAULT_BATCH_SIZE,
         epochs=10,
         random_state=None,
         verbose=0,
@@ -297,9 +298,8 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         """Class probabilities, rows summing to 1, columns in the order of ``classes_``."""
         check_is_fitted(self)
         X = validate_data(self, X, reset=False, dtype=np.float32)
-        logits = self._logits(X).astype(np.float64)
-        proba = np.exp(logits - logits.max(axis=1, keepdims=True))
-        return proba / proba.sum(axis=1, keepdims=True)
+        # In float64, as the served model does (bnlab/serving.py): the same probabilities.
+        return softmax(self._logits(X).astype(np.float64), axis=1)
 
     def predict(self, X):
         """The most probable class label for each row, in the labels' original type."""
