@@ -342,3 +342,19 @@ def test_new_settings_survive_save_and_load(tmp_path):
         loaded = KerasMLPClassifier.load(clf.save(tmp_path / fmt, format=fmt))
         assert loaded.get_params()["bn_position"] == "after" and loaded.n_steps_ == 20
         np.testing.assert_array_equal(loaded.predict_proba(X_TEST), clf.predict_proba(X_TEST))
+
+
+def test_the_inference_network_of_a_noisy_model_predicts_the_same_with_keras_layers_only(tmp_path):
+    from bnlab.model import inference_network
+
+    clf = KerasMLPClassifier(**FAST, noise_shift=0.5, noise_scale=2.0).fit(X, Y)
+    network = inference_network(clf.model_)
+    assert "RandomShiftScale" not in {type(layer).__name__ for layer in network.layers}
+    network.save(tmp_path / "network.keras")
+    # Loaded by a process that never imports bnlab, so RandomShiftScale is unknown there.
+    code = (f"import keras, numpy as np; m = keras.saving.load_model({str(tmp_path / 'network.keras')!r});"
+            f"np.save({str(tmp_path / 'out.npy')!r}, np.asarray(m(np.load({str(tmp_path / 'x.npy')!r}))))")
+    np.save(tmp_path / "x.npy", X_TEST.astype(np.float32))
+    subprocess.run([sys.executable, "-c", code], check=True, env=project_env(), cwd=tmp_path)
+    expected = np.asarray(clf.model_(X_TEST.astype(np.float32), training=False))
+    np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-6, atol=1e-6)

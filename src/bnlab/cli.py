@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import re
 import signal
 import sys
 
@@ -22,6 +23,8 @@ EXPERIMENT_STAGES = {  # one DVC stage per experiment: train@notebook, ...
     "evaluate": "evaluate an experiment's models on the test set into eval/<experiment>/",
     "report": "statistics, tables and figures of an experiment into reports/<experiment>/",
 }
+# Conveniences that are no stage: loaded by name (importlib), so no stage's deps include them.
+TOOLS = {"serve": "bnlab.model_server"}
 EXIT_PARAMS, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 
 
@@ -32,6 +35,8 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     errors = [DataError, OutputError, FileNotFoundError]
     if "bnlab.store" in sys.modules:  # only stages that track import it
         errors.append(sys.modules["bnlab.store"].TrackingError)
+    if "bnlab.model_server" in sys.modules:
+        errors.append(sys.modules["bnlab.model_server"].ModelNotFound)
     if "mlflow" in sys.modules:
         errors.append(sys.modules["mlflow"].exceptions.MlflowException)
     return tuple(errors)
@@ -44,7 +49,10 @@ def describe(exc: BaseException) -> str:
         return str(exc)
     if "mlflow" in sys.modules and isinstance(exc, sys.modules["mlflow"].exceptions.MlflowException):
         lines = (exc.message or str(exc)).strip().splitlines()
-        first = lines[0] if lines else type(exc).__name__
+        # A database driver's own line says what went wrong ("(sqlite3.OperationalError)
+        # database or disk is full"); MLflow's first line may only say where.
+        driver = [line.strip() for line in lines if re.match(r"\s*\(\w+(\.\w+)+\) ", line)]
+        first = driver[0] if driver else lines[0] if lines else type(exc).__name__
         return store.redact_text(f"MLflow tracking store {store.redact(store.tracking_uri())} failed: {first}")
     return store.redact_text(str(exc))  # no password in any message
 
@@ -66,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     from bnlab.pipeline import add_pipeline_parser
 
     add_pipeline_parser(commands)
+    for module in TOOLS.values():
+        importlib.import_module(module).add_parser(commands)
     return parser
 
 
@@ -83,6 +93,8 @@ def main(argv: list[str] | None = None) -> int:
             from bnlab.pipeline import run_pipeline
 
             return run_pipeline(args)
+        if args.command in TOOLS:
+            return importlib.import_module(TOOLS[args.command]).run(args)
         # Params first: a bad one is refused in well under a second, before the stage module
         # imports TensorFlow and MLflow (seconds).
         params = load_params(args.params)
@@ -101,6 +113,13 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_INTERRUPTED
     except expected_errors() as exc:
         print(f"bnlab {args.command}: error: {describe(exc)}", file=sys.stderr)
+        return EXIT_FAILED
+    except OSError as exc:  # a full disk outside the outputs: MLflow copying an artifact
+        from bnlab.atomic import is_write_error, write_error
+
+        if not is_write_error(exc):
+            raise
+        print(f"bnlab {args.command}: error: {write_error('an output', exc)}", file=sys.stderr)
         return EXIT_FAILED
     return 0
 

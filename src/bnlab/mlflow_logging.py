@@ -1,4 +1,4 @@
-"""What goes into an MLflow run: params, metrics as epochs end, datasets, models, and results
+"""What goes into an MLflow run: params, metrics as epochs end, datasets, and results
 carried over from an earlier identical execution."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bnlab.tracking import KEY_TAG, PARENT_RUN_ID, ROLE_TAG, MlflowClient, mlflow
+from bnlab.tracking import KEY_TAG, PARENT_RUN_ID, ROLE_TAG, MlflowClient
 from mlflow.entities import Metric, Param
 
 
@@ -108,39 +108,6 @@ def log_datasets(run_id: str, splits: dict[str, tuple], sources: dict[str, str])
                                  source=sources[name])
         inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", name)]))
     MlflowClient().log_inputs(run_id, datasets=inputs)
-
-
-def pip_requirements() -> list[str]:
-    """Pinned from this environment, so MLflow need not infer them (that costs seconds per
-    model, loading it in a subprocess)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    pins = []
-    for names in (("tensorflow-cpu", "tensorflow"), ("keras",), ("numpy",)):
-        for name in names:
-            try:
-                pins.append(f"{name}=={version(name)}")
-                break
-            except PackageNotFoundError:
-                continue
-    return pins
-
-
-def log_keras_model(run_id: str, model, n_features: int) -> None:
-    """Log a Keras model that takes raw pixel rows and returns digits, with a signature, so
-    that ``mlflow.pyfunc.load_model(...).predict(rows)`` gives digits."""
-    import numpy as np
-    from mlflow.models import ModelSignature
-    from mlflow.types import Schema, TensorSpec
-
-    signature = ModelSignature(
-        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n_features), "pixels")]),
-        outputs=Schema([TensorSpec(np.dtype(np.int32), (-1,), "digit")]),
-    )
-    # input_example is left out: with Keras 3.15 it fails in MLflow 3.17 (design.md).
-    with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None):
-        mlflow.keras.log_model(model, name="model", signature=signature,
-                               pip_requirements=pip_requirements())
 
 
 def carry_over_results(client: MlflowClient, experiment_id: str, key: str, parent_id: str,

@@ -109,9 +109,19 @@ def has_batch_norm(model: keras.Model) -> bool:
     return any(isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers)
 
 
-def digit_model(model: keras.Model) -> keras.Model:
-    """The trained network with argmax on top: raw pixel rows in, predicted class index out
-    (for MNIST, the digit). Built from standard layers and ops only, so it loads in Keras's
-    safe mode and serves through ``mlflow.pyfunc``."""
-    digits = keras.ops.argmax(model.output, axis=-1)
-    return keras.Model(model.input, digits, name=f"{model.name}_digits")
+def inference_network(model: keras.Model) -> keras.Model:
+    """The trained network as it predicts, built from Keras's own layers only: the noise
+    layers (the identity at inference) are left out, so the saved file loads without bnlab."""
+    if not any(isinstance(layer, RandomShiftScale) for layer in model.layers):
+        return model
+
+    def without_noise(layer):
+        if isinstance(layer, RandomShiftScale):
+            return keras.layers.Identity(name=layer.name)
+        return layer.__class__.from_config(layer.get_config())
+
+    clone = keras.models.clone_model(model, clone_function=without_noise)
+    for layer in clone.layers:
+        if layer.weights:
+            layer.set_weights(model.get_layer(layer.name).get_weights())
+    return clone

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -32,6 +33,8 @@ from pathlib import Path
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# A stage's log is for what it does; MLflow's per-file progress bars are noise there.
+os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
 
 import mlflow  # noqa: E402
 from mlflow import MlflowClient  # noqa: E402
@@ -40,6 +43,11 @@ from mlflow.entities import RunStatus, RunTag  # noqa: E402
 from bnlab.store import (  # noqa: E402
     DEFAULT_EXPERIMENT, TrackingError, check_reachable, redact, redact_text, server_credentials, store_uri,
     tracking_uri)
+
+# MLflow's database module logs "Creating initial MLflow database tables..." into every new
+# store's stage log, and a whole traceback before raising a database error that the CLI reports
+# in one line (a full disk: "database or disk is full").
+logging.getLogger("mlflow.store.db.utils").setLevel(logging.CRITICAL)
 
 PARENT_RUN_ID = "mlflow.parentRunId"
 # Which process writes a run: a later stage on the same host ends the run if that process died

@@ -10,7 +10,7 @@ from bnlab import mlflow_logging, tracking
 from bnlab.config import ExperimentParams, Params
 from bnlab.estimator import KerasMLPClassifier
 from bnlab.experiments import Job
-from bnlab.model import digit_model
+from bnlab.model_logging import log_served_model
 from bnlab.probes import ProbeRecorder
 from bnlab.tf_runtime import runtime_settings
 
@@ -70,7 +70,7 @@ def train_job(client, experiment_id: str, parent_id: str, params: Params, job: J
         estimator.fit(flat_pixels(x_train), y_train, validation_data=(flat_pixels(x_val), y_val))
         mlflow_logging.log_metrics(client, run_id, {"fit_seconds": time.perf_counter() - started})
         estimator.set_params(callbacks=None)  # the loggers belong to this run, not the model
-        mlflow_logging.log_keras_model(run_id, digit_model(estimator.model_), estimator.n_features_in_)
+        log_served_model(run_id, estimator.model_, estimator.n_features_in_)
     return estimator, run_id, probes
 
 
@@ -84,5 +84,5 @@ def record_restored_model(client, experiment_id: str, parent_id: str, params: Pa
     with tracking.terminated_on_exit(client, run_id):
         mlflow_logging.log_params(client, run_id, run_params(params, estimator, "unknown", "unknown"))
         mlflow_logging.log_history(client, run_id, estimator.history_)
-        mlflow_logging.log_keras_model(run_id, digit_model(estimator.model_), estimator.n_features_in_)
+        log_served_model(run_id, estimator.model_, estimator.n_features_in_)
     return run_id

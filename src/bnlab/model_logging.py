@@ -1,0 +1,59 @@
+"""Log a trained network as an MLflow model that serves digits (bnlab/serving.py)."""
+
+from __future__ import annotations
+
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+from mlflow.models import ModelSignature
+from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
+
+from bnlab import serving, tf_runtime
+from bnlab.model import inference_network
+from bnlab.tracking import mlflow
+
+# Pinned from this environment, so MLflow need not infer them (that loads the model in a
+# subprocess: seconds per model). The served model imports these and nothing of bnlab.
+SERVED_PACKAGES = (("tensorflow-cpu", "tensorflow"), ("keras",), ("numpy",), ("scipy",), ("mlflow",))
+
+
+def pip_requirements() -> list[str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    pins = []
+    for names in SERVED_PACKAGES:
+        for name in names:
+            try:
+                pins.append(f"{name}=={version(name)}")
+                break
+            except PackageNotFoundError:
+                continue
+    return pins
+
+
+def signature(n_features: int) -> ModelSignature:
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, n_features), serving.INPUT)]),
+        outputs=Schema([TensorSpec(np.dtype(np.int64), (-1,), serving.OUTPUTS[0])]),
+        params=ParamSchema([ParamSpec(serving.OUTPUT_PARAM, "string", serving.OUTPUTS[0])]),
+    )
+
+
+def log_served_model(run_id: str, network, n_features: int) -> None:
+    """Log ``network`` (logits out) to run ``run_id`` as ``model``: a pyfunc from code whose
+    ``predict`` takes raw pixel rows and gives digits, or probabilities on request."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "network.keras"
+        inference_network(network).save(path)
+        # input_example is left out: with Keras 3.15 it fails in MLflow 3.17 (design.md).
+        with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None), \
+                warnings.catch_warnings():
+            # MLflow warns that there is no input example and that predict has no type hints:
+            # the signature above says what the model takes and gives.
+            warnings.simplefilter("ignore", UserWarning)
+            mlflow.pyfunc.log_model(name="model", python_model=serving.__file__,
+                                    artifacts={serving.NETWORK: str(path)},
+                                    code_paths=[tf_runtime.__file__], signature=signature(n_features),
+                                    pip_requirements=pip_requirements())

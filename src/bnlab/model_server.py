@@ -1,0 +1,84 @@
+"""`bnlab serve`: one trained model over HTTP, through `mlflow models serve`.
+
+It finds the newest FINISHED run of the job (experiment, variant, seed) in the project's store
+and starts MLflow's scoring server on it with this environment's commands first on PATH (without
+that, `mlflow models serve --env-manager local` fails with "exec: uvicorn: not found" unless the
+virtual environment is activated). Not a stage: the CLI loads this module by name, so no
+stage depends on it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+HOST = "127.0.0.1"
+PORT = 5001  # `make server`'s tracking server has 5000
+
+
+class ModelNotFound(LookupError):
+    """No finished run of the job holds a model."""
+
+
+def add_parser(commands) -> None:
+    sub = commands.add_parser("serve", help="serve a trained model over HTTP (mlflow models serve)")
+    sub.add_argument("experiment", nargs="?", help="an experiment of params.yaml (default: the first)")
+    sub.add_argument("--variant", help="one of the experiment's variants (default: the first)")
+    sub.add_argument("--seed", type=int, help="one of the experiment's seeds (default: the first)")
+    sub.add_argument("--host", default=HOST, help="address to listen on (default: %(default)s)")
+    sub.add_argument("--port", type=int, default=PORT, help="port (default: %(default)s)")
+    sub.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
+
+
+def chosen_job(params, experiment: str | None, variant: str | None, seed: int | None):
+    """The job to serve; a name or seed the experiment does not declare is a ParamsError."""
+    from bnlab.config import ParamsError
+    from bnlab.experiments import Job
+
+    name = experiment or next(iter(params.experiments))
+    declared = params.experiment(name)  # names the choices if `name` is unknown
+    variant = variant or next(iter(declared.variants))
+    seed = declared.seeds[0] if seed is None else seed
+    if variant not in declared.variants:
+        raise ParamsError(f"experiment {name!r} has no variant {variant!r}; "
+                          f"choose one of {', '.join(declared.variants)}")
+    if seed not in declared.seeds:
+        raise ParamsError(f"experiment {name!r} has no seed {seed}; choose one of "
+                          f"{', '.join(map(str, declared.seeds))}")
+    return Job(name, variant, seed)
+
+
+def newest_model_run(client, experiment_id: str, job) -> str:
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.experiment = '{job.experiment}' and tags.variant = '{job.variant}' "
+        f"and tags.seed = '{job.seed}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"], max_results=1)
+    if not runs:
+        raise ModelNotFound(f"no finished run of {job.run_name} holds a model: train it first "
+                            f"(`make run`, or `dvc repro train@{job.experiment}`)")
+    return runs[0].info.run_id
+
+
+def serve_command(run_id: str, host: str, port: int) -> list[str]:
+    mlflow = Path(sys.executable).parent / "mlflow"
+    return [str(mlflow), "models", "serve", "-m", f"runs:/{run_id}/model", "--env-manager", "local",
+            "--host", host, "--port", str(port)]
+
+
+def run(args) -> int:
+    from bnlab.config import load_params
+
+    job = chosen_job(load_params(args.params), args.experiment, args.variant, args.seed)
+    from bnlab import tracking
+
+    client, experiment_id = tracking.connect()
+    run_id = newest_model_run(client, experiment_id, job)
+    env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.store_uri(tracking.tracking_uri()),
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    print(f"serving {job.run_name} (run {run_id}) at http://{args.host}:{args.port}/invocations",
+          flush=True)
+    command = serve_command(run_id, args.host, args.port)
+    os.execve(command[0], command, env)
+    return 0  # not reached: the server replaces this process
