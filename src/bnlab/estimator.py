@@ -9,7 +9,7 @@ from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
-from scipy.special import softmax
+from scipy.special import log_softmax, softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -276,8 +276,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
 
     def _loss_accuracy(self, X, y_index) -> tuple[float, float]:
         logits = self._logits(X).astype(np.float64)
-        shifted = logits - logits.max(axis=1, keepdims=True)
-        log_proba = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+        log_proba = log_softmax(logits, axis=1)
         loss = -log_proba[np.arange(len(y_index)), y_index].mean()
         accuracy = (logits.argmax(axis=1) == y_index).mean()
         return float(loss), float(accuracy)
