@@ -50,8 +50,8 @@ def log_served_model(run_id: str, network, n_features: int) -> None:
         # input_example is left out: with Keras 3.15 it fails in MLflow 3.17 (design.md).
         with mlflow.start_run(run_id=run_id, nested=mlflow.active_run() is not None), \
                 warnings.catch_warnings():
-            # MLflow warns that there is no input example and that predict has no type hints:
-            # the signature above says what the model takes and gives.
+            # MLflow warns that there is no input example: the signature above says what the
+            # model takes and gives.
             warnings.simplefilter("ignore", UserWarning)
             mlflow.pyfunc.log_model(name="model", python_model=serving.__file__,
                                     artifacts={serving.NETWORK: str(path)},

@@ -47,8 +47,8 @@ class DigitClassifier(PythonModel):
         output = chosen_output(params)
         pixels = model_input[INPUT] if isinstance(model_input, dict) else model_input
         pixels = np.asarray(pixels, np.float32)
-        logits = np.concatenate([np.asarray(self._network(pixels[i : i + CHUNK_ROWS], training=False))
-                                 for i in range(0, len(pixels), CHUNK_ROWS)] or [np.zeros((0, 10))])
+        chunks = [pixels[i : i + CHUNK_ROWS] for i in range(0, len(pixels), CHUNK_ROWS)] or [pixels]
+        logits = np.concatenate([np.asarray(self._network(chunk, training=False)) for chunk in chunks])
         proba = softmax(logits.astype(np.float64), axis=1)  # as the estimator's predict_proba
         return proba if output == "probabilities" else proba.argmax(axis=1).astype(np.int64)
 
