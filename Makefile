@@ -11,7 +11,10 @@ EXPERIMENT ?= notebook
 ifndef SEED
 SEED := $(shell od -An -N2 -tu2 /dev/urandom | tr -d ' ')
 endif
-PYTEST := $(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED)
+# Test files run side by side on TEST_WORKERS processes (pytest-xdist), a file's tests in one
+# process so that its module fixtures (a trained project) are built once.
+TEST_WORKERS ?= 2
+PYTEST := $(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) -n $(TEST_WORKERS) --dist loadfile
 # dvc.yaml's stage commands (`bnlab ...`) and the tests' subprocesses come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
