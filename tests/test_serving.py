@@ -10,6 +10,7 @@ import urllib.request
 import numpy as np
 import pandas as pd
 import pytest
+from mlflow import MlflowClient
 
 from bnlab import data
 from helpers import make_mnist, make_project, project_env, run
@@ -44,9 +45,19 @@ def post(url: str, body: dict) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
+def add_newer_run_without_a_model(root):
+    """A later FINISHED run of the same job (as a `dvc exp run` of other settings would leave):
+    serving must still pick the run of the models in the workspace."""
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment_id = client.get_experiment_by_name("batchnorm-mnist").experiment_id
+    decoy = client.create_run(experiment_id, tags={"experiment": "notebook", "variant": "batchnorm", "seed": "0"})
+    client.set_terminated(decoy.info.run_id, "FINISHED")
+
+
 @pytest.mark.slow
 def test_the_served_model_gives_the_pipelines_predictions_quietly(evaluated):
     root = evaluated
+    add_newer_run_without_a_model(root)
     port = free_port()
     log = root / "serve.log"
     with open(log, "w") as out:
@@ -56,6 +67,7 @@ def test_the_served_model_gives_the_pipelines_predictions_quietly(evaluated):
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, server, seconds=120)
+        assert "(the run of the models in models/notebook)" in log.read_text().splitlines()[0]
         started = len(log.read_text().splitlines())
         x_test, _ = data.load_split(root / "data/prepared/test.npz")
         pixels = x_test.reshape(len(x_test), -1).astype(np.float32)

@@ -1,14 +1,16 @@
 """`bnlab serve`: one trained model over HTTP, through `mlflow models serve`.
 
-It finds the newest FINISHED run of the job (experiment, variant, seed) in the project's store
-and starts MLflow's scoring server on it with this environment's commands first on PATH (without
-that, `mlflow models serve --env-manager local` fails with "exec: uvicorn: not found" unless the
-virtual environment is activated). Not a stage: the CLI loads this module by name, so no
-stage depends on it.
+It finds, in the project's store, the run that trained the job's model now in
+models/<experiment>/ (by the pipeline key in its pipeline.json), or else the job's newest
+FINISHED run, and starts MLflow's scoring server on it with this environment's commands first
+on PATH (without that, `mlflow models serve --env-manager local` fails with "exec: uvicorn: not
+found" unless the virtual environment is activated). Not a stage: the CLI loads this module
+by name, so no stage depends on it.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from pathlib import Path
@@ -49,6 +51,20 @@ def chosen_job(params, experiment: str | None, variant: str | None, seed: int | 
     return Job(name, variant, seed)
 
 
+def model_run(client, experiment_id: str, job) -> tuple[str, str]:
+    """The run to serve and why: the run that trained the models now in models/<experiment>/
+    (found by their pipeline key), else the job's newest FINISHED run."""
+    from bnlab import layout, tracking
+
+    meta = layout.models_dir(job.experiment) / "pipeline.json"
+    if meta.is_file():
+        parent = tracking.find_parent(client, experiment_id, json.loads(meta.read_text())["pipeline_key"])
+        child = parent and tracking.find_child(client, experiment_id, parent, job)
+        if child and client.get_run(child).info.status == "FINISHED":
+            return child, f"the run of the models in {meta.parent}"
+    return newest_model_run(client, experiment_id, job), "the newest finished run of the job"
+
+
 def newest_model_run(client, experiment_id: str, job) -> str:
     runs = client.search_runs(
         [experiment_id],
@@ -74,11 +90,11 @@ def run(args) -> int:
     from bnlab import tracking
 
     client, experiment_id = tracking.connect()
-    run_id = newest_model_run(client, experiment_id, job)
+    run_id, which = model_run(client, experiment_id, job)
     env = {**os.environ, "MLFLOW_TRACKING_URI": tracking.store_uri(tracking.tracking_uri()),
            "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    print(f"serving {job.run_name} (run {run_id}) at http://{args.host}:{args.port}/invocations",
-          flush=True)
+    print(f"serving {job.run_name}, run {run_id} ({which}), at "
+          f"http://{args.host}:{args.port}/invocations", flush=True)
     command = serve_command(run_id, args.host, args.port)
     os.execve(command[0], command, env)
     return 0  # not reached: the server replaces this process
