@@ -49,6 +49,15 @@ def project_env() -> dict[str, str]:
     return env
 
 
+def store_env(uri: str | None = None) -> dict[str, str]:
+    """:func:`project_env` without MLflow's variables: the project's default store
+    (sqlite:///mlflow.db in the working folder), or ``uri`` as MLFLOW_TRACKING_URI."""
+    env = {k: v for k, v in project_env().items() if not k.startswith("MLFLOW_")}
+    if uri:
+        env["MLFLOW_TRACKING_URI"] = uri
+    return env
+
+
 def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout=600):
     done = subprocess.run(cmd, cwd=cwd, env=env or project_env(), capture_output=True,
                           text=True, timeout=timeout)

@@ -7,19 +7,11 @@ import sqlite3
 import pytest
 
 from disks import can_mount, full_disk
-from helpers import make_mnist, make_project, project_env, run
+from helpers import make_mnist, make_project, run, store_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(can_mount() is not None, reason=str(can_mount()))]
 FULL = "No space left on device"
 
-
-def store_env(uri=None):
-    env = project_env()
-    for name in [n for n in env if n.startswith("MLFLOW_")]:
-        env.pop(name)
-    if uri:
-        env["MLFLOW_TRACKING_URI"] = uri
-    return env
 
 
 def statuses(db) -> set[str]:

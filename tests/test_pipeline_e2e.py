@@ -14,7 +14,7 @@ import yaml
 from mlflow import MlflowClient
 
 from bnlab import data
-from helpers import PROJECT, make_mnist, make_project, project_env, run
+from helpers import PROJECT, make_mnist, make_project, run, store_env
 
 SEEDS = [0, 1]
 EPOCHS = 2
@@ -25,20 +25,13 @@ CHALLENGERS = ("batchnorm", "bn_after")  # compared with the baseline, plain
 REPORTS = "reports/notebook"
 
 
-def clean_env():
-    env = project_env()
-    for name in list(env):
-        if name.startswith("MLFLOW_"):
-            env.pop(name)  # the default store: sqlite:///mlflow.db in the project
-    return env
-
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
     root = make_project(tmp_path_factory.mktemp("e2e") / "proj", make_mnist(600, 200),
                         {"epochs": EPOCHS, "seeds": SEEDS, "hidden_units": [16], "variants": VARIANTS,
                          "probes": {"every_steps": PROBE_EVERY, "images": 50, "unit": 0}})
-    done = run(["dvc", "repro"], root, env=clean_env())
+    done = run(["dvc", "repro"], root, env=store_env())
     return root, done
 
 
@@ -102,13 +95,13 @@ def test_probes_are_written_for_every_job(project):
 
 def test_second_repro_does_nothing_and_params_rerun_only_what_follows(project):
     root, _ = project
-    again = run(["dvc", "repro"], root, env=clean_env())
+    again = run(["dvc", "repro"], root, env=store_env())
     assert "Running stage" not in again.stdout
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["experiments"]["notebook"]["model"]["learning_rate"] = 0.02
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     try:
-        dry = run(["dvc", "repro", "--dry"], root, env=clean_env()).stdout
+        dry = run(["dvc", "repro", "--dry"], root, env=store_env()).stdout
     finally:
         params["experiments"]["notebook"]["model"]["learning_rate"] = 0.01
         (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -118,7 +111,7 @@ def test_second_repro_does_nothing_and_params_rerun_only_what_follows(project):
 
 def test_plots_are_declared_for_dvc_plots_show(project):
     root, _ = project
-    done = run(["dvc", "plots", "show", "--json"], root, env=clean_env())
+    done = run(["dvc", "plots", "show", "--json"], root, env=store_env())
     shown = json.loads(done.stdout)
     assert "errors" not in shown
     plots = shown["data"]
@@ -131,12 +124,12 @@ def test_plots_are_declared_for_dvc_plots_show(project):
 
 def test_dvc_plots_show_writes_a_page_that_draws_every_plot_offline(project, tmp_path):
     root, _ = project
-    run(["dvc", "plots", "show", "-o", str(tmp_path / "page")], root, env=clean_env())
+    run(["dvc", "plots", "show", "-o", str(tmp_path / "page")], root, env=store_env())
     page = (tmp_path / "page" / "index.html").read_text()
     assert not re.search(r"<script[^>]*\bsrc=", page)  # nothing fetched: no CDN, no file
     assert "/* vega-embed/build/vega-embed.min.js */" in page
     specs = re.findall(r"var spec = (\{.*?\});\s*vegaEmbed", page, re.S)
-    shown = json.loads(run(["dvc", "plots", "show", "--json"], root, env=clean_env()).stdout)["data"]
+    shown = json.loads(run(["dvc", "plots", "show", "--json"], root, env=store_env()).stdout)["data"]
     interactive = [path for path, plots in shown.items() if plots[0]["type"] == "vega"]
     assert len(specs) == len(interactive) >= 5  # the per-epoch curves and test accuracy by step
     files = []
@@ -235,9 +228,9 @@ def test_retraining_to_identical_models_carries_the_results_over(project):
     """Train re-runs (forced) and writes the same bytes, so DVC skips evaluate and report:
     the new runs still get their test metrics and comparison."""
     root, _ = project
-    done = run(["dvc", "repro", "--force", "train@notebook"], root, env=clean_env())
+    done = run(["dvc", "repro", "--force", "train@notebook"], root, env=store_env())
     assert "copied" in done.stdout
-    assert "Running stage 'evaluate@notebook'" not in run(["dvc", "repro"], root, env=clean_env()).stdout
+    assert "Running stage 'evaluate@notebook'" not in run(["dvc", "repro"], root, env=store_env()).stdout
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("batchnorm-mnist")
     parents = client.search_runs([experiment.experiment_id], "tags.`bnlab.role` = 'pipeline'",
@@ -254,7 +247,7 @@ def test_models_restored_into_a_store_that_never_saw_them_get_runs(project, tmp_
     """As after `dvc pull` on another machine: evaluate and report find no runs for these
     models, so they make them from what was saved with the models, tagged restored."""
     root, _ = project
-    env = clean_env()
+    env = store_env()
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'other.db'}"
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     # Artifacts in tmp_path too: a new SQLite store would put them in ./mlruns of the shared
@@ -273,4 +266,4 @@ def test_models_restored_into_a_store_that_never_saw_them_get_runs(project, tmp_
     history = client.get_metric_history(children[0].info.run_id, "val_accuracy")
     assert [m.step for m in history] == list(range(1, EPOCHS + 1))
     assert {r.info.status for r in runs} == {"FINISHED"}
-    assert run(["dvc", "status", "--json"], root, env=clean_env()).stdout.strip() == "{}"  # same bytes
+    assert run(["dvc", "status", "--json"], root, env=store_env()).stdout.strip() == "{}"  # same bytes

@@ -13,18 +13,12 @@ import pytest
 from mlflow import MlflowClient
 
 from bnlab import data
-from helpers import make_mnist, make_project, project_env, run
+from helpers import make_mnist, make_project, run, store_env
 from servers import free_port, stop, wait_for_health
 
 N_TEST = 10_000
 ACCESS_LINE = re.compile(r'^INFO:\s+127\.0\.0\.1:\d+ - "(POST /invocations|GET /health) HTTP/1\.1" \d{3}')
 
-
-def store_env():
-    env = project_env()
-    for name in [n for n in env if n.startswith("MLFLOW_")]:
-        env.pop(name)  # the project's default store, sqlite:///mlflow.db
-    return env
 
 
 @pytest.fixture(scope="module")
