@@ -29,6 +29,7 @@ def reads(tmp_path_factory):
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.chdir(root)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'mlflow.db'}")
+        monkeypatch.setenv("BNLAB_WORKERS", "1")  # jobs in this process, where reads are recorded
         for stage in ORDER:
             with recorded_reads(monkeypatch) as keys:
                 assert cli.main([stage] + (["notebook"] if stage in cli.EXPERIMENT_STAGES else [])) == 0
@@ -57,4 +58,4 @@ def test_the_recorder_sees_reads_and_ignores_validation(monkeypatch):
         params.split.model_dump()
         params.experiment("notebook").training_settings()
     assert keys == {"experiments.${key}.seeds", "split", "experiments.${key}.model",
-                    "experiments.${key}.variants", "experiments.${key}.probes"}
+                    "experiments.${key}.variants", "experiments.${key}.probes", "experiments.${key}.grid"}

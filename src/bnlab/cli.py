@@ -33,6 +33,9 @@ def expected_errors() -> tuple[type[BaseException], ...]:
     from bnlab.data import DataError  # also every source failing (sources.AllSourcesFailed)
 
     errors = [DataError, OutputError, FileNotFoundError]
+    for module, names in (("bnlab.workers", ("WorkersError",)), ("bnlab.job_runner", ("JobFailed",))):
+        if module in sys.modules:  # only the train stage imports them
+            errors += [getattr(sys.modules[module], name) for name in names]
     if "bnlab.store" in sys.modules:  # only stages that track import it
         errors.append(sys.modules["bnlab.store"].TrackingError)
     if "bnlab.model_server" in sys.modules:

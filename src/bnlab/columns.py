@@ -6,3 +6,5 @@ PERCENTILES = {"p15": 15, "p50": 50, "p85": 85}
 PROBE_COLUMNS = ("step", "layer", "unit", *PERCENTILES, "dead_fraction")
 STEP_COLUMNS = ("step", "val_accuracy", "test_accuracy", "train_mode_accuracy")
 PER_SEED_COLUMNS = ("variant", "seed", "test_accuracy", "test_loss")
+# sweep.csv: these after the grid's own columns (one per swept setting).
+SWEEP_COLUMNS = ("variant", "seed", "test_accuracy", "test_loss", "final_train_loss")

@@ -7,6 +7,7 @@ key and what is allowed, and nothing is written.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
@@ -177,6 +178,18 @@ class ExperimentParams(_Strict):
     # Published test accuracy per variant (e.g. the reference notebook's single runs), shown
     # beside ours in the table.
     reference: dict[str, float] | None
+    # Estimator settings swept: each key a model setting, each value a list of its values.
+    # Every point of the grid (every combination) is trained for every variant and seed.
+    grid: dict[str, list] | None
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_values(cls, grid: dict[str, list] | None) -> dict[str, list] | None:
+        if grid is None:
+            return None
+        if not grid:
+            raise ValueError("is empty: give at least one setting and its values, or null for no grid")
+        return {key: _grid_axis(key, values) for key, values in grid.items()}
 
     @field_validator("seeds")
     @classmethod
@@ -194,22 +207,50 @@ class ExperimentParams(_Strict):
         if unknown:
             raise ValueError(f"reference names variants that do not exist: {', '.join(unknown)}")
         for name, overrides in self.variants.items():
-            settings = self.model.merged(overrides)
-            if settings.epochs is not None and settings.steps is not None:
-                raise ValueError(f"variant {name!r}: set either epochs or steps, not both")
-            if self.probes is not None:
-                _check_probes(self.probes, name, settings)
+            swept = sorted(set(self.grid or {}) & overrides.model_fields_set)
+            if swept:  # which value would win is anyone's guess: refuse
+                raise ValueError(f"variant {name!r} sets {', '.join(swept)}, which the grid sweeps")
+            for point in self.grid_points():
+                settings = self.model.merged(overrides).merged(ModelParams(**dict(point)))
+                if settings.epochs is not None and settings.steps is not None:
+                    raise ValueError(f"variant {name!r}: set either epochs or steps, not both")
+                if self.probes is not None:
+                    _check_probes(self.probes, name, settings)
         return self
 
     # What the train stage reads (dvc.yaml lists the same keys): its models depend on these only.
-    TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("model", "variants", "seeds", "probes")
+    TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("model", "variants", "seeds", "probes", "grid")
+
+    def grid_points(self) -> list[tuple[tuple[str, object], ...]]:
+        """Every combination of the grid's values, as ((setting, value), ...), in the order
+        declared (the last setting varying fastest); one empty point without a grid."""
+        grid = self.grid or {}
+        return [tuple(zip(grid, values)) for values in itertools.product(*grid.values())]
 
     def training_settings(self) -> dict:
         return self.model_dump(include=set(self.TRAINING_KEYS))
 
-    def settings(self, variant: str) -> ModelParams:
-        """The estimator settings of one variant."""
-        return self.model.merged(self.variants[variant])
+    def settings(self, variant: str, point: tuple[tuple[str, object], ...] = ()) -> ModelParams:
+        """The estimator settings of one variant, at one point of the grid."""
+        settings = self.model.merged(self.variants[variant])
+        return settings.merged(ModelParams(**dict(point))) if point else settings
+
+
+def _grid_axis(key: str, values: object) -> list:
+    """One setting's values, each validated as that setting would be in ``model``."""
+    if key not in ModelParams.model_fields:
+        raise ValueError(f"{key!r} is not an estimator setting; known: {', '.join(ModelParams.model_fields)}")
+    if not isinstance(values, list) or not values:
+        raise ValueError(f"{key}: expected a non-empty list of values, got {values!r}")
+    checked = []
+    for value in values:
+        try:
+            checked.append(getattr(ModelParams.model_validate({key: value}), key))
+        except ValidationError as exc:
+            raise ValueError(f"{key}: value {value!r}: {exc.errors(include_url=False)[0]['msg']}") from None
+    if len({repr(v) for v in checked}) != len(checked):
+        raise ValueError(f"{key}: values must be distinct")
+    return checked
 
 
 def _check_probes(probes: ProbeParams, variant: str, settings: ModelParams) -> None:

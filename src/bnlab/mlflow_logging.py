@@ -107,7 +107,16 @@ def log_datasets(run_id: str, splits: dict[str, tuple], sources: dict[str, str])
             dataset = from_numpy(x.reshape(len(x), -1), targets=y, name=f"mnist-{name}",
                                  source=sources[name])
         inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", name)]))
-    MlflowClient().log_inputs(run_id, datasets=inputs)
+    for attempt in range(3):
+        try:
+            MlflowClient().log_inputs(run_id, datasets=inputs)
+            return
+        except Exception as exc:
+            # Two processes logging a dataset new to the store at once both try to insert it
+            # (MLflow checks, then inserts); the loser's retry finds the winner's row.
+            if "UNIQUE constraint" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(0.2)
 
 
 def carry_over_results(client: MlflowClient, experiment_id: str, key: str, parent_id: str,

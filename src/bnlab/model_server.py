@@ -48,7 +48,7 @@ def chosen_job(params, experiment: str | None, variant: str | None, seed: int | 
     if seed not in declared.seeds:
         raise ParamsError(f"experiment {name!r} has no seed {seed}; choose one of "
                           f"{', '.join(map(str, declared.seeds))}")
-    return Job(name, variant, seed)
+    return Job(name, variant, seed, declared.grid_points()[0])  # a grid: its first point
 
 
 def model_run(client, experiment_id: str, job) -> tuple[str, str]:

@@ -131,6 +131,29 @@ def layers_figure(probes: pd.DataFrame, column: str, ylabel: str, palette: dict[
     return fig
 
 
+def sweep_figure(stats: dict[str, pd.DataFrame], x: str, ylabel: str, title: str,
+                 palette: dict[str, str], log_y: bool = False) -> Figure:
+    """A metric against a swept setting, one line per variant: mean ± std over seeds, on a log
+    x axis when the setting's values span more than a factor of 10 (learning rates)."""
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.add_subplot()
+    for variant, rows in stats.items():
+        _band(ax, rows.index.to_numpy(dtype=float), rows["mean"].to_numpy(), rows["std"].to_numpy(),
+              palette[variant], variant, marker="o")
+    values = np.concatenate([rows.index.to_numpy(dtype=float) for rows in stats.values()])
+    if values.min() > 0 and values.max() / values.min() > 10:
+        ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
 def save_png(fig: Figure, path) -> None:
     # No timestamps or version in the file: the same figure gives the same bytes.
     fig.savefig(path, format="png", metadata={"Software": None})

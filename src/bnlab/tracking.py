@@ -204,10 +204,8 @@ def parent_for_results(client: MlflowClient, experiment_id: str, experiment: str
 
 def find_child(client: MlflowClient, experiment_id: str, parent_id: str, job) -> str | None:
     """The run of ``job`` (a :class:`bnlab.experiments.Job`) under this parent, if any."""
-    runs = client.search_runs(
-        [experiment_id],
-        f"tags.`{PARENT_RUN_ID}` = '{parent_id}' and tags.experiment = '{job.experiment}' "
-        f"and tags.variant = '{job.variant}' and tags.seed = '{job.seed}'",
+    runs = client.search_runs(  # a job's run name is unique across experiments and grid points
+        [experiment_id], f"tags.`{PARENT_RUN_ID}` = '{parent_id}' and attributes.run_name = '{job.run_name}'",
         order_by=["attributes.start_time DESC"], max_results=1)
     return runs[0].info.run_id if runs else None
 
@@ -233,3 +231,22 @@ def terminated_on_exit(client: MlflowClient, run_id: str, owned: bool = True) ->
         raise
     if owned:
         client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+
+
+@contextmanager
+def children_ended_on_error(client: MlflowClient, experiment_id: str, parent_id: str) -> Iterator[None]:
+    """On an error, end the parent's child runs that are still RUNNING (jobs stopped half-way,
+    a worker killed): KILLED on Ctrl-C or SIGTERM, else FAILED. Their writers must be stopped
+    first (:func:`bnlab.workers.run_all` does), or they could still end a run FINISHED."""
+    try:
+        yield
+    except BaseException as exc:
+        status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
+        try:
+            for run in client.search_runs([experiment_id], f"tags.`{PARENT_RUN_ID}` = '{parent_id}' "
+                                                           f"and attributes.status = 'RUNNING'"):
+                client.set_tag(run.info.run_id, ENDED_BY_TAG, f"the stage stopped: {type(exc).__name__}")
+                client.set_terminated(run.info.run_id, RunStatus.to_string(status))
+        except Exception:  # the store itself is gone: keep the error that brought us here
+            pass
+        raise

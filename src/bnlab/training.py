@@ -9,7 +9,7 @@ import numpy as np
 from bnlab import mlflow_logging, tracking
 from bnlab.config import ExperimentParams, Params
 from bnlab.estimator import KerasMLPClassifier
-from bnlab.experiments import Job
+from bnlab.experiments import Job, point_label
 from bnlab.model_logging import log_served_model
 from bnlab.probes import ProbeRecorder
 from bnlab.tf_runtime import runtime_settings
@@ -19,7 +19,7 @@ PIXEL_SCALE = 1 / 255  # inside the network, so the logged model takes raw pixel
 
 def make_estimator(experiment: ExperimentParams, job: Job, callbacks=None) -> KerasMLPClassifier:
     """The job's estimator, built from the validated settings as they are."""
-    return KerasMLPClassifier(**experiment.settings(job.variant).estimator_kwargs(),
+    return KerasMLPClassifier(**experiment.settings(job.variant, job.point).estimator_kwargs(),
                               random_state=job.seed, rescale=PIXEL_SCALE, callbacks=callbacks)
 
 
@@ -47,8 +47,9 @@ def run_params(params: Params, estimator: KerasMLPClassifier, n_train, n_val) ->
 
 
 def child_tags(job: Job, parent_id: str, lineage: dict) -> dict:
+    point = {"grid_point": point_label(job.point)} if job.point else {}
     return {tracking.PARENT_RUN_ID: parent_id, "experiment": job.experiment, "variant": job.variant,
-            "seed": str(job.seed), **lineage, **{f"runtime.{k}": v for k, v in runtime_settings().items()}}
+            "seed": str(job.seed), **point, **lineage, **{f"runtime.{k}": v for k, v in runtime_settings().items()}}
 
 
 def train_job(client, experiment_id: str, parent_id: str, params: Params, job: Job, splits: dict,

@@ -8,7 +8,7 @@ import pandas as pd
 from bnlab import data, layout
 from bnlab.atomic import atomic_path
 from bnlab.config import load_params
-from bnlab.experiments import jobs, model_dir
+from bnlab.experiments import jobs, model_dir, point_columns
 
 
 def run(experiment_name: str, params_path: str = "params.yaml") -> None:
@@ -41,9 +41,10 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
             scores = {k: metrics[k] for k in ("test_loss", "test_accuracy")}
             mlflow_logging.log_metrics(client, run_id, scores)
             mlflow_logging.log_datasets(run_id, {"test": (x_test, y_test)}, {"test": str(test)})
-            results[job.name] = {"variant": job.variant, "seed": job.seed, **scores,
+            point = point_columns(job.point)  # a grid's settings, as columns beside variant and seed
+            results[job.name] = {"variant": job.variant, "seed": job.seed, **point, **scores,
                                  "confusion_matrix": metrics["confusion_matrix"]}
-            predictions.append(pd.DataFrame({"variant": job.variant, "seed": job.seed,
+            predictions.append(pd.DataFrame({"variant": job.variant, "seed": job.seed, **point,
                                              "actual": y_test, "predicted": metrics["predicted"]}))
             print(f"evaluated {job.run_name}: {scores}", flush=True)
         (tmp / "test_metrics.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
