@@ -29,6 +29,7 @@ def prepared(tmp_path_factory):
 def env_without_tracking_uri():
     env = project_env()
     env.pop("MLFLOW_TRACKING_URI", None)
+    env["BNLAB_WORKERS"] = "1"  # jobs in the stage's own process (test_workers.py: on workers)
     return env
 
 

@@ -32,6 +32,8 @@ class JobRequest:
     experiment_id: str
     parent_id: str
     lineage: tuple[tuple[str, str], ...]
+    job_key: str  # see bnlab.job_cache
+    restore_from: str | None = None  # a run that trained this very job: take its model
 
 
 @dataclass(frozen=True)
@@ -50,21 +52,59 @@ def load_splits(files: tuple[tuple[str, str], ...]) -> dict[str, tuple]:
 
 
 def run_job(request: JobRequest) -> JobResult:
-    """Train one job; any error comes back as :class:`JobFailed` naming the job."""
+    """Train one job, or restore it from the run that trained it; any error comes back as
+    :class:`JobFailed` naming the job."""
     try:
-        return _train(request)
+        return (request.restore_from and _restore(request)) or _train(request)
     except (KeyboardInterrupt, JobFailed):
         raise
     except Exception as exc:
         raise JobFailed(f"job {request.job.run_name} failed: {type(exc).__name__}: {exc}") from exc
 
 
-def _train(request: JobRequest) -> JobResult:
-    from bnlab.tracking import MlflowClient, mlflow  # MLflow, then TensorFlow: seconds, once per process
-    from bnlab.training import train_job
+def _client(request: JobRequest):
+    from bnlab.tracking import MlflowClient, mlflow  # seconds, once per process
 
     mlflow.set_tracking_uri(request.tracking_uri)
-    client = MlflowClient(request.tracking_uri)
+    return MlflowClient(request.tracking_uri)
+
+
+def _restore(request: JobRequest) -> JobResult | None:
+    """The job's model from the run that trained it, checked against that run's digest, with
+    a new run that says where it came from; None if that run's files are gone or differ."""
+    from bnlab.estimator import KerasMLPClassifier
+    from bnlab.job_cache import ARTIFACT_DIR, RESTORED_FROM_TAG
+    from bnlab.training import record_restored_model
+
+    client, source = _client(request), request.restore_from
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            folder = Path(client.download_artifacts(source, ARTIFACT_DIR, tmp))
+        except Exception as exc:  # deleted artifacts, an unreachable artifact store: train instead
+            print(f"could not restore {request.job.run_name} from run {source} ({exc}): training it", flush=True)
+            return None
+        files = _folder_files(folder)
+        digest = data.file_digest(folder / "weights.npz")
+        if digest != client.get_run(source).data.tags.get("model_digest"):
+            print(f"the cached model of {request.job.run_name} in run {source} is damaged: training it", flush=True)
+            return None
+        estimator = KerasMLPClassifier.load(folder)
+    provenance = {RESTORED_FROM_TAG: source, "model_digest": digest}
+    run_id = record_restored_model(client, request.experiment_id, request.parent_id, request.params, request.job,
+                                   estimator, dict(request.lineage), provenance)
+    return JobResult(request.job, run_id, files, digest, f"restored {request.job.run_name} from run {source} "
+                                                         f"(the same job, trained before)")
+
+
+def _folder_files(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def _train(request: JobRequest) -> JobResult:
+    from bnlab.job_cache import ARTIFACT_DIR, JOB_KEY_TAG
+    from bnlab.training import train_job  # TensorFlow: seconds, once per process
+
+    client = _client(request)
     splits = load_splits(request.files)
     sources = {name: path for name, path in request.files if name != "test"}
     estimator, run_id, probes = train_job(client, request.experiment_id, request.parent_id, request.params,
@@ -74,9 +114,11 @@ def _train(request: JobRequest) -> JobResult:
         if probes is not None:
             write_csv(probes.probe_rows, PROBE_COLUMNS, folder / "probes.csv")
             write_csv(probes.step_rows, STEP_COLUMNS, folder / "steps.csv")
-        files = {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
+        files = _folder_files(folder)
         digest = data.file_digest(folder / "weights.npz")
+        client.log_artifacts(run_id, str(folder), ARTIFACT_DIR)
     client.set_tag(run_id, "model_digest", digest)
+    client.set_tag(run_id, JOB_KEY_TAG, request.job_key)  # last: a run with the key has the files
     last = {k: round(v[-1], 4) for k, v in estimator.history_.items()}
     return JobResult(request.job, run_id, files, digest,
                      f"trained {request.job.run_name} ({estimator.n_steps_} steps): {last}")

@@ -68,8 +68,7 @@ def model_run(client, experiment_id: str, job) -> tuple[str, str]:
 def newest_model_run(client, experiment_id: str, job) -> str:
     runs = client.search_runs(
         [experiment_id],
-        f"tags.experiment = '{job.experiment}' and tags.variant = '{job.variant}' "
-        f"and tags.seed = '{job.seed}' and attributes.status = 'FINISHED'",
+        f"attributes.run_name = '{job.run_name}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:
         raise ModelNotFound(f"no finished run of {job.run_name} holds a model: train it first "

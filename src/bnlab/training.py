@@ -76,11 +76,11 @@ def train_job(client, experiment_id: str, parent_id: str, params: Params, job: J
 
 
 def record_restored_model(client, experiment_id: str, parent_id: str, params: Params, job: Job,
-                          estimator: KerasMLPClassifier, lineage: dict) -> str:
-    """A model DVC restored from its cache has no run in this store (another machine, a fresh
-    store): make one from what was saved with it, tagged ``restored=true``."""
+                          estimator: KerasMLPClassifier, lineage: dict, tags: dict | None = None) -> str:
+    """A model restored from a cache (DVC's, or another run's: see :mod:`bnlab.job_cache`) has
+    no run of its own here: make one from what was saved with it, tagged ``restored=true``."""
     run = tracking.create_run(client, experiment_id, job.run_name,
-                              {**child_tags(job, parent_id, lineage), "restored": "true"})
+                              {**child_tags(job, parent_id, lineage), "restored": "true", **(tags or {})})
     run_id = run.info.run_id
     with tracking.terminated_on_exit(client, run_id):
         mlflow_logging.log_params(client, run_id, run_params(params, estimator, "unknown", "unknown"))

@@ -9,7 +9,7 @@ by which later stages find the runs.
 import json
 from contextlib import ExitStack, closing
 
-from bnlab import data, layout
+from bnlab import data, job_cache, layout
 from bnlab.atomic import atomic_path
 from bnlab.config import load_params
 from bnlab.experiments import jobs, model_dir
@@ -45,9 +45,16 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         # The parent logs the datasets first: workers logging a new dataset at the same moment
         # would race to insert it.
         mlflow_logging.log_datasets(parent_id, {n: splits[n] for n, _ in files}, dict(files))
-        requests = [JobRequest(params, job, files, tracking.mlflow.get_tracking_uri(), experiment_id, parent_id,
-                               tuple(lineage.items())) for job in jobs(experiment_name, experiment)]
-        print(f"training {len(requests)} jobs on {min(workers, len(requests))} worker(s)", flush=True)
+        requests = []
+        for job in jobs(experiment_name, experiment):
+            job_key = job_cache.job_key(experiment.settings(job.variant, job.point).model_dump(), job.seed,
+                                        experiment.probes and experiment.probes.model_dump(), fingerprint)
+            requests.append(JobRequest(params, job, files, tracking.mlflow.get_tracking_uri(), experiment_id,
+                                       parent_id, tuple(lineage.items()), job_key,
+                                       job_cache.find_cached(client, experiment_id, job_key)))
+        cached = sum(1 for request in requests if request.restore_from)
+        print(f"{len(requests)} jobs: {len(requests) - cached} to train, {cached} trained before (restored from "
+              f"their runs), on {min(workers, len(requests))} worker(s)", flush=True)
         children = {}
         results = stack.enter_context(closing(run_all(run_job, requests, workers)))  # workers stop on any error
         for result in results:

@@ -1,0 +1,112 @@
+"""Per-job caching (bnlab.job_cache): a new seed trains only its own jobs, the others come back
+from the runs that trained them, byte for byte; a shared setting, the data or the code re-trains
+everything."""
+
+import shutil
+import sqlite3
+from urllib.parse import urlparse
+
+import pytest
+import yaml
+
+from bnlab.job_cache import code_fingerprint, job_key
+from helpers import make_mnist, make_project, run, store_env
+
+TINY = {"epochs": 2, "seeds": [0], "hidden_units": [8]}
+
+
+def set_experiment(root, **changes):
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    experiment = params["experiments"]["notebook"]
+    for key, value in changes.items():
+        if key in experiment:
+            experiment[key] = value
+        else:
+            experiment["model"][key] = value
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+def weights(root) -> dict:
+    return {p.parent.name: p.read_bytes() for p in sorted((root / "models/notebook").glob("*/weights.npz"))}
+
+
+def tags(root, key: str) -> dict:
+    with sqlite3.connect(root / "mlflow.db") as db:
+        return dict(db.execute("select r.name, t.value from runs r join tags t on t.run_uuid = r.run_uuid "
+                               "where t.key = ? order by r.start_time", (key,)).fetchall())
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("cache") / "proj", make_mnist(), TINY)
+    done = run(["dvc", "repro", "train@notebook"], root, env=store_env())
+    assert "2 jobs: 2 to train, 0 trained before" in done.stdout
+    return root, weights(root)
+
+
+def test_a_new_seed_trains_only_its_own_jobs(trained):
+    root, before = trained
+    set_experiment(root, seeds=[0, 1], learning_rate=0.01)  # the fixture's, plus a seed
+    done = run(["dvc", "repro", "train@notebook"], root, env=store_env())
+    assert "4 jobs: 2 to train, 2 trained before (restored from their runs)" in done.stdout
+    assert sorted(line.split()[1] for line in done.stdout.splitlines() if line.startswith("trained ")) == \
+        ["notebook/batchnorm-seed1", "notebook/plain-seed1"]
+    after = weights(root)
+    assert {name: after[name] for name in before} == before  # the restored models, byte for byte
+    restored = tags(root, "bnlab.restored_from")
+    assert sorted(restored) == ["notebook/batchnorm-seed0", "notebook/plain-seed0"]
+    keys = tags(root, "bnlab.job_key")  # the restored runs point at the runs that trained them
+    assert all(run_id in restored_run_ids(root, name) for name, run_id in restored.items())
+    assert len(keys) == 4
+    run(["dvc", "repro", "report@notebook"], root, env=store_env())  # evaluate finds the restored runs
+
+
+def restored_run_ids(root, name: str) -> list[str]:
+    with sqlite3.connect(root / "mlflow.db") as db:
+        return [r for (r,) in db.execute("select r.run_uuid from runs r join tags t on t.run_uuid = r.run_uuid "
+                                         "where r.name = ? and t.key = 'bnlab.job_key'", (name,))]
+
+
+def test_a_shared_setting_retrains_every_job(trained):
+    root, _ = trained
+    set_experiment(root, seeds=[0], learning_rate=0.005)
+    done = run(["dvc", "repro", "train@notebook"], root, env=store_env())
+    assert "2 jobs: 2 to train, 0 trained before" in done.stdout
+
+
+def test_a_cached_model_whose_files_are_gone_is_trained_again(trained):
+    root, _ = trained
+    set_experiment(root, seeds=[0], learning_rate=0.003)
+    run(["dvc", "repro", "train@notebook"], root, env=store_env())
+    with sqlite3.connect(root / "mlflow.db") as db:
+        location = db.execute("select artifact_uri from runs where name = 'notebook/plain-seed0' "
+                              "order by start_time desc").fetchone()[0]
+    shutil.rmtree(urlparse(location).path + "/job")
+    set_experiment(root, seeds=[0, 2], learning_rate=0.003)
+    done = run(["dvc", "repro", "train@notebook"], root, env=store_env())
+    assert "4 jobs: 2 to train, 2 trained before" in done.stdout
+    assert "could not restore notebook/plain-seed0 from run" in done.stdout
+    assert "restored notebook/batchnorm-seed0 from run" in done.stdout
+    assert "trained notebook/plain-seed0 " in done.stdout
+
+
+def test_the_key_covers_every_input_of_a_job():
+    base = dict(settings={"learning_rate": 0.01}, seed=0, probes=None, data_fingerprint="d", code="c",
+                runtime={"tensorflow": "2.21"})
+    key = job_key(**base)
+    assert job_key(**base) == key
+    for change in ({"settings": {"learning_rate": 0.02}}, {"seed": 1}, {"probes": {"every_steps": 5}},
+                   {"data_fingerprint": "e"}, {"code": "d"}, {"runtime": {"tensorflow": "2.22"}}):
+        assert job_key(**{**base, **change}) != key, change
+
+
+def test_the_code_fingerprint_changes_with_any_module(tmp_path):
+    package = tmp_path / "pkg"
+    (package / "stages").mkdir(parents=True)
+    (package / "a.py").write_text("x = 1\n")
+    (package / "stages" / "b.py").write_text("y = 2\n")
+    first = code_fingerprint.__wrapped__(package)
+    (package / "stages" / "b.py").write_text("y = 3\n")
+    assert code_fingerprint.__wrapped__(package) != first
+    (package / "stages" / "b.py").write_text("y = 2\n")
+    assert code_fingerprint.__wrapped__(package) == first

@@ -1,0 +1,141 @@
+"""Jobs on worker processes (BNLAB_WORKERS): the same bytes as one at a time, and every way a
+parallel stage can fail ends with one message, no RUNNING run, no output and no process left."""
+
+import signal
+import sqlite3
+import subprocess
+import time
+
+import numpy as np
+import psutil
+import pytest
+import yaml
+
+from bnlab.data import Mnist
+from helpers import make_mnist, make_project, run, store_env
+
+TINY = {"epochs": 2, "seeds": [0, 1], "hidden_units": [8]}
+ENDLESS = {"epochs": 1000, "seeds": [0], "hidden_units": [8]}
+
+
+def workers_env(count) -> dict:
+    return {**store_env(), "BNLAB_WORKERS": str(count)}
+
+
+def statuses(root) -> list[str]:
+    with sqlite3.connect(root / "mlflow.db") as db:
+        return [status for (status,) in db.execute("select status from runs")]
+
+
+def lock_outs(root, stage: str) -> dict:
+    lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"][stage]
+    return {out["path"]: out["md5"] for out in lock["outs"]}
+
+
+def weights(root) -> dict:
+    return {p.parent.name: p.read_bytes() for p in sorted((root / "models/notebook").glob("*/weights.npz"))}
+
+
+@pytest.fixture(scope="module")
+def endless(tmp_path_factory):
+    """A project whose jobs train for minutes: long enough to stop one half-way."""
+    root = make_project(tmp_path_factory.mktemp("workers") / "proj", make_mnist(300, 100), ENDLESS)
+    run(["dvc", "repro", "split"], root)
+    return root
+
+
+def test_jobs_on_two_workers_give_the_bytes_and_lock_hashes_of_one_at_a_time(tmp_path):
+    root = make_project(tmp_path / "proj", make_mnist(), TINY)
+    done = run(["dvc", "repro", "train@notebook"], root, env=workers_env(1))
+    assert "4 jobs: 4 to train, 0 trained before (restored from their runs), on 1 worker(s)" in done.stdout
+    one_at_a_time, serial_lock = weights(root), lock_outs(root, "train@notebook")
+    (root / "mlflow.db").unlink()  # a fresh store: no earlier run to restore a job from
+    done = run(["dvc", "repro", "--force", "train@notebook"], root, env=workers_env(2))
+    assert "4 jobs: 4 to train, 0 trained before (restored from their runs), on 2 worker(s)" in done.stdout
+    assert weights(root) == one_at_a_time and len(one_at_a_time) == 4
+    assert lock_outs(root, "train@notebook") == serial_lock
+    assert statuses(root).count("FINISHED") == 5  # a parent and 4 jobs
+
+
+def test_a_failing_job_fails_the_stage_with_its_own_message(tmp_path):
+    # Every 9 among the first training images, which the "first" split makes the validation
+    # set: the training set has no 9, and fitting refuses validation labels it never saw.
+    mnist = make_mnist()
+    order = np.argsort(mnist.y_train != 9, kind="stable")
+    root = make_project(tmp_path / "proj", Mnist(mnist.x_train[order], mnist.y_train[order],
+                                                 mnist.x_test, mnist.y_test), TINY)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    params["split"]["method"] = "first"
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["dvc", "repro", "split"], root)
+    done = run(["bnlab", "train", "notebook"], root, env=workers_env(2), check=False)
+    assert done.returncode == 1
+    message = done.stderr.strip().splitlines()
+    assert len(message) == 1 and "Traceback" not in done.stderr
+    assert message[0].startswith("bnlab train: error: job notebook/")
+    assert "failed: ValueError: validation_data has labels not seen in y: [9]" in message[0]
+    assert "RUNNING" not in statuses(root) and "FAILED" in statuses(root)
+    assert not (root / "models/notebook").exists() and not list(root.glob("models/.notebook.tmp-*"))
+
+
+def start_and_wait_for_workers(root, count: int = 2) -> tuple[subprocess.Popen, list[psutil.Process]]:
+    stage = subprocess.Popen(["bnlab", "train", "notebook"], cwd=root, env=workers_env(count),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and stage.poll() is None:
+        if training_runs(root) >= count:
+            break
+        time.sleep(0.5)
+    assert stage.poll() is None, stage.communicate()
+    workers = [p for p in psutil.Process(stage.pid).children()
+               if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+    assert len(workers) == count
+    return stage, workers
+
+
+def training_runs(root) -> int:
+    """Job runs that have logged an epoch: their workers are past start-up."""
+    try:
+        with sqlite3.connect(root / "mlflow.db") as db:
+            return db.execute("select count(distinct run_uuid) from metrics where key = 'train_loss'").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+def test_a_worker_killed_mid_job_fails_the_stage_cleanly(endless):
+    (endless / "mlflow.db").unlink(missing_ok=True)
+    stage, workers = start_and_wait_for_workers(endless)
+    workers[0].kill()  # as the out-of-memory killer would
+    _, stderr = stage.communicate(timeout=60)
+    assert stage.returncode == 1
+    assert stderr.strip() == ("bnlab train: error: a worker process died while training (killed, or out of "
+                              "memory); the jobs it was running did not finish")
+    assert "RUNNING" not in statuses(endless) and "FINISHED" not in statuses(endless)
+    assert not (endless / "models/notebook").exists() and not list(endless.glob("models/.notebook.tmp-*"))
+    assert not any(w.is_running() for w in workers)
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
+def test_stopping_the_stage_stops_its_workers(endless, signum):
+    (endless / "mlflow.db").unlink(missing_ok=True)
+    stage, workers = start_and_wait_for_workers(endless)
+    stage.send_signal(signum)
+    stage.communicate(timeout=60)
+    _, alive = psutil.wait_procs(workers, timeout=15)
+    assert not alive  # SIGKILL included: the workers die with the stage (no orphan trains on)
+    if signum == signal.SIGTERM:
+        assert stage.returncode == 130 and set(statuses(endless)) == {"KILLED"}
+    else:  # nothing ran to end them: the next execution will (test_faults.py)
+        assert set(statuses(endless)) == {"RUNNING"}
+    for leftover in endless.glob("models/.notebook.tmp-*"):  # kill -9 leaves its temporary folder
+        subprocess.run(["rm", "-rf", str(leftover)], check=True)
+
+
+@pytest.mark.parametrize("value", ["0", "-2", "two", "1.5"])
+def test_a_bad_worker_count_is_refused_before_any_work(endless, value):
+    (endless / "mlflow.db").unlink(missing_ok=True)
+    done = run(["bnlab", "train", "notebook"], endless, env=workers_env(value), check=False)
+    assert done.returncode == 1
+    assert done.stderr.strip().startswith(f"bnlab train: error: BNLAB_WORKERS={value!r}: expected the number "
+                                          f"of worker processes, a whole number of at least 1")
+    assert not (endless / "mlflow.db").exists() and not (endless / "models/notebook").exists()
