@@ -125,8 +125,8 @@ def test_dvc_yaml_declares_the_paths_the_code_uses():
     assert stages["train"]["do"]["outs"] == [str(layout.models_dir(key))]
     assert stages["evaluate"]["do"]["outs"] == [str(layout.eval_dir(key))]
     report = stages["report"]["do"]
-    declared = [*report["outs"], *(next(iter(m)) for m in report["metrics"]),
-                *(next(iter(p)) if isinstance(p, dict) else p for p in report["plots"])]
+    declared = [next(iter(entry)) if isinstance(entry, dict) else entry  # {path: {options}} or path
+                for entry in (*report["outs"], *report["metrics"], *report["plots"])]
     from bnlab.stages.report import FILES, FOLDERS
 
     assert sorted(declared) == sorted(str(layout.reports_dir(key) / name) for name in (*FILES, *FOLDERS))

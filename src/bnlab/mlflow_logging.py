@@ -12,8 +12,12 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bnlab.tracking import KEY_TAG, PARENT_RUN_ID, ROLE_TAG, MlflowClient
-from mlflow.entities import Metric, Param
+from bnlab.tracking import COPIED_FROM_TAG, KEY_TAG, PARENT_RUN_ID, ROLE_TAG, MlflowClient, create_run
+from mlflow.entities import Metric, Param, RunStatus
+
+# Tags a copy does not take over: MLflow's own, the writer's, the job cache's, the lineage.
+NOT_COPIED = ("mlflow.", "bnlab.host", "bnlab.pid", "bnlab.process_started", "bnlab.job_key", "dvc.")
+MAX_BATCH = 1000  # metrics per log_batch request (MLflow's limit)
 
 
 def flatten(params: dict, prefix: str = "") -> dict[str, str]:
@@ -155,3 +159,36 @@ def carry_over_results(client: MlflowClient, experiment_id: str, key: str, paren
         client.set_tag(parent_id, "results_from", previous.info.run_id)
         return previous.info.run_id
     return None
+
+
+def copy_execution(client: MlflowClient, experiment_id: str, source_parent: str, tags: dict) -> str:
+    """A new parent run with a copy of each finished child of ``source_parent``: params, tags,
+    every metric's history; tagged ``restored=true`` and ``bnlab.copied_from``. For a DVC
+    experiment whose stages DVC restored from its run cache: the runs of the execution that
+    made those outputs, under this experiment's name. Models are not copied (the source runs
+    have them). Returns the new parent's id; it is left RUNNING for the caller to end."""
+    parent = client.get_run(source_parent)
+    new_parent = create_run(client, experiment_id, parent.info.run_name,
+                            {**_copied_tags(parent), **tags, "restored": "true", COPIED_FROM_TAG: source_parent})
+    _copy_data(client, parent, new_parent.info.run_id)
+    children = client.search_runs([experiment_id], f"tags.`{PARENT_RUN_ID}` = '{source_parent}' "
+                                                   f"and attributes.status = 'FINISHED'")
+    for child in children:
+        copy = create_run(client, experiment_id, child.info.run_name,
+                          {**_copied_tags(child), **tags, "restored": "true", COPIED_FROM_TAG: child.info.run_id,
+                           PARENT_RUN_ID: new_parent.info.run_id})
+        _copy_data(client, child, copy.info.run_id)
+        client.set_terminated(copy.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
+    return new_parent.info.run_id
+
+
+def _copied_tags(run) -> dict[str, str]:
+    return {k: v for k, v in run.data.tags.items() if not k.startswith(NOT_COPIED)}
+
+
+def _copy_data(client: MlflowClient, source, run_id: str) -> None:
+    client.log_batch(run_id, params=[Param(k, v) for k, v in source.data.params.items()])
+    history = [m for key in source.data.metrics for m in client.get_metric_history(source.info.run_id, key)]
+    for start in range(0, len(history), MAX_BATCH):
+        client.log_batch(run_id, metrics=[Metric(m.key, m.value, m.timestamp, m.step)
+                                          for m in history[start:start + MAX_BATCH]])

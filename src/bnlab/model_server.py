@@ -60,8 +60,12 @@ def model_run(client, experiment_id: str, job) -> tuple[str, str]:
     if meta.is_file():
         parent = tracking.find_parent(client, experiment_id, json.loads(meta.read_text())["pipeline_key"])
         child = parent and tracking.find_child(client, experiment_id, parent, job)
-        if child and client.get_run(child).info.status == "FINISHED":
-            return child, f"the run of the models in {meta.parent}"
+        run = child and client.get_run(child)
+        if run and run.info.status == "FINISHED":
+            # A copy made for a DVC experiment restored from DVC's run cache has no model of
+            # its own: the run it copies has.
+            copied_from = run.data.tags.get(tracking.COPIED_FROM_TAG)
+            return copied_from or child, f"the run of the models in {meta.parent}"
     return newest_model_run(client, experiment_id, job), "the newest finished run of the job"
 
 

@@ -20,12 +20,19 @@ class TrackingError(RuntimeError):
     """The tracking store cannot be used; the message names the URI (password redacted)."""
 
 
+def project_root() -> Path:
+    """The repository's own folder: ``DVC_ROOT``, which DVC sets for stage commands, else the
+    current folder. DVC runs queued experiments (``dvc exp run --queue``) in a temporary copy
+    under .dvc/tmp/exps and deletes it afterwards; the store must not follow them there."""
+    return Path(os.environ.get("DVC_ROOT") or Path.cwd()).resolve()
+
+
 def tracking_uri(root: Path | None = None) -> str:
     """``MLFLOW_TRACKING_URI`` if set, else ``sqlite:///mlflow.db`` in the project root."""
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    return f"sqlite:///{(root or Path.cwd()).resolve() / DEFAULT_DB}"
+    return f"sqlite:///{(root or project_root()).resolve() / DEFAULT_DB}"
 
 
 def redact(uri: str) -> str:

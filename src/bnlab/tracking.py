@@ -41,8 +41,8 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import RunStatus, RunTag  # noqa: E402
 
 from bnlab.store import (  # noqa: E402
-    DEFAULT_EXPERIMENT, TrackingError, check_reachable, redact, redact_text, server_credentials, store_uri,
-    tracking_uri)
+    DEFAULT_EXPERIMENT, TrackingError, check_reachable, project_root, redact, redact_text, server_credentials,
+    store_uri, tracking_uri)
 
 # MLflow's database module logs "Creating initial MLflow database tables..." into every new
 # store's stage log, and a whole traceback before raising a database error that the CLI reports
@@ -56,6 +56,7 @@ HOST_TAG, PID_TAG, STARTED_TAG = "bnlab.host", "bnlab.pid", "bnlab.process_start
 ENDED_BY_TAG = "bnlab.ended_by"
 KEY_TAG = "bnlab.pipeline_key"
 ROLE_TAG = "bnlab.role"
+COPIED_FROM_TAG = "bnlab.copied_from"  # a run copied for another DVC experiment (no model of its own)
 DEFAULT_ARTIFACTS = "mlartifacts"
 
 
@@ -93,7 +94,7 @@ def _connect(experiment: str, root: Path | None) -> tuple[MlflowClient, str]:
             return client, found.experiment_id
         location = None
         if default_store:  # artifacts beside mlflow.db, not in MLflow's ./mlruns default
-            location = ((root or Path.cwd()).resolve() / DEFAULT_ARTIFACTS).as_uri()
+            location = ((root or project_root()).resolve() / DEFAULT_ARTIFACTS).as_uri()
         return client, client.create_experiment(experiment, artifact_location=location)
     except mlflow.exceptions.MlflowException as exc:
         raise TrackingError(f"MLflow tracking store {redact(given)}: {redact_text(exc.message, given)}") from None
@@ -107,6 +108,18 @@ def pipeline_key(experiment: str, settings: dict, data_fingerprint: str) -> str:
     payload = json.dumps({"experiment": experiment, "settings": settings, "data": data_fingerprint},
                          sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def lineage(stage: str, data_fingerprint: str) -> dict[str, str]:
+    """Where a run's numbers come from: the commit, the data, the DVC stage and, under
+    ``dvc exp run``, the DVC experiment and its baseline commit (``dvc exp show`` lists them)."""
+    return {**git_state(), "data_fingerprint": data_fingerprint, "dvc_stage": stage, **dvc_experiment()}
+
+
+def dvc_experiment() -> dict[str, str]:
+    """``dvc.exp_name`` and ``dvc.baseline_rev`` from what DVC exports to a stage command."""
+    found = {"dvc.exp_name": os.environ.get("DVC_EXP_NAME"), "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV")}
+    return {key: value for key, value in found.items() if value}
 
 
 def git_state(root: Path | None = None) -> dict[str, str]:
@@ -192,10 +205,18 @@ def create_parent(client: MlflowClient, experiment_id: str, experiment: str, key
 
 def parent_for_results(client: MlflowClient, experiment_id: str, experiment: str, key: str,
                        tags: dict) -> tuple[str, bool]:
-    """The run that evaluate and report log to: this key's newest pipeline run, or, when DVC
+    """The run that evaluate and report log to: this key's newest pipeline run; a copy of it
+    and its children under ``dvc exp run`` when another DVC experiment made it; or, when DVC
     restored the models from its cache into a store that never saw them, a new one tagged
     ``restored=true`` (``owned``: this stage created it, so this stage ends it)."""
     found = find_parent(client, experiment_id, key)
+    exp_name = tags.get("dvc.exp_name")
+    if found is not None and exp_name and client.get_run(found).data.tags.get("dvc.exp_name") != exp_name:
+        # `dvc exp run` restored the models from DVC's run cache: no stage of this DVC
+        # experiment trained them, so give it copies of the runs that did.
+        from bnlab.mlflow_logging import copy_execution
+
+        return copy_execution(client, experiment_id, found, tags), True
     if found is not None:
         client.set_tag(found, "dvc_stage", tags["dvc_stage"])  # the stage that wrote to it last
         return found, False

@@ -25,8 +25,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     from bnlab.training import flat_pixels, record_restored_model
 
     client, experiment_id = tracking.connect()
-    lineage = {**tracking.git_state(), "data_fingerprint": meta["data_fingerprint"],
-               "dvc_stage": f"evaluate@{experiment_name}"}
+    lineage = tracking.lineage(f"evaluate@{experiment_name}", meta["data_fingerprint"])
     parent_id, owned = tracking.parent_for_results(client, experiment_id, experiment_name,
                                                    meta["pipeline_key"], lineage)
 

@@ -46,8 +46,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     from bnlab import mlflow_logging, tracking
 
     client, experiment_id = tracking.connect()
-    lineage = {**tracking.git_state(), "data_fingerprint": meta["data_fingerprint"],
-               "dvc_stage": f"report@{experiment_name}"}
+    lineage = tracking.lineage(f"report@{experiment_name}", meta["data_fingerprint"])
     parent_id, owned = tracking.parent_for_results(client, experiment_id, experiment_name,
                                                    meta["pipeline_key"], lineage)
 

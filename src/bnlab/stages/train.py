@@ -33,7 +33,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     client, experiment_id = tracking.connect()
     fingerprint = data.files_digest([path for _, path in files])
     key = tracking.pipeline_key(experiment_name, experiment.training_settings(), fingerprint)
-    lineage = {**tracking.git_state(), "data_fingerprint": fingerprint, "dvc_stage": f"train@{experiment_name}"}
+    lineage = tracking.lineage(f"train@{experiment_name}", fingerprint)
     parent_id, owned = tracking.create_parent(client, experiment_id, experiment_name, key, lineage)
 
     with ExitStack() as stack:

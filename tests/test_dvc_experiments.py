@@ -1,0 +1,105 @@
+"""`dvc exp run`, queued or not, puts its runs in the project's own store (mlflow.db at the
+repository root), tagged with the DVC experiment's name and baseline commit; an experiment whose
+stages DVC restored from its run cache gets copies of the runs that made its outputs."""
+
+import json
+import sqlite3
+import subprocess
+import time
+
+import pytest
+
+from helpers import make_mnist, make_project, run, store_env
+
+TINY = {"epochs": 1, "seeds": [0], "hidden_units": [8]}
+LEARNING_RATE = "experiments.notebook.model.learning_rate"
+
+
+def runs_by_experiment(root) -> dict[str, list[tuple[str, str, str | None]]]:
+    """DVC experiment name → (run name, status, restored tag) of every run tagged with it."""
+    with sqlite3.connect(root / "mlflow.db") as db:
+        rows = db.execute(
+            "select e.value, r.name, r.status, (select value from tags where run_uuid = r.run_uuid "
+            "and key = 'restored') from runs r join tags e on e.run_uuid = r.run_uuid "
+            "and e.key = 'dvc.exp_name'").fetchall()
+    found = {}
+    for exp, name, status, restored in rows:
+        found.setdefault(exp, []).append((name, status, restored))
+    return found
+
+
+def baseline_revs(root) -> set[str]:
+    with sqlite3.connect(root / "mlflow.db") as db:
+        return {v for (v,) in db.execute("select value from tags where key = 'dvc.baseline_rev'")}
+
+
+def exp_names(root) -> set[str]:
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], root, env=store_env()).stdout)
+    return {exp["name"] for commit in shown for exp in (commit.get("experiments") or [])
+            for exp in exp.get("revs", []) if exp.get("name")}
+
+
+@pytest.fixture()
+def project(tmp_path):
+    root = make_project(tmp_path / "proj", make_mnist(300, 100), TINY)
+    run(["dvc", "repro"], root, env=store_env())
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-qm", "baseline"], root)
+    return root
+
+
+@pytest.mark.slow
+def test_two_queued_experiments_on_two_workers_land_in_the_project_store(project):
+    root = project
+    env = {**store_env(), "BNLAB_WORKERS": "1"}  # two experiments at once: one job each at a time
+    for rate in ("0.005", "0.002"):
+        run(["dvc", "exp", "run", "--queue", "-S", f"{LEARNING_RATE}={rate}"], root, env=env)
+    run(["dvc", "queue", "start", "-j", "2"], root, env=env)
+    try:
+        wait_for_queue(root, env)
+    finally:
+        subprocess.run(["dvc", "queue", "stop", "--kill"], cwd=root, env=env, capture_output=True)
+    status = run(["dvc", "queue", "status"], root, env=env).stdout
+    assert status.count("Success") == 2, status
+    names = exp_names(root)
+    assert len(names) == 2
+    found = runs_by_experiment(root)
+    for name in names:  # a parent and two model runs each, all finished, all trained here
+        assert [status for _, status, _ in found[name]] == ["FINISHED"] * 3
+        assert sorted(n for n, _, _ in found[name])[1:] == ["notebook/batchnorm-seed0", "notebook/plain-seed0"]
+        assert not any(restored for _, _, restored in found[name])
+    head = run(["git", "rev-parse", "HEAD"], root).stdout.strip()
+    assert baseline_revs(root) == {head}
+    assert not list(root.glob(".dvc/tmp/exps/**/mlflow.db"))
+
+
+def wait_for_queue(root, env, timeout: float = 600) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = run(["dvc", "queue", "status"], root, env=env).stdout
+        if "Queued" not in status and "Running" not in status:
+            return
+        time.sleep(2)
+    raise AssertionError(f"the queue did not finish in {timeout} s:\n{status}")
+
+
+@pytest.mark.slow
+def test_an_experiment_restored_from_the_run_cache_has_its_runs(project):
+    root = project
+    run(["dvc", "exp", "run", "-n", "first", "-S", f"{LEARNING_RATE}=0.005"], root, env=store_env())
+    run(["git", "checkout", "--", "."], root)  # back to the baseline's params, lock and outputs
+    run(["dvc", "checkout"], root, env=store_env())
+    done = run(["dvc", "exp", "run", "-n", "second", "-S", f"{LEARNING_RATE}=0.005"], root, env=store_env())
+    assert "Stage 'train@notebook' is cached - skipping run" in done.stdout + done.stderr
+    found = runs_by_experiment(root)
+    assert {"first", "second"} <= set(found) and {"first", "second"} <= exp_names(root)
+    assert [status for _, status, _ in found["first"]] == ["FINISHED"] * 3
+    second = found["second"]
+    assert sorted(n for n, _, _ in second)[1:] == ["notebook/batchnorm-seed0", "notebook/plain-seed0"]
+    assert [(status, restored) for _, status, restored in second] == [("FINISHED", "true")] * 3
+    with sqlite3.connect(root / "mlflow.db") as db:  # the copies carry the test metrics and history
+        copied = db.execute("select count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
+                            "join latest_metrics m on m.run_uuid = r.run_uuid "
+                            "where t.key = 'bnlab.copied_from' and m.key in ('test_accuracy', 'val_loss')"
+                            ).fetchone()[0]
+    assert copied == 2 * 2
