@@ -130,3 +130,36 @@ def rest(url: str, endpoint: str, payload: dict | None = None, params: str = "")
         headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
+
+
+@contextmanager
+def dask_cluster(folder: Path, n_workers: int = 2):
+    """`dask scheduler` and ``n_workers`` `dask worker` processes (one thread each, as the
+    README's set-up) on 127.0.0.1; yields (address, worker processes). The scheduler fails a
+    job whose worker dies instead of re-running it (README: on a cluster)."""
+    bin_dir = Path(sys.executable).parent
+    port = free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
+    logs = [open(folder / f"dask-{name}.log", "w") for name in ("scheduler", *map(str, range(n_workers)))]
+    scheduler = subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
+                                  "--no-dashboard"], stdout=logs[0], stderr=subprocess.STDOUT, env=env,
+                                 start_new_session=True)
+    workers = [subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "1", "--no-nanny",
+                                 "--name", f"worker{i}"], stdout=log, stderr=subprocess.STDOUT, cwd=folder,
+                                env=env, start_new_session=True) for i, log in enumerate(logs[1:])]
+    try:
+        wait_for_workers(address, n_workers)
+        yield address, workers
+    finally:
+        for process in (*workers, scheduler):
+            stop(process)
+        for log in logs:
+            log.close()
+
+
+def wait_for_workers(address: str, count: int, seconds: float = 90) -> None:
+    from distributed import Client
+
+    with Client(address, timeout=seconds, set_as_default=False) as client:
+        client.wait_for_workers(count, timeout=seconds)

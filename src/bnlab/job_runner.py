@@ -33,6 +33,7 @@ class JobRequest:
     parent_id: str
     lineage: tuple[tuple[str, str], ...]
     job_key: str  # see bnlab.job_cache
+    code: str  # the stage's code fingerprint: a worker running other code refuses the job
     restore_from: str | None = None  # a run that trained this very job: take its model
 
 
@@ -51,11 +52,17 @@ def load_splits(files: tuple[tuple[str, str], ...]) -> dict[str, tuple]:
     return {name: data.load_split(Path(path)) for name, path in files}
 
 
-def run_job(request: JobRequest) -> JobResult:
+def run_job(request: JobRequest, splits: dict | None = None) -> JobResult:
     """Train one job, or restore it from the run that trained it; any error comes back as
-    :class:`JobFailed` naming the job."""
+    :class:`JobFailed` naming the job. ``splits``: the data, where the files are not at hand
+    (a Dask worker on another machine); else they are read from ``request.files``."""
+    from bnlab.job_cache import code_fingerprint
+
+    if request.code != code_fingerprint():
+        raise JobFailed(f"job {request.job.run_name}: this worker runs other bnlab code than the stage "
+                        f"(install the same commit on every Dask worker)")
     try:
-        return (request.restore_from and _restore(request)) or _train(request)
+        return (request.restore_from and _restore(request)) or _train(request, splits)
     except (KeyboardInterrupt, JobFailed):
         raise
     except Exception as exc:
@@ -100,12 +107,12 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def _train(request: JobRequest) -> JobResult:
+def _train(request: JobRequest, splits: dict | None) -> JobResult:
     from bnlab.job_cache import ARTIFACT_DIR, JOB_KEY_TAG
     from bnlab.training import train_job  # TensorFlow: seconds, once per process
 
     client = _client(request)
-    splits = load_splits(request.files)
+    splits = splits or load_splits(request.files)
     sources = {name: path for name, path in request.files if name != "test"}
     estimator, run_id, probes = train_job(client, request.experiment_id, request.parent_id, request.params,
                                           request.job, splits, sources, dict(request.lineage))

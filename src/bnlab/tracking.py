@@ -264,10 +264,18 @@ def children_ended_on_error(client: MlflowClient, experiment_id: str, parent_id:
     except BaseException as exc:
         status = RunStatus.KILLED if isinstance(exc, KeyboardInterrupt) else RunStatus.FAILED
         try:
-            for run in client.search_runs([experiment_id], f"tags.`{PARENT_RUN_ID}` = '{parent_id}' "
-                                                           f"and attributes.status = 'RUNNING'"):
-                client.set_tag(run.info.run_id, ENDED_BY_TAG, f"the stage stopped: {type(exc).__name__}")
-                client.set_terminated(run.info.run_id, RunStatus.to_string(status))
+            end_running_children(client, experiment_id, parent_id, status, f"the stage stopped: {type(exc).__name__}")
         except Exception:  # the store itself is gone: keep the error that brought us here
             pass
         raise
+
+
+def end_running_children(client: MlflowClient, experiment_id: str, parent_id: str, status: int,
+                         reason: str) -> list[str]:
+    """End the parent's child runs still RUNNING with ``status``, tagged with the reason."""
+    running = client.search_runs([experiment_id], f"tags.`{PARENT_RUN_ID}` = '{parent_id}' "
+                                                  f"and attributes.status = 'RUNNING'")
+    for run in running:
+        client.set_tag(run.info.run_id, ENDED_BY_TAG, reason)
+        client.set_terminated(run.info.run_id, RunStatus.to_string(status))
+    return [run.info.run_id for run in running]

@@ -1,9 +1,10 @@
-"""Where training jobs run: one after another in this process, or side by side on worker
-processes, one job per worker at a time (each job single-threaded and deterministic, so the
-results are the same bytes either way).
+"""Where training jobs run: one after another in this process, side by side on worker
+processes, or on a Dask cluster; one job per worker at a time (each job single-threaded and
+deterministic, so the results are the same bytes wherever they ran).
 
-The number of workers is ``BNLAB_WORKERS`` (default: the cores this process may use). It is not
-a param: it changes no result, so changing it must not make DVC re-run a stage.
+``BNLAB_WORKERS``: local worker processes (default: the cores this process may use).
+``BNLAB_DASK_SCHEDULER``: a Dask scheduler's address; set, the jobs go to its workers.
+Neither is a param: they change no result, so changing them must not make DVC re-run a stage.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 WORKERS_ENV = "BNLAB_WORKERS"
+SCHEDULER_ENV = "BNLAB_DASK_SCHEDULER"
+CONNECT_TIMEOUT_S = 20  # an unreachable scheduler is reported within this (plus start-up)
 
 
 class WorkersError(ValueError):
@@ -36,10 +39,40 @@ def worker_count() -> int:
     return count
 
 
-def run_all(task: Callable, requests: list, workers: int) -> Iterator:
-    """``task(request)`` for every request, results as they finish. One worker: here, in
-    order. More: on that many fresh processes (spawned: TensorFlow is not fork-safe). The first
-    error stops everything: the jobs still running are killed, the error is raised."""
+def dask_scheduler() -> str | None:
+    """``BNLAB_DASK_SCHEDULER``, or None to run here."""
+    return os.environ.get(SCHEDULER_ENV, "").strip() or None
+
+
+def check_store_for_cluster(scheduler: str, store: str) -> None:
+    """Remote workers cannot write to a SQLite file (or a local folder) on this machine."""
+    if not store.startswith(("http://", "https://", "postgresql", "mysql", "mssql")):
+        raise WorkersError(f"{SCHEDULER_ENV}={scheduler}: Dask workers write their runs to the tracking store "
+                           f"themselves, and {store} is a store on this machine only; set MLFLOW_TRACKING_URI to "
+                           f"a tracking server (`mlflow server`, README: on a cluster)")
+
+
+def connect_scheduler(address: str):
+    """A Dask client of the scheduler at ``address``; :class:`WorkersError` naming it if it does
+    not answer within CONNECT_TIMEOUT_S seconds."""
+    from distributed import Client
+
+    try:
+        return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise WorkersError(f"{SCHEDULER_ENV}={address}: the Dask scheduler is unreachable "
+                           f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'no answer'})") from None
+
+
+def run_all(task: Callable, requests: list, workers: int, cluster=None, shared=None) -> Iterator:
+    """``task(request)`` for every request, results as they finish. On a Dask ``cluster`` (a
+    client): on its workers, ``shared`` sent once to each and passed as ``task(request,
+    shared)``. Else with one worker: here, in order; with more, on that many fresh processes
+    (spawned: TensorFlow is not fork-safe). The first error stops everything: the jobs still
+    running are killed (here) or cancelled (Dask), the error is raised."""
+    if cluster is not None:
+        yield from _on_dask(task, requests, cluster, shared)
+        return
     if workers == 1 or len(requests) <= 1:
         for request in requests:
             yield task(request)
@@ -59,6 +92,36 @@ def run_all(task: Callable, requests: list, workers: int) -> Iterator:
                                        "the jobs it was running did not finish") from None
     finally:
         stop(pool)
+
+
+def _on_dask(task: Callable, requests: list, cluster, shared) -> Iterator:
+    """Each job a Dask task. A worker that dies mid-job has its job re-run on another (Dask's
+    own rescheduling); a job that fails on two workers fails the stage."""
+    from distributed import as_completed
+    from distributed.scheduler import KilledWorker
+
+    data = cluster.scatter(shared, broadcast=True) if shared is not None else None
+    futures = [cluster.submit(in_fresh_process, task, request, data, key=f"bnlab-{request.job.run_name}-{os.getpid()}",
+                              pure=False) for request in requests]
+    try:
+        for future in as_completed(futures, loop=cluster.loop):
+            try:
+                yield future.result()
+            except KilledWorker as exc:
+                raise WorkersError(f"Dask workers died running {exc.task} again and again (killed, or out of "
+                                   f"memory): the stage stops") from None
+    finally:
+        cluster.cancel(futures)
+
+
+def in_fresh_process(task: Callable, *args):
+    """On a Dask worker: ``task(*args)`` in a process spawned for it, as the local workers do.
+    Run in the worker's own task thread, jobs now and then trained other last digits than the
+    same job here (seen in tests, not explained); in a fresh process they never did. It also
+    keeps a crashing job from taking the worker down. Costs a TensorFlow import per job."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=die_with_parent) as pool:
+        return pool.submit(task, *args).result()
 
 
 def stop(pool: ProcessPoolExecutor) -> None:

@@ -14,7 +14,8 @@ from bnlab.atomic import atomic_path
 from bnlab.config import load_params
 from bnlab.experiments import jobs, model_dir
 from bnlab.job_runner import JobRequest, load_splits, run_job
-from bnlab.workers import run_all, worker_count
+from bnlab.store import tracking_uri
+from bnlab.workers import check_store_for_cluster, connect_scheduler, dask_scheduler, run_all, worker_count
 
 SPLIT_NAMES = {"train": "train", "validation": "val", "test": "test"}  # MLflow's name → file
 
@@ -22,7 +23,9 @@ SPLIT_NAMES = {"train": "train", "validation": "val", "test": "test"}  # MLflow'
 def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     params = load_params(params_path)
     experiment = params.experiment(experiment_name)
-    workers = worker_count()  # a bad BNLAB_WORKERS is refused before any work
+    workers, scheduler = worker_count(), dask_scheduler()  # bad settings are refused before any work
+    if scheduler:
+        check_store_for_cluster(scheduler, tracking_uri())
     files = tuple((name, str(layout.split_file(stem))) for name, stem in SPLIT_NAMES.items()
                   if name != "test" or experiment.probes is not None)  # test: for probes only
     splits = load_splits(files)  # bad data files are reported before the slow imports
@@ -30,6 +33,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     from bnlab import mlflow_logging, tracking
 
     output = layout.models_dir(experiment_name)
+    cluster = connect_scheduler(scheduler) if scheduler else None
     client, experiment_id = tracking.connect()
     fingerprint = data.files_digest([path for _, path in files])
     key = tracking.pipeline_key(experiment_name, experiment.training_settings(), fingerprint)
@@ -40,6 +44,8 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         stack.enter_context(tracking.terminated_on_exit(client, parent_id, owned))
         stack.enter_context(tracking.children_ended_on_error(client, experiment_id, parent_id))
         tmp = stack.enter_context(atomic_path(output, directory=True))
+        if cluster is not None:
+            stack.callback(cluster.close)
         mlflow_logging.log_params(client, parent_id, {"experiment": experiment.training_settings(),
                                                       "split": params.split.model_dump()})
         # The parent logs the datasets first: workers logging a new dataset at the same moment
@@ -50,13 +56,16 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
             job_key = job_cache.job_key(experiment.settings(job.variant, job.point).model_dump(), job.seed,
                                         experiment.probes and experiment.probes.model_dump(), fingerprint)
             requests.append(JobRequest(params, job, files, tracking.mlflow.get_tracking_uri(), experiment_id,
-                                       parent_id, tuple(lineage.items()), job_key,
+                                       parent_id, tuple(lineage.items()), job_key, job_cache.code_fingerprint(),
                                        job_cache.find_cached(client, experiment_id, job_key)))
         cached = sum(1 for request in requests if request.restore_from)
+        where = (f"the Dask cluster at {scheduler}" if cluster is not None
+                 else f"{min(workers, len(requests))} worker(s)")
         print(f"{len(requests)} jobs: {len(requests) - cached} to train, {cached} trained before (restored from "
-              f"their runs), on {min(workers, len(requests))} worker(s)", flush=True)
+              f"their runs), on {where}", flush=True)
         children = {}
-        results = stack.enter_context(closing(run_all(run_job, requests, workers)))  # workers stop on any error
+        shared = splits if cluster is not None else None  # the cluster's machines may not have the files
+        results = stack.enter_context(closing(run_all(run_job, requests, workers, cluster, shared)))
         for result in results:
             folder = model_dir(tmp, result.job)
             for name, content in result.files.items():
@@ -64,6 +73,10 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
                 (folder / name).write_bytes(content)
             children[result.job.run_name] = (result.run_id, result.digest)
             print(result.summary, flush=True)
+        # A Dask worker that died mid-job left its run RUNNING; the job ran again elsewhere.
+        for run_id in tracking.end_running_children(client, experiment_id, parent_id, tracking.RunStatus.KILLED,
+                                                    "its worker died; the job was run again"):
+            print(f"ended run {run_id} KILLED: its worker died mid-job; the job was run again", flush=True)
         meta = {"pipeline_key": key, "data_fingerprint": fingerprint, "experiment": experiment_name}
         (tmp / "pipeline.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         # Identical models: DVC will skip evaluate and report, so bring their results along.
