@@ -40,6 +40,10 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     lineage = tracking.lineage(f"train@{experiment_name}", fingerprint)
     parent_id, owned = tracking.create_parent(client, experiment_id, experiment_name, key, lineage)
 
+    def key_of(job) -> str:  # the per-job cache's key (bnlab.job_cache)
+        return job_cache.job_key(experiment.settings(job.variant, job.point).model_dump(), job.seed,
+                                 experiment.probes and experiment.probes.model_dump(), fingerprint)
+
     with ExitStack() as stack:
         stack.enter_context(tracking.terminated_on_exit(client, parent_id, owned))
         stack.enter_context(tracking.children_ended_on_error(client, experiment_id, parent_id))
@@ -51,13 +55,10 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         # The parent logs the datasets first: workers logging a new dataset at the same moment
         # would race to insert it.
         mlflow_logging.log_datasets(parent_id, {n: splits[n] for n, _ in files}, dict(files))
-        requests = []
-        for job in jobs(experiment_name, experiment):
-            job_key = job_cache.job_key(experiment.settings(job.variant, job.point).model_dump(), job.seed,
-                                        experiment.probes and experiment.probes.model_dump(), fingerprint)
-            requests.append(JobRequest(params, job, files, tracking.mlflow.get_tracking_uri(), experiment_id,
-                                       parent_id, tuple(lineage.items()), job_key, job_cache.code_fingerprint(),
-                                       job_cache.find_cached(client, experiment_id, job_key)))
+        requests = [JobRequest(params, job, files, tracking.mlflow.get_tracking_uri(), experiment_id, parent_id,
+                               tuple(lineage.items()), key_of(job), job_cache.code_fingerprint(),
+                               job_cache.find_cached(client, experiment_id, key_of(job)))
+                    for job in jobs(experiment_name, experiment)]
         cached = sum(1 for request in requests if request.restore_from)
         where = (f"the Dask cluster at {scheduler}" if cluster is not None
                  else f"{min(workers, len(requests))} worker(s)")
@@ -67,10 +68,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         shared = splits if cluster is not None else None  # the cluster's machines may not have the files
         results = stack.enter_context(closing(run_all(run_job, requests, workers, cluster, shared)))
         for result in results:
-            folder = model_dir(tmp, result.job)
-            for name, content in result.files.items():
-                (folder / name).parent.mkdir(parents=True, exist_ok=True)
-                (folder / name).write_bytes(content)
+            write_files(model_dir(tmp, result.job), result.files)
             children[result.job.run_name] = (result.run_id, result.digest)
             print(result.summary, flush=True)
         # A Dask worker that died mid-job left its run RUNNING; the job ran again elsewhere.
@@ -82,3 +80,10 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         # Identical models: DVC will skip evaluate and report, so bring their results along.
         if mlflow_logging.carry_over_results(client, experiment_id, key, parent_id, children):
             print("models are identical to an earlier run's: its test metrics and report were copied")
+
+
+def write_files(folder, files: dict[str, bytes]) -> None:
+    """A job's model folder, from the files its worker sent back."""
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(content)
