@@ -197,3 +197,49 @@ def test_params_yaml_uses_no_yaml_anchors():
     text = (PROJECT / "params.yaml").read_text()
     code = [line.split("#")[0] for line in text.splitlines()]
     assert not [line for line in code if "<<:" in line or ": &" in line or ": *" in line]
+
+
+SWEEP = "experiments.lr_sweep"
+
+
+@pytest.mark.parametrize("grid, expected", [
+    ({}, f"{SWEEP}.grid: Value error, is empty: give at least one setting and its values, or null for no grid"),
+    ({"learning_rate": []}, "learning_rate: expected a non-empty list of values"),
+    ({"learning_rate": [0.01, "fast"]}, "learning_rate: value 'fast': Input should be a valid number"),
+    ({"learning_rate": [0.01, 0]}, "learning_rate: value 0: Input should be greater than 0"),
+    ({"learning_rate": [0.01, 0.01]}, "learning_rate: values must be distinct"),
+    ({"dropout": [0.1]}, "'dropout' is not an estimator setting; known: hidden_units"),
+    ({"learning_rate": 0.01}, f"{SWEEP}.grid.learning_rate: Input should be a valid list"),
+    ({"batch_norm": [True, False]}, "variant 'batchnorm' sets batch_norm, which the grid sweeps"),
+])
+def test_a_bad_grid_is_named(grid, expected):
+    raw = default_raw()
+    raw["experiments"]["lr_sweep"]["grid"] = grid
+    with pytest.raises(ParamsError) as info:
+        parse_params(raw)
+    assert expected in str(info.value)
+
+
+def test_a_grid_gives_every_combination_for_every_variant_and_seed():
+    from bnlab.experiments import jobs
+
+    raw = default_raw()
+    raw["experiments"]["lr_sweep"]["grid"] = {"learning_rate": [0.001, 0.01], "hidden_units": [[16], [32, 32]]}
+    sweep = parse_params(raw).experiment("lr_sweep")
+    assert sweep.grid_points()[1] == (("learning_rate", 0.001), ("hidden_units", [32, 32]))
+    names = [job.name for job in jobs("lr_sweep", sweep)]
+    assert len(names) == len(set(names)) == 2 * 2 * 2 * 3  # points × variants × seeds
+    assert names[:2] == ["batchnorm-learning_rate=0.001,hidden_units=16-seed0",
+                         "plain-learning_rate=0.001,hidden_units=16-seed0"]
+    settings = sweep.settings("plain", sweep.grid_points()[1])
+    assert settings.learning_rate == 0.001 and settings.hidden_units == [32, 32] and settings.batch_norm is False
+
+
+def test_the_shipped_learning_rate_sweep_is_the_issue_s():
+    sweep = load_params(PROJECT / "params.yaml").experiment("lr_sweep")
+    assert sweep.grid == {"learning_rate": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]}
+    assert sweep.seeds == [0, 1, 2] and sweep.settings("batchnorm").epochs == 10
+    notebook = load_params(PROJECT / "params.yaml").experiment("notebook")
+    for variant in ("batchnorm", "plain"):  # the notebook's network, but for the learning rate
+        assert sweep.settings(variant).model_dump(exclude={"learning_rate"}) == \
+            notebook.settings(variant).model_dump(exclude={"learning_rate"})
