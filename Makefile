@@ -60,7 +60,7 @@ test-all: test test-slow
 DOC_FIGURES := notebook/val_accuracy notebook/input_median_by_layer notebook/dead_units \
 	ioffe2015/test_accuracy_by_step ioffe2015_slow/test_accuracy_by_step \
 	ioffe2015/percentiles_layer3_unit0 ioffe2015_slow/percentiles_layer3_unit0 \
-	noisy_bn/test_accuracy_by_step
+	noisy_bn/test_accuracy_by_step lr_sweep/test_accuracy_vs_learning_rate lr_sweep/final_train_loss_vs_learning_rate
 docs:
 	@for figure in $(DOC_FIGURES); do \
 	    cp reports/$${figure%%/*}/figures/$${figure#*/}.png docs/$$(echo $$figure | tr / _).png; done

@@ -95,8 +95,8 @@ def write_sweep_figures(folder: Path, sweep: pd.DataFrame, grid_keys: list[str],
         return  # several settings: sweep.csv has every job; no figure draws them all
     x = grid_keys[0]
     for column, ylabel, log_y in (("test_accuracy", "test accuracy", False),
-                                  ("final_train_loss", "training loss, last epoch", True)):
-        title = f"{ylabel.capitalize()} vs {x.replace('_', ' ')} (mean ± std over {n_seeds} seeds)"
+                                  ("final_train_loss", "final training loss", True)):
+        title = f"{ylabel.capitalize()} vs {x.replace('_', ' ')} (mean ± std, {n_seeds} seeds)"
         plots.save_png(plots.sweep_figure(curve_stats(sweep, x, column), x, ylabel, title, palette, log_y),
                        folder / f"{column}_vs_{x}.png")
 
