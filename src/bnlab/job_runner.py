@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bnlab import data
+from bnlab.atomic import is_write_error
 from bnlab.columns import PROBE_COLUMNS, STEP_COLUMNS
 from bnlab.config import Params
 from bnlab.experiments import Job
@@ -65,6 +66,10 @@ def run_job(request: JobRequest, splits: dict | None = None) -> JobResult:
         return (request.restore_from and _restore(request)) or _train(request, splits)
     except (KeyboardInterrupt, JobFailed):
         raise
+    except OSError as exc:
+        if is_write_error(exc):  # a full disk: the stage names the file (bnlab.atomic.write_error)
+            raise
+        raise JobFailed(f"job {request.job.run_name} failed: {type(exc).__name__}: {exc}") from exc
     except Exception as exc:
         raise JobFailed(f"job {request.job.run_name} failed: {type(exc).__name__}: {exc}") from exc
 
