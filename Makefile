@@ -14,7 +14,7 @@ endif
 # Test files run side by side on TEST_WORKERS processes (pytest-xdist), a file's tests in one
 # process so that its module fixtures (a trained project) are built once.
 TEST_WORKERS ?= 2
-PYTEST := $(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(BIN)/python -m pytest -q -p randomly --randomly-seed=$(SEED) -n $(TEST_WORKERS) --dist loadfile --durations=15
 # dvc.yaml's stage commands (`bnlab ...`) and the tests' subprocesses come from the venv.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -39,7 +39,7 @@ run: $(STAMP) $(PLOTS_PAGE)
 	$(BIN)/dvc repro report@$(EXPERIMENT)
 	@$(BIN)/bnlab summary $(EXPERIMENT)
 
-## run-all: every experiment declared in params.yaml (about 15 minutes on 2 cores)
+## run-all: every experiment declared in params.yaml (about 19 minutes on 2 cores)
 run-all: $(STAMP) $(PLOTS_PAGE)
 	$(BIN)/dvc repro
 	@$(BIN)/bnlab summary
