@@ -358,3 +358,26 @@ def test_the_inference_network_of_a_noisy_model_predicts_the_same_with_keras_lay
     subprocess.run([sys.executable, "-c", code], check=True, env=project_env(), cwd=tmp_path)
     expected = np.asarray(clf.model_(X_TEST.astype(np.float32), training=False))
     np.testing.assert_allclose(np.load(tmp_path / "out.npy"), expected, rtol=1e-6, atol=1e-6)
+
+
+def test_uint8_pixels_train_the_same_model_as_their_float32_values():
+    # Raw pixels may stay uint8 (a quarter of the memory); the network gets the same float32s.
+    pixels = MNIST.x_train.reshape(400, -1)
+    settings = dict(FAST, rescale=1 / 255)
+    test_pixels = MNIST.x_test.reshape(100, -1)
+    as_uint8 = KerasMLPClassifier(**settings).fit(pixels, Y, validation_data=(test_pixels, MNIST.y_test))
+    as_float = KerasMLPClassifier(**settings).fit(pixels.astype(np.float32), Y,
+                                                  validation_data=(X_TEST * 255, MNIST.y_test))
+    assert pixels.dtype == np.uint8
+    for a, b in zip(as_uint8.model_.get_weights(), as_float.model_.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert as_uint8.history_ == as_float.history_
+    np.testing.assert_array_equal(as_uint8.predict_proba(test_pixels),
+                                  as_float.predict_proba(X_TEST * 255))
+
+
+def test_evaluation_batch_size_changes_no_prediction():
+    clf = KerasMLPClassifier(**FAST).fit(X, Y)
+    small = clf.predict(X_TEST)
+    clf.set_params(eval_batch_size=7)  # chunks of 7 rows, the last one shorter
+    np.testing.assert_array_equal(clf.predict(X_TEST), small)

@@ -112,3 +112,19 @@ def test_probes_every_n_steps_during_fit_with_the_estimator():
                        callbacks=[recorder]).fit(X_VAL, Y_VAL)
     assert [r["step"] for r in recorder.step_rows] == [4, 8]
     assert {r["step"] for r in recorder.probe_rows} == {4, 8} and len(recorder.probe_rows) == 2 * 2 * 2
+
+
+def test_uint8_pixels_are_measured_as_their_float32_values():
+    from bnlab import KerasMLPClassifier
+
+    rng = np.random.default_rng(0)
+    x_val, x_test = (rng.integers(0, 256, (n, 784), dtype=np.uint8) for n in (40, 30))
+    y_val, y_test = rng.integers(0, 3, 40), rng.integers(0, 3, 30)
+    rows = []
+    for cast in (np.uint8, np.float32):
+        recorder = ProbeRecorder(5, (x_val.astype(cast), y_val), (x_test.astype(cast), y_test), n_hidden=2,
+                                 probe_images=20, batch_size=8)
+        KerasMLPClassifier(hidden_units=(4, 2), batch_size=8, steps=10, rescale=1 / 255, random_state=0,
+                           callbacks=[recorder]).fit(x_val.astype(cast), y_val)
+        rows.append((recorder.probe_rows, recorder.step_rows))
+    assert rows[0] == rows[1] and len(rows[0][1]) == 2

@@ -261,10 +261,26 @@ def split_mnist(data: Mnist, val_size: int, seed: int, method: str) -> dict[str,
     }
 
 
+TENSOR_ALIGNMENT = 64  # bytes: TensorFlow's CPU kernels refuse tensor memory aligned less
+
+
+def aligned(array: np.ndarray) -> np.ndarray:
+    """``array`` if its memory is C-contiguous and starts on a TENSOR_ALIGNMENT boundary, else a
+    copy that does: a tensor can then share its memory (:func:`bnlab.loop.as_tensor`)."""
+    if array.flags.c_contiguous and array.ctypes.data % TENSOR_ALIGNMENT == 0:
+        return array
+    buffer = np.empty(array.nbytes + TENSOR_ALIGNMENT, np.uint8)
+    start = -buffer.ctypes.data % TENSOR_ALIGNMENT
+    copy = buffer[start : start + array.nbytes].view(array.dtype).reshape(array.shape)
+    copy[...] = array
+    return copy
+
+
 def load_split(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """One prepared split, checked: uint8 images N×28×28 and N uint8 labels in 0..9."""
+    """One prepared split, checked: uint8 images N×28×28 and N uint8 labels in 0..9; the
+    images aligned for TensorFlow to use in place (:func:`aligned`)."""
     arrays = load_npz(path, ("x", "y"))
-    x, y = arrays["x"], arrays["y"]
+    x, y = aligned(arrays["x"]), arrays["y"]
     if x.dtype != np.uint8 or x.ndim != 3 or x.shape[1:] != (28, 28):
         raise DataError(f"{path}: x must be uint8 N×28×28, got {x.dtype} {x.shape}")
     if y.dtype != np.uint8 or y.shape != (len(x),):

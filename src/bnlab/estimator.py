@@ -22,6 +22,9 @@ from bnlab.model import BN_POSITIONS, build_mlp, build_optimizer
 from bnlab.tf_runtime import keras, tf
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+# Raw pixels stay uint8 until a batch is drawn (a quarter of float32's memory per worker); any
+# other input becomes float32. Both reach the network as the same float32 values.
+INPUT_DTYPES = [np.float32, np.uint8]
 
 
 class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
@@ -68,8 +71,10 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         that epoch. A callback with an ``every_steps`` attribute (an int) also gets
         ``on_step_end(step, logs)`` after every ``every_steps`` optimizer steps (``step`` counts
         from 1); the compiled loop runs in chunks between these calls.
-    eval_batch_size : int, default=8192
-        Batch size of the per-epoch evaluation and of ``predict``; large, so it costs little.
+    eval_batch_size : int, default=1024
+        Batch size of the per-epoch evaluation and of ``predict``. Larger is no faster here
+        and costs memory: with 8192, a fit on MNIST held ~100 MiB more (glibc keeps big freed
+        buffers for reuse; see benchmarks/parallel_jobs.py).
     steps : int or None, default=None
         Train for exactly this many optimizer steps (``n_steps_ == steps``), crossing epoch
         boundaries as needed; ``epochs`` is then ignored. The per-epoch history is measured at
@@ -151,7 +156,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         rescale=None,
         shuffle=True,
         callbacks=None,
-        eval_batch_size=8192,
+        eval_batch_size=1024,
         steps=None,
         bn_position="before",
         init_std=None,
@@ -195,7 +200,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         -------
         self
         """
-        X, y = validate_data(self, X, y, dtype=np.float32)
+        X, y = validate_data(self, X, y, dtype=INPUT_DTYPES)
         check_classification_targets(y)
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
@@ -231,7 +236,7 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         if validation_data is None:
             return None
         X_val, y_val = validation_data
-        X_val = validate_data(self, X_val, reset=False, dtype=np.float32)
+        X_val = validate_data(self, X_val, reset=False, dtype=INPUT_DTYPES)
         y_val = np.asarray(y_val)
         unknown = np.setdiff1d(y_val, self.classes_)
         if unknown.size:
@@ -243,9 +248,9 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         optimizer.build(model.trainable_variables)
         # Tensors, not arrays: converting 55,000 rows every epoch would cost more than
         # evaluating them.
-        x_all, y_all = tf.constant(X), tf.constant(y)
+        x_all, y_all = loop.as_tensor(X), tf.constant(y)
         if validation is not None:
-            validation = (tf.constant(validation[0]), validation[1])
+            validation = (loop.as_tensor(validation[0]), validation[1])
         callbacks = list(self.callbacks or [])
         step_hooks = [loop.StepHook(int(c.every_steps), lambda step, c=c: c.on_step_end(step, {}))
                       for c in callbacks if getattr(c, "every_steps", None)]
@@ -289,14 +294,14 @@ class KerasMLPClassifier(ClassifierMixin, BaseEstimator):
         if getattr(self, "_logits_fn_for", None) is not self.model_:
             self._logits_fn = _compile_logits(self.model_, X.shape[1])
             self._logits_fn_for = self.model_
-        out = [self._logits_fn(X[i : i + self.eval_batch_size]).numpy()
+        out = [self._logits_fn(tf.cast(X[i : i + self.eval_batch_size], tf.float32)).numpy()
                for i in range(0, len(X), self.eval_batch_size)]
         return np.concatenate(out) if out else np.zeros((0, len(self.classes_)), np.float32)
 
     def predict_proba(self, X):
         """Class probabilities, rows summing to 1, columns in the order of ``classes_``."""
         check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=np.float32)
+        X = validate_data(self, X, reset=False, dtype=INPUT_DTYPES)
         # In float64, as the served model does (bnlab/serving.py): the same probabilities.
         return softmax(self._logits(X).astype(np.float64), axis=1)
 

@@ -24,8 +24,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from bnlab.model import has_batch_norm, nonlinearity_model
 from bnlab.columns import PERCENTILES
+from bnlab.loop import as_tensor
+from bnlab.model import has_batch_norm, nonlinearity_model
 from bnlab.tf_runtime import tf
 
 
@@ -58,9 +59,10 @@ class ProbeRecorder:
                  unit: int = 0, batch_size: int = 32,
                  on_record: Callable[[int, list[dict], dict], None] | None = None):
         self.every_steps = int(every_steps)
-        self.validation = (np.asarray(validation[0], np.float32), np.asarray(validation[1]))
-        self.test = (np.asarray(test[0], np.float32), np.asarray(test[1]))
-        self.probe_x = self.validation[0][:probe_images]
+        # As given: uint8 pixels stay uint8 (a quarter of float32's memory), cast at each probe.
+        self.test = (np.asarray(test[0]), np.asarray(test[1]))
+        self.probe_x = np.asarray(validation[0][:probe_images], np.float32)
+        self.probe_y = np.asarray(validation[1])[:probe_images]
         self.n_hidden, self.unit, self.batch_size = n_hidden, unit, batch_size
         self.on_record = on_record
         self.probe_rows: list[dict] = []
@@ -68,11 +70,10 @@ class ProbeRecorder:
 
     def set_model(self, model) -> None:
         self.model = model
-        self.probe_y = self.validation[1][: len(self.probe_x)]
         n_batches = len(self.probe_x) // self.batch_size
         whole = n_batches * self.batch_size  # whole training-size batches: their own statistics
         self._train_mode_labels = self.probe_y[:whole]
-        self._inputs = (tf.constant(self.probe_x), tf.constant(self.test[0]),
+        self._inputs = (tf.constant(self.probe_x), as_tensor(self.test[0]),
                         tf.constant(self.probe_x[:whole].reshape(n_batches, self.batch_size, -1)))
         self._measure = _compile_measure(model, self.n_hidden, has_batch_norm(model))
 
@@ -114,6 +115,6 @@ def _compile_measure(model, n_hidden: int, with_batch_norm: bool):
                 batches, fn_output_signature=tf.int64)
         else:
             train_mode = tf.zeros([0], tf.int64)
-        return inner, predict(probe), predict(test), train_mode
+        return inner, predict(probe), predict(tf.cast(test, tf.float32)), train_mode
 
     return measure
