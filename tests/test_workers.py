@@ -4,6 +4,7 @@ parallel stage can fail ends with one message, no RUNNING run, no output and no 
 import signal
 import sqlite3
 import subprocess
+import sys
 import time
 
 import numpy as np
@@ -11,7 +12,7 @@ import psutil
 import pytest
 import yaml
 
-from bnlab.data import Mnist
+from bnlab.data import Mnist, save_npz
 from helpers import make_mnist, make_project, run, store_env
 
 TINY = {"epochs": 2, "seeds": [0, 1], "hidden_units": [8]}
@@ -57,6 +58,29 @@ def test_jobs_on_two_workers_give_the_bytes_and_lock_hashes_of_one_at_a_time(tmp
     assert statuses(root).count("FINISHED") == 5  # a parent and 4 jobs
 
 
+FORKSERVER_SCRIPT = """
+import os, sys
+from concurrent.futures import ProcessPoolExecutor
+from bnlab import job_runner, workers
+files = (("train", sys.argv[1]),)
+context = workers.start_forkserver(job_runner.splits_env(files))
+assert job_runner.SPLITS_ENV not in os.environ  # the server's setting only
+with ProcessPoolExecutor(1, mp_context=context) as pool:
+    pool.submit(os.getpid).result()  # the server has forked a worker: it has read the files
+    os.remove(sys.argv[1])
+    x, y = pool.submit(job_runner.load_splits, files).result()["train"]
+print(int(x.sum()), y.tolist())
+"""
+
+
+def test_workers_get_the_splits_their_forkserver_read_before_forking_them(tmp_path):
+    # Read once, shared by every worker: the file is gone by the time the worker asks for it.
+    mnist = make_mnist(30, 10)
+    save_npz(tmp_path / "train.npz", {"x": mnist.x_train, "y": mnist.y_train})
+    done = run([sys.executable, "-c", FORKSERVER_SCRIPT, str(tmp_path / "train.npz")], tmp_path)
+    assert done.stdout.split(maxsplit=1) == [str(int(mnist.x_train.sum())), f"{mnist.y_train.tolist()}\n"]
+
+
 def test_a_failing_job_fails_the_stage_with_its_own_message(tmp_path):
     # Every 9 among the first training images, which the "first" split makes the validation
     # set: the training set has no 9, and fitting refuses validation labels it never saw.
@@ -78,7 +102,15 @@ def test_a_failing_job_fails_the_stage_with_its_own_message(tmp_path):
     assert not (root / "models/notebook").exists() and not list(root.glob("models/.notebook.tmp-*"))
 
 
+def forkserver_of(stage: subprocess.Popen) -> psutil.Process:
+    """The process the stage's workers are forked from (bnlab.workers.start_forkserver)."""
+    servers = [p for p in psutil.Process(stage.pid).children() if "forkserver" in " ".join(p.cmdline())]
+    assert len(servers) == 1
+    return servers[0]
+
+
 def start_and_wait_for_workers(root, count: int = 2) -> tuple[subprocess.Popen, list[psutil.Process]]:
+    """The stage, training; and its processes: the forkserver first, then the workers."""
     stage = subprocess.Popen(["bnlab", "train", "notebook"], cwd=root, env=workers_env(count),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
@@ -87,10 +119,9 @@ def start_and_wait_for_workers(root, count: int = 2) -> tuple[subprocess.Popen, 
             break
         time.sleep(0.5)
     assert stage.poll() is None, stage.communicate()
-    workers = [p for p in psutil.Process(stage.pid).children()
-               if "spawn_main" in " ".join(p.cmdline()) and "resource_tracker" not in " ".join(p.cmdline())]
+    workers = forkserver_of(stage).children()
     assert len(workers) == count
-    return stage, workers
+    return stage, [forkserver_of(stage), *workers]
 
 
 def training_runs(root) -> int:
@@ -105,14 +136,14 @@ def training_runs(root) -> int:
 def test_a_worker_killed_mid_job_fails_the_stage_cleanly(endless):
     (endless / "mlflow.db").unlink(missing_ok=True)
     stage, workers = start_and_wait_for_workers(endless)
-    workers[0].kill()  # as the out-of-memory killer would
+    workers[1].kill()  # a worker, as the out-of-memory killer would
     _, stderr = stage.communicate(timeout=60)
     assert stage.returncode == 1
     assert stderr.strip() == ("bnlab train: error: a worker process died while training (killed, or out of "
                               "memory); the jobs it was running did not finish")
     assert "RUNNING" not in statuses(endless) and "FINISHED" not in statuses(endless)
     assert not (endless / "models/notebook").exists() and not list(endless.glob("models/.notebook.tmp-*"))
-    assert not any(w.is_running() for w in workers)
+    assert not psutil.wait_procs(workers, timeout=15)[1]  # the other worker and the forkserver too
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
@@ -122,7 +153,7 @@ def test_stopping_the_stage_stops_its_workers(endless, signum):
     stage.send_signal(signum)
     stage.communicate(timeout=60)
     _, alive = psutil.wait_procs(workers, timeout=15)
-    assert not alive  # SIGKILL included: the workers die with the stage (no orphan trains on)
+    assert not alive  # SIGKILL included: the workers and their forkserver die with the stage
     if signum == signal.SIGTERM:
         assert stage.returncode == 130 and set(statuses(endless)) == {"KILLED"}
     else:  # nothing ran to end them: the next execution will (test_faults.py)

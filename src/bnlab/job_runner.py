@@ -9,6 +9,7 @@ when the first job runs, so a worker starts with the thread settings of :mod:`bn
 from __future__ import annotations
 
 import functools
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -53,6 +54,25 @@ def load_splits(files: tuple[tuple[str, str], ...]) -> dict[str, tuple]:
     return {name: data.load_split(Path(path)) for name, path in files}
 
 
+# The split files, as JSON, for the local workers' forkserver to read before it forks them
+# (bnlab.worker_image): the workers then share one copy of the images.
+SPLITS_ENV = "BNLAB_WORKER_SPLITS"
+
+
+def splits_env(files: tuple[tuple[str, str], ...]) -> dict[str, str]:
+    return {SPLITS_ENV: json.dumps(files)}
+
+
+def preload_splits(env) -> None:
+    """In the forkserver: the splits named by :func:`splits_env`, into :func:`load_splits`'s
+    cache, which the workers inherit. Unreadable files are left to the jobs to report."""
+    if env.get(SPLITS_ENV):
+        try:
+            load_splits(tuple(tuple(pair) for pair in json.loads(env[SPLITS_ENV])))
+        except (ValueError, OSError):  # DataError included
+            pass
+
+
 def run_job(request: JobRequest, splits: dict | None = None) -> JobResult:
     """Train one job, or restore it from the run that trained it; any error comes back as
     :class:`JobFailed` naming the job. ``splits``: the data, where the files are not at hand
@@ -72,6 +92,21 @@ def run_job(request: JobRequest, splits: dict | None = None) -> JobResult:
         raise JobFailed(f"job {request.job.run_name} failed: {type(exc).__name__}: {exc}") from exc
     except Exception as exc:
         raise JobFailed(f"job {request.job.run_name} failed: {type(exc).__name__}: {exc}") from exc
+    finally:
+        return_freed_memory()
+
+
+def return_freed_memory() -> None:
+    """Give what the job freed back to the system: glibc keeps freed heap for reuse, so a worker
+    would otherwise carry each job's leftovers into the next (measured: ~30 MiB a job)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def _client(request: JobRequest):

@@ -10,6 +10,8 @@ Neither is a param: they change no result, so changing them must not make DVC re
 from __future__ import annotations
 
 import multiprocessing
+import multiprocessing.connection
+import multiprocessing.forkserver
 import os
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -67,9 +69,9 @@ def connect_scheduler(address: str):
 def run_all(task: Callable, requests: list, workers: int, cluster=None, shared=None) -> Iterator:
     """``task(request)`` for every request, results as they finish. On a Dask ``cluster`` (a
     client): on its workers, ``shared`` sent once to each and passed as ``task(request,
-    shared)``. Else with one worker: here, in order; with more, on that many fresh processes
-    (spawned: TensorFlow is not fork-safe). The first error stops everything: the jobs still
-    running are killed (here) or cancelled (Dask), the error is raised."""
+    shared)``. Else with one worker: here, in order; with more, on that many processes forked
+    from the forkserver (:func:`start_forkserver`). The first error stops everything: the jobs
+    still running are killed (here) or cancelled (Dask), the error is raised."""
     if cluster is not None:
         yield from _on_dask(task, requests, cluster, shared)
         return
@@ -77,8 +79,7 @@ def run_all(task: Callable, requests: list, workers: int, cluster=None, shared=N
         for request in requests:
             yield task(request)
         return
-    context = multiprocessing.get_context("spawn")
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(requests)), mp_context=context,
+    pool = ProcessPoolExecutor(max_workers=min(workers, len(requests)), mp_context=start_forkserver(),
                                initializer=die_with_parent)
     try:
         pending = {pool.submit(task, request) for request in requests}
@@ -92,6 +93,30 @@ def run_all(task: Callable, requests: list, workers: int, cluster=None, shared=N
                                        "the jobs it was running did not finish") from None
     finally:
         stop(pool)
+
+
+def start_forkserver(server_env: dict[str, str] | None = None):
+    """The multiprocessing context local workers come from, its server started now (it imports
+    TensorFlow for seconds, while this process goes on with its own work).
+
+    Workers are forked from one server process that imported everything a job needs
+    (:mod:`bnlab.worker_image`) and nothing else: they share those pages (TensorFlow's are
+    about 650 MiB) instead of each importing its own, and start at once. Forking is safe there
+    as it is not in this process: the server has never run TensorFlow, only imported it. It
+    reads the environment once, when it starts, with ``server_env`` added (for it only)."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload([WORKER_IMAGE])
+    saved = dict(os.environ)
+    os.environ.update(server_env or {})
+    try:
+        multiprocessing.forkserver.ensure_running()
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    return context
+
+
+WORKER_IMAGE = "bnlab.worker_image"
 
 
 def _on_dask(task: Callable, requests: list, cluster, shared) -> Iterator:
@@ -141,16 +166,28 @@ def stop(pool: ProcessPoolExecutor) -> None:
 
 
 def die_with_parent() -> None:
-    """In a worker: be killed when the stage's process dies, even by SIGKILL (which no Python
-    code outlives), so that no orphan goes on training and writing runs. Linux only; elsewhere
-    an orphan ends at its next job, when it finds the pool gone."""
+    """In a worker: exit as soon as the process that started it (the stage, or a Dask worker)
+    is gone, even killed by SIGKILL (which no Python code outlives), so that no orphan goes on
+    training and writing runs. A forked worker's parent is the forkserver, which lives on as
+    long as a worker does; so a thread waits on multiprocessing's sentinel of the process that
+    asked for the worker. PR_SET_PDEATHSIG covers a spawned worker's parent and the forkserver
+    (Linux only; elsewhere the thread does it)."""
     import ctypes
     import signal
+    import threading
 
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     except (OSError, AttributeError):
         pass
+    starter = multiprocessing.parent_process()
+    if starter is not None:
+        threading.Thread(target=_exit_when_gone, args=(starter.sentinel,), daemon=True).start()
+
+
+def _exit_when_gone(sentinel) -> None:
+    multiprocessing.connection.wait([sentinel])
+    os._exit(1)
 
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h

@@ -13,9 +13,10 @@ from bnlab import data, job_cache, layout
 from bnlab.atomic import atomic_path
 from bnlab.config import load_params
 from bnlab.experiments import jobs, model_dir
-from bnlab.job_runner import JobRequest, load_splits, run_job
+from bnlab.job_runner import JobRequest, load_splits, run_job, splits_env
 from bnlab.store import tracking_uri
-from bnlab.workers import check_store_for_cluster, connect_scheduler, dask_scheduler, run_all, worker_count
+from bnlab.workers import (check_store_for_cluster, connect_scheduler, dask_scheduler, run_all, start_forkserver,
+                           worker_count)
 
 SPLIT_NAMES = {"train": "train", "validation": "val", "test": "test"}  # MLflow's name → file
 
@@ -29,6 +30,8 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     files = tuple((name, str(layout.split_file(stem))) for name, stem in SPLIT_NAMES.items()
                   if name != "test" or experiment.probes is not None)  # test: for probes only
     splits = load_splits(files)  # bad data files are reported before the slow imports
+    if not scheduler and workers > 1 and len(jobs(experiment_name, experiment)) > 1:
+        start_forkserver(splits_env(files))  # the workers' TensorFlow import runs there while MLflow's runs here
     # Only now the import that takes seconds (MLflow); TensorFlow only where jobs train.
     from bnlab import mlflow_logging, tracking
 
@@ -66,6 +69,9 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
               f"their runs), on {where}", flush=True)
         children = {}
         shared = splits if cluster is not None else None  # the cluster's machines may not have the files
+        del splits  # local workers read the files themselves
+        if workers > 1:
+            load_splits.cache_clear()  # jobs do not run here: 55 MB less in this process
         results = stack.enter_context(closing(run_all(run_job, requests, workers, cluster, shared)))
         for result in results:
             write_files(model_dir(tmp, result.job), result.files)
