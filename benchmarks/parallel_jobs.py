@@ -7,7 +7,7 @@ largest sum of the stage's and its workers' PSS (proportional set size: shared l
 once across the processes), sampled every 0.2 s. The outputs are the same bytes as DVC's (the
 pipeline is deterministic), so `dvc status` stays clean.
 
-    python benchmarks/parallel_jobs.py [--experiment notebook] [--workers 1 2]   # after `make run`
+    python benchmarks/parallel_jobs.py [--experiment notebook] [--workers 1 2] [--repeat 3]   # after `make run`
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -56,18 +57,25 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", default="notebook")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--repeat", type=int, default=3, help="rounds; each round measures every worker count")
     args = parser.parse_args()
-    results = {}
-    for workers in args.workers:
-        results[workers] = measure(args.experiment, workers)
-        seconds, peak = results[workers]
-        print(f"{workers} worker(s): {seconds:6.1f} s, peak {peak / 2**30:.2f} GiB", flush=True)
-    base = results[args.workers[0]][0]
+    results: dict[int, list[tuple[float, int]]] = {workers: [] for workers in args.workers}
+    for round_ in range(args.repeat):  # alternating: a slow spell of the machine hits every count
+        for workers in args.workers:
+            seconds, peak = measure(args.experiment, workers)
+            results[workers].append((seconds, peak))
+            print(f"round {round_ + 1}: {workers} worker(s): {seconds:6.1f} s, peak {peak / 2**30:.2f} GiB", flush=True)
+    base = args.workers[0]
     print(f"\ntrain@{args.experiment}; machine: {platform.processor() or platform.machine()}, "
-          f"{len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}")
-    print(f"| workers | wall s | speed-up vs {args.workers[0]} | peak memory (PSS, GiB) |\n|---|---|---|---|")
-    for workers, (seconds, peak) in results.items():
-        print(f"| {workers} | {seconds:.1f} | {base / seconds:.2f}x | {peak / 2**30:.2f} |")
+          f"{len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}; {args.repeat} rounds")
+    print(f"| workers | wall s (median) | wall s (best) | speed-up vs {base} (median of the rounds' ratios) "
+          f"| peak memory, largest of the rounds (PSS) |\n|---|---|---|---|---|")
+    for workers, runs in results.items():
+        walls = [seconds for seconds, _ in runs]
+        ratios = [b[0] / r[0] for b, r in zip(results[base], runs)]
+        peak = max(peak for _, peak in runs)
+        print(f"| {workers} | {statistics.median(walls):.1f} | {min(walls):.1f} | {statistics.median(ratios):.2f}x "
+              f"| {peak / 2**30:.2f} GiB = {peak / 1e9:.2f} GB |")
 
 
 if __name__ == "__main__":
