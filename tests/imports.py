@@ -2,7 +2,8 @@
 
 Every import counts, at module level or inside a function (conservative: a function may run),
 except inside a module-level ``__getattr__`` (bnlab/__init__.py's lazy ``KerasMLPClassifier``,
-which runs only when that attribute is used: no stage uses it).
+which runs only when that attribute is used: no stage uses it). So do the module names given to
+``set_forkserver_preload`` (the workers' forkserver imports them: bnlab.workers).
 """
 
 from __future__ import annotations
@@ -30,7 +31,13 @@ def imported_modules(path: Path) -> set[str]:
     for node in ast.walk(tree):
         if id(node) in lazy:
             continue
-        if isinstance(node, ast.Import):
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", None) == "set_forkserver_preload":
+            names = {c.id for c in ast.walk(node) if isinstance(c, ast.Name)}  # a module-level constant
+            values = [c for c in ast.walk(node) if isinstance(c, ast.Constant)]
+            values += [a.value for a in tree.body if isinstance(a, ast.Assign) and isinstance(a.value, ast.Constant)
+                       and any(getattr(t, "id", None) in names for t in a.targets)]
+            found |= {c.value for c in values if module_file(str(c.value))}
+        elif isinstance(node, ast.Import):
             found |= {alias.name for alias in node.names if alias.name.startswith("bnlab")}
         elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("bnlab"):
             found.add(node.module)
