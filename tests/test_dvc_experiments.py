@@ -2,7 +2,10 @@
 repository root), tagged with the DVC experiment's name and baseline commit; an experiment whose
 stages DVC restored from its run cache gets copies of the runs that made its outputs."""
 
+import csv
+import io
 import json
+import shutil
 import sqlite3
 import subprocess
 import time
@@ -39,12 +42,21 @@ def exp_names(root) -> set[str]:
             for exp in exp.get("revs", []) if exp.get("name")}
 
 
-@pytest.fixture()
-def project(tmp_path):
-    root = make_project(tmp_path / "proj", make_mnist(300, 100), TINY)
+@pytest.fixture(scope="module")
+def baseline(tmp_path_factory):
+    """A committed baseline, trained once for the file's tests."""
+    root = make_project(tmp_path_factory.mktemp("baseline") / "proj", make_mnist(300, 100), TINY)
     run(["dvc", "repro"], root, env=store_env())
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "baseline"], root)
+    return root
+
+
+@pytest.fixture()
+def project(baseline, tmp_path):
+    """A copy of the baseline of the test's own (DVC's runtime folder left behind)."""
+    root = tmp_path / "proj"
+    shutil.copytree(baseline, root, symlinks=True, ignore=lambda folder, _: ["tmp"] if folder.endswith(".dvc") else [])
     return root
 
 
@@ -87,6 +99,7 @@ def wait_for_queue(root, env, timeout: float = 600) -> None:
 def test_an_experiment_restored_from_the_run_cache_has_its_runs(project):
     root = project
     run(["dvc", "exp", "run", "-n", "first", "-S", f"{LEARNING_RATE}=0.005"], root, env=store_env())
+    assert_metrics_compare_with_the_baseline(root)
     run(["git", "checkout", "--", "."], root)  # back to the baseline's params, lock and outputs
     run(["dvc", "checkout"], root, env=store_env())
     done = run(["dvc", "exp", "run", "-n", "second", "-S", f"{LEARNING_RATE}=0.005"], root, env=store_env())
@@ -103,3 +116,14 @@ def test_an_experiment_restored_from_the_run_cache_has_its_runs(project):
                             "where t.key = 'bnlab.copied_from' and m.key in ('test_accuracy', 'val_loss')"
                             ).fetchone()[0]
     assert copied == 2 * 2
+
+
+def assert_metrics_compare_with_the_baseline(root) -> None:
+    """`dvc exp show` lists the experiment's learning rate and metrics beside the baseline's, and
+    `dvc metrics diff` sees its test metrics move."""
+    table = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], root, env=store_env()).stdout)))
+    assert {"batchnorm.test_accuracy_mean", "plain.test_loss_mean", LEARNING_RATE} <= set(table[0])
+    assert len({row[LEARNING_RATE] for row in table}) == 2  # the baseline's and the experiment's
+    diff = json.loads(run(["dvc", "metrics", "diff", "--json"], root, env=store_env()).stdout)
+    moved = diff["reports/notebook/metrics.json"]["plain.test_loss_mean"]
+    assert moved["old"] != moved["new"]
