@@ -2,12 +2,17 @@
 the speed-up as a ratio within this run, and the peak memory of the whole process tree.
 
 Each measurement runs `bnlab train <experiment>` against a scratch MLflow store (so no job is
-restored from an earlier run: every job trains), with BNLAB_WORKERS set. Peak memory is the
-largest sum of the stage's and its workers' PSS (proportional set size: shared libraries counted
-once across the processes), sampled every 0.2 s. The outputs are the same bytes as DVC's (the
-pipeline is deterministic), so `dvc status` stays clean.
+restored from an earlier run: every job trains), with BNLAB_WORKERS set. Wall times come from
+runs that nobody watches; peak memory from separate runs, as reading a process's memory costs
+CPU (about 0.09 s a reading of the whole tree, some 30% of a core at 0.2 s intervals: taken from
+the workers, it cut the measured speed-up from ~1.9x to ~1.7x). Peak memory is the largest sum
+of the stage's and its workers' PSS (proportional set size: shared pages counted once across the
+processes), sampled every 0.2 s. PSS splits a page shared with any other process, so measure on
+an otherwise idle machine (another TensorFlow process halves the libraries' share). The outputs
+are the same bytes as DVC's (the pipeline is deterministic), so `dvc status` stays clean.
 
-    python benchmarks/parallel_jobs.py [--experiment notebook] [--workers 1 2] [--repeat 3]   # after `make run`
+    python benchmarks/parallel_jobs.py [--experiment notebook] [--workers 1 2] [--repeat 3] [--memory-rounds 1]
+    # after `make run`
 """
 
 from __future__ import annotations
@@ -37,17 +42,18 @@ def tree_pss(process: psutil.Process) -> int:
     return total
 
 
-def measure(experiment: str, workers: int) -> tuple[float, int]:
-    """Wall seconds and peak PSS bytes of one train stage."""
+def measure(experiment: str, workers: int, watch_memory: bool) -> tuple[float, int]:
+    """Wall seconds and (when watched) peak PSS bytes of one train stage."""
     scratch = Path(tempfile.mkdtemp(prefix="bnlab-bench-"))
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}", BNLAB_WORKERS=str(workers))
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     started = time.perf_counter()
     stage = subprocess.Popen(["bnlab", "train", experiment], env=env, stdout=subprocess.DEVNULL)
     watched, peak = psutil.Process(stage.pid), 0
-    while stage.poll() is None:
+    while watch_memory and stage.poll() is None:
         peak = max(peak, tree_pss(watched))
         time.sleep(0.2)
+    stage.wait()
     if stage.returncode != 0:
         raise SystemExit(f"bnlab train {experiment} failed with BNLAB_WORKERS={workers}")
     return time.perf_counter() - started, peak
@@ -57,25 +63,31 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", default="notebook")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
-    parser.add_argument("--repeat", type=int, default=3, help="rounds; each round measures every worker count")
+    parser.add_argument("--repeat", type=int, default=3, help="timed rounds; each measures every worker count")
+    parser.add_argument("--memory-rounds", type=int, default=1, help="rounds with memory watched, after the timed ones")
     args = parser.parse_args()
-    results: dict[int, list[tuple[float, int]]] = {workers: [] for workers in args.workers}
+    walls: dict[int, list[float]] = {workers: [] for workers in args.workers}
+    peaks: dict[int, list[int]] = {workers: [] for workers in args.workers}
     for round_ in range(args.repeat):  # alternating: a slow spell of the machine hits every count
         for workers in args.workers:
-            seconds, peak = measure(args.experiment, workers)
-            results[workers].append((seconds, peak))
-            print(f"round {round_ + 1}: {workers} worker(s): {seconds:6.1f} s, peak {peak / 2**30:.2f} GiB", flush=True)
+            walls[workers].append(measure(args.experiment, workers, watch_memory=False)[0])
+            print(f"timed round {round_ + 1}: {workers} worker(s): {walls[workers][-1]:6.1f} s", flush=True)
+    for round_ in range(args.memory_rounds):
+        for workers in args.workers:
+            peaks[workers].append(measure(args.experiment, workers, watch_memory=True)[1])
+            print(f"memory round {round_ + 1}: {workers} worker(s): peak {peaks[workers][-1] / 2**30:.2f} GiB",
+                  flush=True)
     base = args.workers[0]
     print(f"\ntrain@{args.experiment}; machine: {platform.processor() or platform.machine()}, "
-          f"{len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}; {args.repeat} rounds")
+          f"{len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}; {args.repeat} timed rounds, "
+          f"{args.memory_rounds} memory round(s)")
     print(f"| workers | wall s (median) | wall s (best) | speed-up vs {base} (median of the rounds' ratios) "
           f"| peak memory, largest of the rounds (PSS) |\n|---|---|---|---|---|")
-    for workers, runs in results.items():
-        walls = [seconds for seconds, _ in runs]
-        ratios = [b[0] / r[0] for b, r in zip(results[base], runs)]
-        peak = max(peak for _, peak in runs)
-        print(f"| {workers} | {statistics.median(walls):.1f} | {min(walls):.1f} | {statistics.median(ratios):.2f}x "
-              f"| {peak / 2**30:.2f} GiB = {peak / 1e9:.2f} GB |")
+    for workers in args.workers:
+        ratios = [b / w for b, w in zip(walls[base], walls[workers])]
+        peak = max(peaks[workers], default=0)
+        print(f"| {workers} | {statistics.median(walls[workers]):.1f} | {min(walls[workers]):.1f} "
+              f"| {statistics.median(ratios):.2f}x | {peak / 2**30:.2f} GiB = {peak / 1e9:.2f} GB |")
 
 
 if __name__ == "__main__":

@@ -285,9 +285,24 @@ def test_a_signal_during_an_mlflow_write_is_held_until_the_write_is_done():
     from bnlab.mlflow_logging import signals_held
 
     done = []
+    before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)  # SIGINT: ignored under nohup
     with pytest.raises(KeyboardInterrupt, match="signal 15"):
         with signals_held():
             os.kill(os.getpid(), signal.SIGTERM)
             done.append("write finished")
     assert done == ["write finished"]
-    assert signal.getsignal(signal.SIGTERM) is not None and signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert (signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)) == before  # the handlers restored
+
+
+def test_an_ignored_signal_stays_ignored_during_an_mlflow_write():
+    import os
+
+    from bnlab.mlflow_logging import signals_held
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup
+    try:
+        with signals_held():
+            os.kill(os.getpid(), signal.SIGINT)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)

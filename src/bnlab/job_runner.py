@@ -99,14 +99,12 @@ def run_job(request: JobRequest, splits: dict | None = None) -> JobResult:
 def return_freed_memory() -> None:
     """Give what the job freed back to the system: glibc keeps freed heap for reuse, so a worker
     would otherwise carry each job's leftovers into the next (measured: ~30 MiB a job)."""
-    import ctypes
     import gc
 
+    from bnlab import libc
+
     gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
+    libc.return_free_heap()
 
 
 def _client(request: JobRequest):

@@ -48,8 +48,10 @@ def signals_held() -> Iterator[None]:
         yield
         return
     received: list[int] = []
-    previous = {sig: signal.signal(sig, lambda signum, frame: received.append(signum))
-                for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(sig) is not signal.SIG_IGN}  # an ignored signal stays ignored (nohup)
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: received.append(signum))
     try:
         yield
     finally:

@@ -1,12 +1,11 @@
 """What a local worker process holds before its first job: imported once, by the forkserver
 that the workers are forked from (:func:`bnlab.workers.start_forkserver`), so that they share it."""
 
-import ctypes
 import gc
 import os
 from importlib import import_module
 
-from bnlab import job_cache, job_runner, tracking, training  # noqa: F401  (TensorFlow, MLflow)
+from bnlab import job_cache, job_runner, libc, tracking, training  # noqa: F401  (TensorFlow, MLflow)
 
 # What a job imports on first use besides (found by comparing sys.modules before and after a
 # job): each worker would hold its own copy. Only a saving: a name missing from another
@@ -26,11 +25,11 @@ job_runner.preload_splits(os.environ)
 # them, and every page written is copied into the worker (the sharing undone).
 gc.freeze()
 
-# One malloc arena for all of a worker's threads: by default each of TensorFlow's threads gets
-# its own, and each keeps the memory it freed for itself. Measured on one fit of the notebook's
+# One malloc arena for all of a worker's threads. Measured on one fit of the notebook's
 # network: 240 MiB above the imports instead of 310-370, at the same speed.
-M_ARENA_MAX = -8  # malloc.h
-try:
-    ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 1)
-except (OSError, AttributeError):  # not glibc: its own allocator's habits apply
-    pass
+libc.use_one_malloc_arena()
+
+# The import ran TensorFlow's start-up code once, here; the workers never run it again. Its
+# library pages (about 300 MiB, mapped by this server alone) leave memory now; the pages a job
+# runs come back from the file when a worker first runs them.
+libc.page_out_read_only_files()

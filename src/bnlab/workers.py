@@ -172,14 +172,12 @@ def die_with_parent() -> None:
     long as a worker does; so a thread waits on multiprocessing's sentinel of the process that
     asked for the worker. PR_SET_PDEATHSIG covers a spawned worker's parent and the forkserver
     (Linux only; elsewhere the thread does it)."""
-    import ctypes
     import signal
     import threading
 
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
+    from bnlab import libc
+
+    libc.die_with_parent_signal(signal.SIGKILL)
     starter = multiprocessing.parent_process()
     if starter is not None:
         threading.Thread(target=_exit_when_gone, args=(starter.sentinel,), daemon=True).start()
@@ -189,5 +187,3 @@ def _exit_when_gone(sentinel) -> None:
     multiprocessing.connection.wait([sentinel])
     os._exit(1)
 
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h

@@ -13,7 +13,7 @@ from bnlab import data, job_cache, layout
 from bnlab.atomic import atomic_path
 from bnlab.config import load_params
 from bnlab.experiments import jobs, model_dir
-from bnlab.job_runner import JobRequest, load_splits, run_job, splits_env
+from bnlab.job_runner import JobRequest, load_splits, return_freed_memory, run_job, splits_env
 from bnlab.store import tracking_uri
 from bnlab.workers import (check_store_for_cluster, connect_scheduler, dask_scheduler, run_all, start_forkserver,
                            worker_count)
@@ -70,8 +70,9 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         children = {}
         shared = splits if cluster is not None else None  # the cluster's machines may not have the files
         del splits  # local workers read the files themselves
-        if workers > 1:
-            load_splits.cache_clear()  # jobs do not run here: 55 MB less in this process
+        if workers > 1:  # jobs do not run here: 55 MB less in this process
+            load_splits.cache_clear()
+            return_freed_memory()
         results = stack.enter_context(closing(run_all(run_job, requests, workers, cluster, shared)))
         for result in results:
             write_files(model_dir(tmp, result.job), result.files)
