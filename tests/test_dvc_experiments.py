@@ -1,6 +1,7 @@
 """`dvc exp run`, queued or not, puts its runs in the project's own store (mlflow.db at the
 repository root), tagged with the DVC experiment's name and baseline commit; an experiment whose
-stages DVC restored from its run cache gets copies of the runs that made its outputs."""
+stages DVC restored from its run cache gets copies of the runs that made its outputs; `dvc exp
+show` and `dvc metrics diff` compare an experiment with its baseline."""
 
 import csv
 import io

@@ -62,12 +62,19 @@ def test_a_signal_during_training_kills_the_runs_and_keeps_no_model(prepared, si
 
 def start_training_and_wait_for(root, epochs: int) -> subprocess.Popen:
     process = subprocess.Popen(["bnlab", "train", "notebook"], cwd=root, env=env_without_tracking_uri(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=ctrl_c_as_in_a_terminal)
     deadline = time.monotonic() + 120
     while epochs_logged(root) < epochs and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
     assert process.poll() is None, process.communicate()
     return process
+
+
+def ctrl_c_as_in_a_terminal() -> None:
+    """SIGINT's default action for the stage, even when the tests run under nohup or in a
+    background job, which ignore it (and the stage rightly inherits that)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_runs_of_a_stage_killed_with_sigkill_are_ended_by_the_next_execution(prepared):
