@@ -30,9 +30,9 @@ $(STAMP): requirements.lock pyproject.toml
 	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	touch $(STAMP)
 
-$(PLOTS_PAGE): package-lock.json src/bnlab/plots_page.py $(STAMP)
+$(PLOTS_PAGE): package-lock.json src/bnlab/pipeline/plots_page.py $(STAMP)
 	npm ci --no-audit --no-fund --loglevel=error
-	$(BIN)/python -m bnlab.plots_page node_modules
+	$(BIN)/python -m bnlab.pipeline.plots_page node_modules
 
 ## run: the default experiment's pipeline on real MNIST, then its comparison table
 run: $(STAMP) $(PLOTS_PAGE)

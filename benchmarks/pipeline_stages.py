@@ -40,7 +40,7 @@ def main() -> None:
 
     from mlflow import MlflowClient
 
-    from bnlab.tracking import DEFAULT_EXPERIMENT
+    from bnlab.tracking.store import DEFAULT_MLFLOW_EXPERIMENT as DEFAULT_EXPERIMENT
 
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
     store = client.get_experiment_by_name(DEFAULT_EXPERIMENT)

@@ -26,10 +26,11 @@ EVERY = 500
 
 
 def child(probes: bool) -> float:
-    from bnlab.config import ProbeParams, load_params
+    from bnlab.experiments.params import ProbeParams, load_params
     from bnlab.data import load_split
-    from bnlab.experiments import Job
-    from bnlab.training import flat_pixels, make_estimator, make_probes
+    from bnlab.experiments.jobs import Job
+    from bnlab.data.splits import flat_pixels
+    from bnlab.execution.training import make_estimator, make_probes
 
     experiment = load_params().experiment("notebook")
     if probes:

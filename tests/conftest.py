@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from helpers import make_mnist
-from bnlab.data import Mnist
+from bnlab.data.mnist import Mnist
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from bnlab.data import Mnist, array_fingerprint
+from bnlab.data.mnist import Mnist, array_fingerprint
 
 PROJECT = Path(__file__).resolve().parents[1]
 VENV_BIN = Path(sys.executable).parent

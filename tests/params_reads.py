@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from bnlab import config
+from bnlab.experiments import params as config
 
 CONTAINER = "experiments"  # read on the way to one experiment: its keys are what count
 

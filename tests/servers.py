@@ -80,6 +80,7 @@ def postgres():
 
 
 def wait_for_health(url: str, process: subprocess.Popen, seconds: float = 90) -> None:
+    # /health answers without credentials, on the basic-auth app too.
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -93,16 +94,25 @@ def wait_for_health(url: str, process: subprocess.Popen, seconds: float = 90) ->
     raise RuntimeError(f"mlflow server at {url} did not become healthy in {seconds}s")
 
 
+AUTH_ADMIN = "admin"  # the basic-auth app's first user (mlflow/server/auth/basic_auth.ini)
+
+
 @contextmanager
-def mlflow_server(backend_uri: str, artifacts: Path):
-    """`mlflow server` on 127.0.0.1, proxying artifacts to a local folder; yields (url, process)."""
+def mlflow_server(backend_uri: str, artifacts: Path, admin_password: str | None = None):
+    """`mlflow server` on 127.0.0.1, proxying artifacts to a local folder; yields (url, process).
+    With ``admin_password``, MLflow's basic-auth app: every request needs a user's credentials,
+    and user AUTH_ADMIN has that password (its user database beside the artifacts)."""
     port = free_port()
     log = open(artifacts.parent / f"mlflow-server-{port}.log", "w")
-    process = subprocess.Popen(
-        [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-         "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts),
-         "--serve-artifacts", "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    command = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
+               "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts),
+               "--serve-artifacts", "--workers", "1"]
+    env = dict(os.environ)
+    if admin_password:
+        command += ["--app-name", "basic-auth"]
+        env.update(MLFLOW_AUTH_ADMIN_PASSWORD=admin_password, MLFLOW_FLASK_SERVER_SECRET_KEY=os.urandom(16).hex())
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                               cwd=artifacts.parent, env=env)  # cwd: the auth app's basic_auth.db
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, process)
@@ -134,9 +144,10 @@ def rest(url: str, endpoint: str, payload: dict | None = None, params: str = "")
 
 @contextmanager
 def dask_cluster(folder: Path, n_workers: int = 2):
-    """`dask scheduler` and ``n_workers`` `dask worker` processes (one thread each, as the
-    README's set-up) on 127.0.0.1; yields (address, worker processes). The scheduler fails a
-    job whose worker dies instead of re-running it (README: on a cluster)."""
+    """`dask scheduler` and ``n_workers`` `dask worker` processes, started as `dask worker`
+    starts them by default (under a nanny), one thread each (docs/scale.md's set-up), on
+    127.0.0.1; yields (address, worker processes, each the leader of its process group). The
+    scheduler fails a job whose worker dies instead of re-running it (docs/scale.md)."""
     bin_dir = Path(sys.executable).parent
     port = free_port()
     address = f"tcp://127.0.0.1:{port}"
@@ -145,7 +156,7 @@ def dask_cluster(folder: Path, n_workers: int = 2):
     scheduler = subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
                                   "--no-dashboard"], stdout=logs[0], stderr=subprocess.STDOUT, env=env,
                                  start_new_session=True)
-    workers = [subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "1", "--no-nanny",
+    workers = [subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "1",
                                  "--name", f"worker{i}"], stdout=log, stderr=subprocess.STDOUT, cwd=folder,
                                 env=env, start_new_session=True) for i, log in enumerate(logs[1:])]
     try:

@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from bnlab.atomic import OutputError, atomic_path, write_error
+from bnlab.core.atomic import OutputError, atomic_path, write_error
 
 
 def disk_full(filename=None, filename2=None):

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from bnlab import plots
-from bnlab.comparison import comparison_markdown, format_p, paired_p_value, per_seed_frame, summarize
-from bnlab.probe_summary import dead_units, drift
+from bnlab.analysis import figures as plots
+from bnlab.analysis.statistics import comparison_markdown, format_p, paired_p_value, per_seed_frame, summarize
+from bnlab.analysis.probe_tables import dead_units, drift
 
 
 def results(rows):

@@ -4,7 +4,7 @@ import sys
 import pytest
 import yaml
 
-from bnlab.config import ParamsError, load_params, parse_params
+from bnlab.experiments.params import ParamsError, load_params, parse_params
 from helpers import PROJECT, project_env
 
 
@@ -40,7 +40,7 @@ def test_the_shipped_experiments_are_what_the_papers_describe():
 
 def test_every_model_setting_is_an_estimator_parameter_of_the_same_name():
     from bnlab import KerasMLPClassifier
-    from bnlab.config import ModelParams
+    from bnlab.ml.hyperparams import ModelParams
 
     assert set(ModelParams.model_fields) <= set(KerasMLPClassifier().get_params())
 
@@ -134,7 +134,7 @@ def test_experiment_and_variant_names_must_be_usable_as_folder_and_stage_names()
     ("hidden_units", "64,32", [64, 32]), ("hidden_units", "64", [64]), ("batch_norm", "false", False),
 ])
 def test_a_setting_given_as_text_is_read_as_params_yaml_would(field, text, expected):
-    from bnlab.config import parse_model_value
+    from bnlab.ml.hyperparams import parse_value as parse_model_value
 
     assert parse_model_value(field, text) == expected
 
@@ -146,7 +146,7 @@ def test_a_setting_given_as_text_is_read_as_params_yaml_would(field, text, expec
     ("dropout", "0.5", "dropout: not an estimator setting"),
 ])
 def test_a_bad_setting_given_as_text_is_named(field, text, expected):
-    from bnlab.config import parse_model_value
+    from bnlab.ml.hyperparams import parse_value as parse_model_value
 
     with pytest.raises(ParamsError) as info:
         parse_model_value(field, text)
@@ -183,7 +183,7 @@ def test_the_cli_reports_bad_params_in_one_message_without_traceback(tmp_path):
     raw = default_raw()
     raw["split"]["val_size"] = -5
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    done = subprocess.run([sys.executable, "-m", "bnlab.cli", "split"], cwd=tmp_path,
+    done = subprocess.run([sys.executable, "-m", "bnlab.pipeline.cli", "split"], cwd=tmp_path,
                           env=project_env(), capture_output=True, text=True)
     assert done.returncode == 2
     assert "split.val_size" in done.stderr and "greater than 0" in done.stderr
@@ -221,7 +221,7 @@ def test_a_bad_grid_is_named(grid, expected):
 
 
 def test_a_grid_gives_every_combination_for_every_variant_and_seed():
-    from bnlab.experiments import jobs
+    from bnlab.experiments.jobs import jobs
 
     raw = default_raw()
     raw["experiments"]["lr_sweep"]["grid"] = {"learning_rate": [0.001, 0.01], "hidden_units": [[16], [32, 32]]}

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import yaml
 
-from bnlab import data
+from bnlab.data import mnist as data, splits
 from helpers import make_mnist, make_project, run
 
 
@@ -20,7 +20,7 @@ def test_dvc_repro_downloads_and_splits_then_is_up_to_date(tmp_path):
     root = make_project(tmp_path / "proj", mnist)
     done = run(["dvc", "repro", "download", "split"], root)
     assert "source 1/1 ok: local" in done.stdout
-    x_val, y_val = data.load_split(root / "data/prepared/val.npz")
+    x_val, y_val = splits.load_split(root / "data/prepared/val.npz")
     assert len(y_val) == 100
     raw = data.mnist_from_npz(root / "data/raw/mnist.npz")
     np.testing.assert_array_equal(raw.x_train, mnist.x_train)

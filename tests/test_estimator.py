@@ -254,9 +254,9 @@ def test_same_random_state_gives_identical_weights_in_two_fresh_processes():
 def test_docstring_example_runs():
     import doctest
 
-    import bnlab.estimator
+    import bnlab.ml.estimator
 
-    failed, attempted = doctest.testmod(bnlab.estimator, verbose=False)
+    failed, attempted = doctest.testmod(bnlab.ml.estimator, verbose=False)
     assert attempted >= 4 and failed == 0
 
 
@@ -318,7 +318,7 @@ def test_network_variants_put_their_layers_in_order(settings, layers):
 
 
 def test_noise_is_injected_in_training_only_and_redrawn_every_call():
-    from bnlab.model import RandomShiftScale
+    from bnlab.ml.model import RandomShiftScale
 
     noise = RandomShiftScale(shift=1.0, scale=2.0, seed=0)
     x = np.ones((4, 3), np.float32)
@@ -345,7 +345,7 @@ def test_new_settings_survive_save_and_load(tmp_path):
 
 
 def test_the_inference_network_of_a_noisy_model_predicts_the_same_with_keras_layers_only(tmp_path):
-    from bnlab.model import inference_network
+    from bnlab.ml.model import inference_network
 
     clf = KerasMLPClassifier(**FAST, noise_shift=0.5, noise_scale=2.0).fit(X, Y)
     network = inference_network(clf.model_)

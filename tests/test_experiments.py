@@ -6,7 +6,7 @@ import json
 import pytest
 import yaml
 
-from bnlab import layout
+from bnlab.core import layout
 from helpers import PROJECT, make_mnist, make_project, project_env, run
 
 TINY = {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": None}
@@ -66,7 +66,7 @@ def test_changing_one_experiment_makes_only_its_stages_stale(two_experiments):
 
 def test_a_change_to_the_prediction_code_makes_evaluate_stale_but_not_report(two_experiments):
     root = two_experiments
-    estimator = root / "src/bnlab/estimator.py"
+    estimator = root / "src/bnlab/ml/estimator.py"
     original = estimator.read_text()
     estimator.write_text(original.replace("return self.classes_[np.argmax(proba, axis=1)]",
                                           "return self.classes_[np.argmax(proba, axis=-1)]"))
@@ -76,6 +76,20 @@ def test_a_change_to_the_prediction_code_makes_evaluate_stale_but_not_report(two
         estimator.write_text(original)
     assert {"evaluate@notebook", "evaluate@noisy_bn", "train@notebook"} <= stale
     assert not {s for s in stale if s.startswith(("report", "download", "split"))}
+
+
+def test_a_change_to_a_figure_or_the_summary_makes_only_the_reports_stale(two_experiments):
+    root = two_experiments
+    edited = [root / "src/bnlab/analysis/figures.py", root / "src/bnlab/pipeline/summary.py"]
+    originals = [path.read_text() for path in edited]
+    for path, text in zip(edited, originals):
+        path.write_text(text + "\n# an edit\n")
+    try:
+        stale = stale_stages(root)
+    finally:
+        for path, text in zip(edited, originals):
+            path.write_text(text)
+    assert stale == {"report@notebook", "report@noisy_bn"}
 
 
 def test_a_new_description_re_runs_only_the_report(two_experiments):
@@ -127,6 +141,6 @@ def test_dvc_yaml_declares_the_paths_the_code_uses():
     report = stages["report"]["do"]
     declared = [next(iter(entry)) if isinstance(entry, dict) else entry  # {path: {options}} or path
                 for entry in (*report["outs"], *report["metrics"], *report["plots"])]
-    from bnlab.stages.report import FILES, FOLDERS
+    from bnlab.analysis.report import FILES, FOLDERS
 
     assert sorted(declared) == sorted(str(layout.reports_dir(key) / name) for name in (*FILES, *FOLDERS))

@@ -114,10 +114,10 @@ def test_a_live_process_keeps_its_running_runs(prepared):
     try:
         from mlflow import MlflowClient
 
-        from bnlab import tracking
+        from bnlab.tracking import runs as tracking
 
         client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
-        experiment = client.get_experiment_by_name(tracking.DEFAULT_EXPERIMENT)
+        experiment = client.get_experiment_by_name(tracking.experiment_name())
         assert tracking.end_orphaned_runs(client, experiment.experiment_id) == []
         assert set(run_statuses(root)) == {"RUNNING"}
     finally:
@@ -166,7 +166,7 @@ def test_wrong_dtype_in_a_split_is_named(prepared):
         test_file.write_bytes(original)
         shutil.rmtree(prepared / "models", ignore_errors=True)  # the other tests expect no models
     assert done.returncode == 1
-    assert "test.npz: x must be uint8" in done.stderr
+    assert "test.npz: x: expected uint8" in done.stderr
 
 
 def test_a_bad_param_stops_every_stage_before_work(prepared):
@@ -205,8 +205,8 @@ def read_only_dir(tmp_path):
 
 
 def test_an_unwritable_output_folder_is_a_clear_early_error(read_only_dir, tmp_path):
-    from bnlab import data
-    from bnlab.stages import split as split_stage
+    from bnlab.data import mnist as data, splits
+    from bnlab.pipeline.stages import split as split_stage
 
     source = tmp_path / "mnist.npz"
     data.save_npz(source, make_mnist(60, 20).arrays())
@@ -219,7 +219,7 @@ def test_an_unwritable_output_folder_is_a_clear_early_error(read_only_dir, tmp_p
 
 
 def corrupt(path, how: str) -> None:
-    from bnlab import data
+    from bnlab.data import mnist as data, splits
 
     arrays = dict(data.mnist_from_npz(path).arrays())
     raw = path.read_bytes()
@@ -265,7 +265,7 @@ def test_a_bad_input_file_is_named_and_nothing_produced_is_lost(prepared, how, m
 
 CHECK_IMPORTS = """
 import sys
-from bnlab.cli import main
+from bnlab.pipeline.cli import main
 code = main({argv!r})
 print(code, "tensorflow" in sys.modules, "mlflow" in sys.modules)
 """
@@ -289,7 +289,7 @@ def test_a_bad_data_file_is_reported_before_tensorflow_and_mlflow_are_imported(p
 def test_a_signal_during_an_mlflow_write_is_held_until_the_write_is_done():
     import os
 
-    from bnlab.mlflow_logging import signals_held
+    from bnlab.tracking.logged import signals_held
 
     done = []
     before = signal.getsignal(signal.SIGTERM), signal.getsignal(signal.SIGINT)  # SIGINT: ignored under nohup
@@ -304,7 +304,7 @@ def test_a_signal_during_an_mlflow_write_is_held_until_the_write_is_done():
 def test_an_ignored_signal_stays_ignored_during_an_mlflow_write():
     import os
 
-    from bnlab.mlflow_logging import signals_held
+    from bnlab.tracking.logged import signals_held
 
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as under nohup
     try:

@@ -9,8 +9,8 @@ from urllib.parse import urlparse
 import pytest
 import yaml
 
-from bnlab.job_cache import code_fingerprint, job_key
-from helpers import make_mnist, make_project, run, store_env
+from bnlab.tracking.job_cache import JOB_MODULE, code_fingerprint, job_key, runtime_fingerprint
+from helpers import PROJECT, make_mnist, make_project, run, store_env
 
 TINY = {"epochs": 2, "seeds": [0], "hidden_units": [8]}
 
@@ -40,7 +40,7 @@ def tags(root, key: str) -> dict:
 def trained(tmp_path_factory):
     root = make_project(tmp_path_factory.mktemp("cache") / "proj", make_mnist(), TINY)
     done = run(["dvc", "repro", "train@notebook"], root, env=store_env())
-    assert "2 jobs: 2 to train, 0 trained before" in done.stdout
+    assert "2 jobs: 2 trained, 0 restored" in done.stdout
     return root, weights(root)
 
 
@@ -48,7 +48,7 @@ def test_a_new_seed_trains_only_its_own_jobs(trained):
     root, before = trained
     set_experiment(root, seeds=[0, 1], learning_rate=0.01)  # the fixture's, plus a seed
     done = run(["dvc", "repro", "train@notebook"], root, env=store_env())
-    assert "4 jobs: 2 to train, 2 trained before (restored from their runs)" in done.stdout
+    assert "4 jobs: 2 trained, 2 restored from the runs that trained them before" in done.stdout
     assert sorted(line.split()[1] for line in done.stdout.splitlines() if line.startswith("trained ")) == \
         ["notebook/batchnorm-seed1", "notebook/plain-seed1"]
     after = weights(root)
@@ -71,7 +71,7 @@ def test_a_shared_setting_retrains_every_job(trained):
     root, _ = trained
     set_experiment(root, seeds=[0], learning_rate=0.005)
     done = run(["dvc", "repro", "train@notebook"], root, env=store_env())
-    assert "2 jobs: 2 to train, 0 trained before" in done.stdout
+    assert "2 jobs: 2 trained, 0 restored" in done.stdout
 
 
 def test_a_cached_model_whose_files_are_gone_is_trained_again(trained):
@@ -84,7 +84,7 @@ def test_a_cached_model_whose_files_are_gone_is_trained_again(trained):
     shutil.rmtree(urlparse(location).path + "/job")
     set_experiment(root, seeds=[0, 2], learning_rate=0.003)
     done = run(["dvc", "repro", "train@notebook"], root, env=store_env())
-    assert "4 jobs: 2 to train, 2 trained before" in done.stdout
+    assert "4 jobs: 3 trained, 1 restored" in done.stdout  # a new seed and the damaged one
     assert "could not restore notebook/plain-seed0 from run" in done.stdout
     assert "restored notebook/batchnorm-seed0 from run" in done.stdout
     assert "trained notebook/plain-seed0 " in done.stdout
@@ -100,13 +100,35 @@ def test_the_key_covers_every_input_of_a_job():
         assert job_key(**{**base, **change}) != key, change
 
 
-def test_the_code_fingerprint_changes_with_any_module(tmp_path):
-    package = tmp_path / "pkg"
-    (package / "stages").mkdir(parents=True)
-    (package / "a.py").write_text("x = 1\n")
-    (package / "stages" / "b.py").write_text("y = 2\n")
-    first = code_fingerprint.__wrapped__(package)
-    (package / "stages" / "b.py").write_text("y = 3\n")
-    assert code_fingerprint.__wrapped__(package) != first
-    (package / "stages" / "b.py").write_text("y = 2\n")
-    assert code_fingerprint.__wrapped__(package) == first
+@pytest.fixture
+def source_copy(tmp_path):
+    """A copy of the package's source, to edit."""
+    shutil.copytree(PROJECT / "src" / "bnlab", tmp_path / "src" / "bnlab", ignore=shutil.ignore_patterns("__pycache__"))
+    return tmp_path / "src"
+
+
+def edit(path) -> None:
+    path.write_text(path.read_text() + "\n# an edit\n")
+
+
+def test_the_code_fingerprint_covers_what_a_job_runs_and_nothing_else(source_copy):
+    first = code_fingerprint.__wrapped__(JOB_MODULE, source_copy)
+    for outside in ("analysis/figures.py", "pipeline/summary.py", "pipeline/stages/report.py"):
+        edit(source_copy / "bnlab" / outside)
+    assert code_fingerprint.__wrapped__(JOB_MODULE, source_copy) == first  # every job restored
+    edit(source_copy / "bnlab" / "ml" / "loop.py")
+    assert code_fingerprint.__wrapped__(JOB_MODULE, source_copy) != first
+
+
+def test_the_code_fingerprint_does_not_depend_on_where_the_code_is_installed(source_copy, tmp_path):
+    elsewhere = tmp_path / "site-packages"
+    shutil.copytree(source_copy, elsewhere)
+    assert code_fingerprint.__wrapped__(JOB_MODULE, elsewhere) == code_fingerprint.__wrapped__(JOB_MODULE, source_copy)
+
+
+def test_the_runtime_key_holds_the_tensorflow_that_trains():
+    from bnlab.ml.tf_runtime import runtime_settings, tf
+
+    runtime = runtime_fingerprint(runtime_settings())
+    assert runtime["tensorflow"] == tf.__version__ and tf.__version__[0].isdigit()
+    assert runtime["keras"][0].isdigit() and runtime["numpy"][0].isdigit()

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from bnlab import libc
+from bnlab.execution import libc
 
 MAPS = """\
 55d4c0a00000-55d4c0a2a000 r--p 00000000 fe:01 1311 /usr/bin/python3.11

@@ -2,8 +2,8 @@
 
 import numpy as np
 
-from bnlab.data import TENSOR_ALIGNMENT, aligned
-from bnlab.loop import as_tensor
+from bnlab.data.splits import TENSOR_ALIGNMENT, aligned
+from bnlab.ml.loop import as_tensor
 
 
 def test_aligned_copies_only_what_is_not_aligned():

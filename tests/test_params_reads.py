@@ -5,7 +5,8 @@ reads re-runs it for nothing. Stages run in this process on small data, reads re
 import pytest
 import yaml
 
-from bnlab import cli
+from bnlab.pipeline import cli
+from bnlab.pipeline.stages import EXPERIMENT_STAGES
 from helpers import PROJECT, make_mnist, make_project
 from params_reads import recorded_reads
 
@@ -32,7 +33,7 @@ def reads(tmp_path_factory):
         monkeypatch.setenv("BNLAB_WORKERS", "1")  # jobs in this process, where reads are recorded
         for stage in ORDER:
             with recorded_reads(monkeypatch) as keys:
-                assert cli.main([stage] + (["notebook"] if stage in cli.EXPERIMENT_STAGES else [])) == 0
+                assert cli.main([stage] + (["notebook"] if stage in EXPERIMENT_STAGES else [])) == 0
             found[stage] = set(keys)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{root / 'fresh.db'}")
         with recorded_reads(monkeypatch) as keys:
@@ -49,7 +50,7 @@ def test_a_stage_lists_exactly_the_params_it_reads(reads, stage):
 
 
 def test_the_recorder_sees_reads_and_ignores_validation(monkeypatch):
-    from bnlab.config import load_params
+    from bnlab.experiments.params import load_params
 
     with recorded_reads(monkeypatch) as keys:
         params = load_params(PROJECT / "params.yaml")  # validation reads every key

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from bnlab import data
+from bnlab.data import mnist as data, splits
 from helpers import PROJECT, make_mnist, make_project, run, store_env
 
 SEEDS = [0, 1]
@@ -218,7 +218,7 @@ def test_logged_model_loads_and_predicts_digits(project, store):
     run_ = next(r for r in runs if r.info.run_name == "notebook/batchnorm-seed1")
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
     model = mlflow.pyfunc.load_model(f"runs:/{run_.info.run_id}/model")
-    x_test, y_test = data.load_split(root / "data/prepared/test.npz")
+    x_test, y_test = splits.load_split(root / "data/prepared/test.npz")
     digits = np.asarray(model.predict(x_test.reshape(len(x_test), -1).astype(np.float32))).ravel()
     assert digits.shape == (len(y_test),) and set(np.unique(digits)) <= set(range(10))
     assert np.mean(digits == y_test) == pytest.approx(run_.data.metrics["test_accuracy"], abs=1e-9)

@@ -4,7 +4,7 @@ import pytest
 from dvc_render.html import HTML
 from dvc_render.vega import VegaRenderer
 
-from bnlab.plots_page import LIBRARIES, page, write
+from bnlab.pipeline.plots_page import LIBRARIES, page, write
 
 
 def fake_node_modules(root, body=lambda library: f"window['{library}'] = {{}};"):

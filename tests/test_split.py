@@ -3,14 +3,14 @@ import hashlib
 import numpy as np
 import pytest
 
-from bnlab import data
-from bnlab.stages import split as split_stage
+from bnlab.data import mnist as data, splits
+from bnlab.pipeline.stages import split as split_stage
 from helpers import PROJECT, make_mnist
 
 
 def test_stratified_split_sizes_classes_and_disjointness():
     labels = np.repeat(np.arange(10), [600, 700, 500, 550, 650, 450, 600, 620, 580, 750])
-    train_idx, val_idx = data.split_indices(labels, val_size=600, seed=3)
+    train_idx, val_idx = splits.split_indices(labels, val_size=600, seed=3)
     assert len(val_idx) == 600 and len(train_idx) == len(labels) - 600
     assert np.intersect1d(train_idx, val_idx).size == 0
     assert np.array_equal(np.sort(np.concatenate([train_idx, val_idx])), np.arange(len(labels)))
@@ -21,13 +21,13 @@ def test_stratified_split_sizes_classes_and_disjointness():
 
 def test_the_seed_decides_the_split():
     labels = np.arange(1000) % 10
-    a = data.split_indices(labels, 100, seed=0)[1]
-    assert np.array_equal(a, data.split_indices(labels, 100, seed=0)[1])
-    assert not np.array_equal(a, data.split_indices(labels, 100, seed=1)[1])
+    a = splits.split_indices(labels, 100, seed=0)[1]
+    assert np.array_equal(a, splits.split_indices(labels, 100, seed=0)[1])
+    assert not np.array_equal(a, splits.split_indices(labels, 100, seed=1)[1])
 
 
 def test_first_method_reproduces_tf1_read_data_sets():
-    train_idx, val_idx = data.split_indices(np.arange(1000) % 10, 100, seed=7, method="first")
+    train_idx, val_idx = splits.split_indices(np.arange(1000) % 10, 100, seed=7, method="first")
     assert np.array_equal(val_idx, np.arange(100))
     assert np.array_equal(train_idx, np.arange(100, 1000))
 
@@ -35,7 +35,7 @@ def test_first_method_reproduces_tf1_read_data_sets():
 @pytest.mark.parametrize("val_size", [0, 1000])
 def test_val_size_must_leave_both_parts_non_empty(val_size):
     with pytest.raises(data.DataError, match="val_size"):
-        data.split_indices(np.arange(1000) % 10, val_size, seed=0)
+        splits.split_indices(np.arange(1000) % 10, val_size, seed=0)
 
 
 def digests(folder):
@@ -52,9 +52,9 @@ def test_split_stage_writes_the_contract_and_the_same_bytes_twice(tmp_path, monk
     split_stage.run(str(params), source=raw, out_dir=tmp_path / "b")
     assert digests(tmp_path / "a") == digests(tmp_path / "b")
     assert set(digests(tmp_path / "a")) == {"train.npz", "val.npz", "test.npz"}
-    x_train, y_train = data.load_split(tmp_path / "a" / "train.npz")
-    x_val, y_val = data.load_split(tmp_path / "a" / "val.npz")
-    x_test, y_test = data.load_split(tmp_path / "a" / "test.npz")
+    x_train, y_train = splits.load_split(tmp_path / "a" / "train.npz")
+    x_val, y_val = splits.load_split(tmp_path / "a" / "val.npz")
+    x_test, y_test = splits.load_split(tmp_path / "a" / "test.npz")
     assert (len(y_train), len(y_val)) == (500, 100)
     assert x_train.dtype == np.uint8 and x_train.shape[1:] == (28, 28)
     np.testing.assert_array_equal(x_test, mnist.x_test)  # test is untouched

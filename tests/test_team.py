@@ -54,13 +54,13 @@ def test_a_second_dvc_repro_at_once_stops_with_dvcs_lock_message(tmp_path):
 LOGGER = """
 from helpers import make_mnist
 from mlflow import MlflowClient
-from bnlab import KerasMLPClassifier, mlflow_logging, tracking
-client, experiment_id = tracking.connect("concurrency")
-run_id = client.create_run(experiment_id, run_name="worker-{n}").info.run_id
-m = make_mnist(200, 20, seed={n})
-with tracking.terminated_on_exit(client, run_id):
+from bnlab import KerasMLPClassifier
+from bnlab.tracking import logged, runs
+client, experiment_id = runs.connect("concurrency")
+with runs.owned_run(client, experiment_id, "worker-{n}", {{}}) as run_id:
+    m = make_mnist(200, 20, seed={n})
     KerasMLPClassifier(epochs={epochs}, hidden_units=(8,), random_state={n},
-                       callbacks=[mlflow_logging.EpochLogger(run_id)]).fit(
+                       callbacks=[logged.EpochLogger(runs.mlflow.get_tracking_uri(), run_id)]).fit(
         m.x_train.reshape(200, -1) / 255.0, m.y_train, validation_data=(m.x_test.reshape(20, -1) / 255.0, m.y_test))
 """
 
@@ -70,7 +70,7 @@ def test_concurrent_training_processes_lose_no_metric(tmp_path):
     env = project_env()
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'shared.db'}"
     epochs, workers = 30, 3
-    run([sys.executable, "-c", "from bnlab import tracking; tracking.connect('concurrency')"], tmp_path, env=env)
+    run([sys.executable, "-c", "from bnlab.tracking import runs; runs.connect('concurrency')"], tmp_path, env=env)
     processes = [subprocess.Popen([sys.executable, "-c", LOGGER.format(n=n, epochs=epochs)],
                                   cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
                  for n in range(workers)]

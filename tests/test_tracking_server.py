@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from bnlab import data
+from bnlab.data import mnist as data, splits
 from helpers import make_mnist, make_project, project_env, run
 from servers import mlflow_server, postgres, rest
 
@@ -39,7 +39,7 @@ def check_runs_over_rest(url: str, root, artifacts) -> None:
     # the model, fetched through the server, predicts digits
     mlflow.set_tracking_uri(url)
     model = mlflow.pyfunc.load_model(f"runs:/{child['info']['run_id']}/model")
-    x_test, y_test = data.load_split(root / "data/prepared/test.npz")
+    x_test, y_test = splits.load_split(root / "data/prepared/test.npz")
     digits = np.asarray(model.predict(x_test.reshape(len(x_test), -1).astype(np.float32))).ravel()
     assert np.mean(digits == y_test) == pytest.approx(metrics["test_accuracy"])
 

@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from bnlab.store import redact, redact_text, server_credentials, store_uri
+from bnlab.tracking.store import redact, redact_text, server_credentials, store_uri
 from helpers import make_mnist, make_project, project_env, run
 from servers import free_port
 

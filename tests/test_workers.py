@@ -12,7 +12,7 @@ import psutil
 import pytest
 import yaml
 
-from bnlab.data import Mnist, save_npz
+from bnlab.data.mnist import Mnist, save_npz
 from helpers import make_mnist, make_project, run, store_env
 
 TINY = {"epochs": 2, "seeds": [0, 1], "hidden_units": [8]}
@@ -48,11 +48,11 @@ def endless(tmp_path_factory):
 def test_jobs_on_two_workers_give_the_bytes_and_lock_hashes_of_one_at_a_time(tmp_path):
     root = make_project(tmp_path / "proj", make_mnist(), TINY)
     done = run(["dvc", "repro", "train@notebook"], root, env=workers_env(1))
-    assert "4 jobs: 4 to train, 0 trained before (restored from their runs), on 1 worker(s)" in done.stdout
+    assert "4 jobs: 4 trained, 0 restored from the runs that trained them before, on 1 worker(s)" in done.stdout
     one_at_a_time, serial_lock = weights(root), lock_outs(root, "train@notebook")
     (root / "mlflow.db").unlink()  # a fresh store: no earlier run to restore a job from
     done = run(["dvc", "repro", "--force", "train@notebook"], root, env=workers_env(2))
-    assert "4 jobs: 4 to train, 0 trained before (restored from their runs), on 2 worker(s)" in done.stdout
+    assert "4 jobs: 4 trained, 0 restored from the runs that trained them before, on 2 worker(s)" in done.stdout
     assert weights(root) == one_at_a_time and len(one_at_a_time) == 4
     assert lock_outs(root, "train@notebook") == serial_lock
     assert statuses(root).count("FINISHED") == 5  # a parent and 4 jobs
@@ -61,7 +61,7 @@ def test_jobs_on_two_workers_give_the_bytes_and_lock_hashes_of_one_at_a_time(tmp
 FORKSERVER_SCRIPT = """
 import os, sys
 from concurrent.futures import ProcessPoolExecutor
-from bnlab import job_runner, workers
+from bnlab.execution import job as job_runner, local as workers
 files = (("train", sys.argv[1]),)
 context = workers.start_forkserver(job_runner.splits_env(files))
 assert job_runner.SPLITS_ENV not in os.environ  # the server's setting only
@@ -103,7 +103,7 @@ def test_a_failing_job_fails_the_stage_with_its_own_message(tmp_path):
 
 
 def forkserver_of(stage: subprocess.Popen) -> psutil.Process:
-    """The process the stage's workers are forked from (bnlab.workers.start_forkserver)."""
+    """The process the stage's workers are forked from (bnlab.execution.local.start_forkserver)."""
     servers = [p for p in psutil.Process(stage.pid).children() if "forkserver" in " ".join(p.cmdline())]
     assert len(servers) == 1
     return servers[0]

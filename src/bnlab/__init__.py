@@ -9,7 +9,7 @@ __all__ = ["KerasMLPClassifier", "__version__"]
 
 def __getattr__(name: str):
     if name == "KerasMLPClassifier":
-        from bnlab.estimator import KerasMLPClassifier
+        from bnlab.ml.estimator import KerasMLPClassifier
 
         return KerasMLPClassifier
     raise AttributeError(f"module 'bnlab' has no attribute {name!r}")

@@ -1,0 +1,175 @@
+"""Figures from histories, test results and probes: matplotlib's object API, no global state.
+Variants get colours in the order given (the baseline last), so any number of variants works."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.colors import to_hex
+from matplotlib.figure import Figure
+
+from bnlab.ml.probe_rows import POOLED
+
+TITLES = {
+    "train_loss": "Training loss",
+    "train_accuracy": "Training accuracy",
+    "val_loss": "Validation loss",
+    "val_accuracy": "Validation accuracy",
+}
+PALETTE = ("tab:blue", "tab:green", "tab:red", "tab:purple", "tab:brown", "tab:pink", "tab:olive")
+BASELINE_COLOR = "tab:orange"
+
+
+def distinct_colors(n: int) -> list[str]:
+    """``n`` colours, none of them the baseline's orange: PALETTE's first, then tab20's
+    non-orange ones (18), then as many hues as needed."""
+    if n <= len(PALETTE):
+        return list(PALETTE[:n])
+    tab20 = [to_hex(c) for i, c in enumerate(colormaps["tab20"].colors) if i not in (2, 3)]  # 2, 3: orange
+    if n <= len(tab20):
+        return tab20[:n]
+    return [to_hex(colormaps["hsv"](i / n)) for i in range(n)]
+
+
+def colors(variants: list[str], baseline: str) -> dict[str, str]:
+    """One colour per variant, each its own; the baseline always orange, as in every figure of
+    the project."""
+    others = iter(distinct_colors(sum(v != baseline for v in variants)))
+    return {v: BASELINE_COLOR if v == baseline else next(others) for v in variants}
+
+
+def _band(ax, x, mean, std, color, label, marker=None) -> None:
+    ax.plot(x, mean, marker=marker, color=color, label=label)
+    ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
+
+
+def curve_figure(metric: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], n_seeds: int,
+                 palette: dict[str, str]) -> Figure:
+    """A metric per epoch, one line per variant: mean across seeds with a ±1 std band."""
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.add_subplot()
+    for variant, (mean, std) in curves.items():
+        _band(ax, np.arange(1, len(mean) + 1), mean, std, palette[variant], variant, marker="o")
+    ax.set_title(f"{TITLES[metric]} (mean ± std over {n_seeds} seeds)")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(metric.split("_")[-1])
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def confusion_figure(matrices: dict[str, np.ndarray], classes: list, n_seeds: int) -> Figure:
+    """Confusion matrices side by side, counts summed over seeds."""
+    fig = Figure(figsize=(5 * len(matrices), 4.5), dpi=100)
+    for i, (variant, matrix) in enumerate(matrices.items(), start=1):
+        ax = fig.add_subplot(1, len(matrices), i)
+        # log scale of counts + 1: the diagonal would otherwise drown every error
+        ax.imshow(np.log1p(matrix), cmap="Blues")
+        errors = int(matrix.sum() - np.trace(matrix))
+        ax.set_title(f"{variant}: {errors} errors ({n_seeds} seeds summed)")
+        ax.set_xlabel("predicted")
+        ax.set_ylabel("true")
+        ax.set_xticks(range(len(classes)), [str(c) for c in classes])
+        ax.set_yticks(range(len(classes)), [str(c) for c in classes])
+        for (r, c), count in np.ndenumerate(matrix):
+            if count:
+                ax.text(c, r, str(count), ha="center", va="center", fontsize=6,
+                        color="white" if r == c else "black")
+    fig.tight_layout()
+    return fig
+
+
+def steps_figure(steps: pd.DataFrame, column: str, title: str, palette: dict[str, str]) -> Figure:
+    """``column`` of steps.csv against optimizer steps, one line per variant: mean ± std over
+    seeds (Ioffe & Szegedy's Figure 1a with column="test_accuracy")."""
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.add_subplot()
+    for variant in palette:
+        rows = steps[steps["variant"] == variant].dropna(subset=[column])
+        if rows.empty:
+            continue
+        stats = rows.groupby("step")[column].agg(["mean", "std"]).fillna(0.0)
+        _band(ax, stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].to_numpy(),
+              palette[variant], variant)
+    ax.set_title(title)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel(column.replace("_", " "))
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def percentiles_figure(probes: pd.DataFrame, layer: int, unit: str, seed: int,
+                       variants: list[str]) -> Figure:
+    """15th, 50th and 85th percentiles of one layer's input to its nonlinearity over training,
+    one panel per variant, shared y axis (Ioffe & Szegedy's Figure 1b, c for the fixed unit of
+    the last hidden layer)."""
+    fig = Figure(figsize=(4 * len(variants), 3.6), dpi=100)
+    axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
+    what = "all units pooled" if unit == POOLED else f"unit {unit}"
+    for ax, variant in zip(axes, variants):
+        rows = probes[(probes["variant"] == variant) & (probes["seed"] == seed)
+                      & (probes["layer"] == layer) & (probes["unit"] == unit)].sort_values("step")
+        for column, style in (("p85", "--"), ("p50", "-"), ("p15", "--")):
+            ax.plot(rows["step"], rows[column], style, color="black", label=column)
+        ax.set_title(f"{variant}")
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(f"input to nonlinearity, layer {layer}")
+    axes[0].legend()
+    fig.suptitle(f"15/50/85th percentiles, layer {layer}, {what} (seed {seed})")
+    fig.tight_layout()
+    return fig
+
+
+def layers_figure(probes: pd.DataFrame, column: str, ylabel: str, palette: dict[str, str]) -> Figure:
+    """``column`` of the pooled ("all") probe rows over training, one panel per hidden layer,
+    one line per variant: mean ± std over seeds."""
+    pooled = probes[probes["unit"] == POOLED]
+    layers = sorted(pooled["layer"].unique())
+    fig = Figure(figsize=(4 * len(layers), 3.6), dpi=100)
+    axes = fig.subplots(1, len(layers), sharey=True, squeeze=False)[0]
+    for ax, layer in zip(axes, layers):
+        for variant, color in palette.items():
+            rows = pooled[(pooled["variant"] == variant) & (pooled["layer"] == layer)]
+            stats = rows.groupby("step")[column].agg(["mean", "std"]).fillna(0.0)
+            _band(ax, stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].to_numpy(),
+                  color, variant)
+        ax.set_title(f"hidden layer {layer}")
+        ax.set_xlabel("optimizer step")
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel(ylabel)
+    axes[0].legend()
+    fig.tight_layout()
+    return fig
+
+
+def sweep_figure(stats: dict[str, pd.DataFrame], x: str, ylabel: str, title: str,
+                 palette: dict[str, str], log_y: bool = False) -> Figure:
+    """A metric against a swept setting, one line per variant: mean ± std over seeds, on a log
+    x axis when the setting's values span more than a factor of 10 (learning rates)."""
+    fig = Figure(figsize=(6, 4), dpi=100)
+    ax = fig.add_subplot()
+    for variant, rows in stats.items():
+        _band(ax, rows.index.to_numpy(dtype=float), rows["mean"].to_numpy(), rows["std"].to_numpy(),
+              palette[variant], variant, marker="o")
+    values = np.concatenate([rows.index.to_numpy(dtype=float) for rows in stats.values()])
+    if values.min() > 0 and values.max() / values.min() > 10:
+        ax.set_xscale("log")
+    if log_y:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(x.replace("_", " "))
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def save_png(fig: Figure, path) -> None:
+    # No timestamps or version in the file: the same figure gives the same bytes.
+    fig.savefig(path, format="png", metadata={"Software": None})

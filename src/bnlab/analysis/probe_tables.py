@@ -1,0 +1,93 @@
+"""Numbers for the verdict from probes.csv and steps.csv: drift of the inputs to the
+nonlinearities, dead units, accuracy along training, and what BN's moving averages cost.
+
+Each function returns one row per (variant, layer) or per variant with the mean and std over
+seeds, so every claim in the README comes with its spread.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from bnlab.ml.probe_rows import POOLED
+
+
+def _over_seeds(frame: pd.DataFrame, by: list[str], column: str) -> pd.DataFrame:
+    """Mean, std and count over seeds; variants in order of first appearance, the rest sorted."""
+    order = {variant: i for i, variant in enumerate(dict.fromkeys(frame["variant"]))}
+    grouped = frame.groupby(by, observed=True, sort=False)[column]
+    stats = grouped.agg(["mean", "std", "count"]).rename(columns={"count": "seeds"}).reset_index()
+    stats = stats.sort_values(by, key=lambda c: c.map(order) if c.name == "variant" else c)
+    return stats.reset_index(drop=True)
+
+
+def drift(probes: pd.DataFrame) -> pd.DataFrame:
+    """Covariate shift, measured: how far the median input to each layer's nonlinearity (all
+    units pooled) moves from the first probe to the last, in units of its 15–85th percentile
+    width at the last probe. 0: the distribution stayed put; 1: it moved by its own width."""
+    pooled = probes[probes["unit"] == POOLED].sort_values("step")
+    ends = pooled.groupby(["variant", "seed", "layer"], observed=True, sort=False).agg(
+        first_p50=("p50", "first"), last_p50=("p50", "last"), last_p15=("p15", "last"),
+        last_p85=("p85", "last")).reset_index()
+    ends["drift"] = (ends["last_p50"] - ends["first_p50"]).abs() / (ends["last_p85"] - ends["last_p15"])
+    return _over_seeds(ends, ["variant", "layer"], "drift")
+
+
+def dead_units(probes: pd.DataFrame) -> pd.DataFrame:
+    """The fraction of dead units per layer at the last probe, and the most at any probe."""
+    pooled = probes[probes["unit"] == POOLED].sort_values("step")
+    per_run = pooled.groupby(["variant", "seed", "layer"], observed=True, sort=False).agg(
+        final=("dead_fraction", "last"), peak=("dead_fraction", "max")).reset_index()
+    final = _over_seeds(per_run, ["variant", "layer"], "final")
+    peak = _over_seeds(per_run, ["variant", "layer"], "peak")
+    return final.merge(peak, on=["variant", "layer", "seeds"], suffixes=("_final", "_peak"))
+
+
+def accuracy_at(steps: pd.DataFrame, at: list[int], column: str = "test_accuracy") -> pd.DataFrame:
+    """``column`` at the probes nearest to each of ``at`` steps, mean and std over seeds."""
+    measured = sorted(steps["step"].unique())
+    nearest = {min(measured, key=lambda s: abs(s - target)) for target in at}
+    picked = steps[steps["step"].isin(nearest)]
+    return _over_seeds(picked, ["variant", "step"], column)
+
+
+def moving_average_cost(steps: pd.DataFrame) -> pd.DataFrame:
+    """For BN variants, at the last probe: accuracy on the probe images in training mode
+    (mini-batch statistics) minus accuracy on the same images with the moving averages."""
+    last = steps.sort_values("step").groupby(["variant", "seed"], observed=True, sort=False).last().reset_index()
+    last = last.dropna(subset=["train_mode_accuracy"])
+    last["gap"] = last["train_mode_accuracy"] - last["val_accuracy"]
+    return _over_seeds(last, ["variant"], "gap")
+
+
+def _mean_std(row, column: str = "", scale: float = 1.0, digits: int = 2) -> str:
+    mean, std = row[f"mean{column}"] * scale, row[f"std{column}"] * scale
+    return f"{mean:.{digits}f} ± {0.0 if pd.isna(std) else std:.{digits}f}"
+
+
+def probe_markdown(probes: pd.DataFrame, steps: pd.DataFrame) -> str:
+    """The probe numbers as tables (mean ± std over seeds) for comparison.md; empty without probes."""
+    if probes.empty:
+        return ""
+    last = int(steps["step"].max())
+    lines = ["", "## Inside the networks (probes)", "",
+             "Drift: how far the median input to a layer's nonlinearity (all units pooled) moved from "
+             "the first probe to the last, in units of its 15-85th percentile width at the end.", "",
+             "| variant | layer | drift | dead units at the end | dead units at most |", "|---|---|---|---|---|"]
+    dead = dead_units(probes).set_index(["variant", "layer"])
+    for _, row in drift(probes).iterrows():
+        d = dead.loc[(row["variant"], row["layer"])]
+        lines.append(f"| {row['variant']} | {row['layer']} | {_mean_std(row)} "
+                     f"| {_mean_std(d, '_final', 100, 1)}% | {_mean_std(d, '_peak', 100, 1)}% |")
+    checkpoints = sorted({min(1000, last), last // 10, last // 2, last})
+    lines += ["", "Test accuracy during training (%):", "",
+              "| variant | step | test accuracy |", "|---|---|---|"]
+    for _, row in accuracy_at(steps, checkpoints).iterrows():
+        lines.append(f"| {row['variant']} | {row['step']} | {_mean_std(row, scale=100)} |")
+    cost = moving_average_cost(steps)
+    if not cost.empty:
+        lines += ["", "BN in training mode (batch statistics) minus inference mode (moving averages), "
+                  f"accuracy on the probe images at step {last} (points):", "",
+                  "| variant | difference |", "|---|---|"]
+        lines += [f"| {row['variant']} | {_mean_std(row, scale=100)} |" for _, row in cost.iterrows()]
+    return "\n".join(lines) + "\n"

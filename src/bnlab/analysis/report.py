@@ -1,0 +1,193 @@
+"""An experiment's report from its models' histories, test results and probes: the comparison
+table, the per-seed and sweep tables, figures, the curves `dvc plots` draws, and the flat
+metrics the parent run gets. The report stage writes what these return."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bnlab.analysis import figures as plots
+from bnlab.analysis.probe_tables import probe_markdown
+from bnlab.analysis.statistics import comparison_markdown, format_p, mean_history, summarize
+from bnlab.analysis.sweep import curve_stats, point_summaries, sweep_frame
+from bnlab.experiments.jobs import jobs, model_dir, ordered_variants
+from bnlab.experiments.params import COMPARISON_KEY, ExperimentParams
+from bnlab.ml.probe_rows import PROBE_COLUMNS, STEP_COLUMNS
+
+FILES = ("metrics.json", "per_seed.csv", "sweep.csv", "comparison.md", "probes.csv", "steps.csv")
+FOLDERS = ("figures", "curves")
+
+
+@dataclass
+class Report:
+    """Everything an experiment's report holds, before it is written."""
+
+    name: str
+    experiment: ExperimentParams
+    results: dict  # eval/<experiment>/test_metrics.json
+    histories: dict  # {group: [history per seed]}
+    sweep: pd.DataFrame
+    summary: dict  # metrics.json
+    probes: pd.DataFrame
+    steps: pd.DataFrame
+
+    @property
+    def grid_keys(self) -> list[str]:
+        return list(self.experiment.grid or {})
+
+    @property
+    def per_seed(self) -> pd.DataFrame:
+        return self.sweep.drop(columns="final_train_loss")
+
+    def table(self) -> str:
+        """comparison.md: the comparison table(s), then the probes' tables."""
+        return (f"# {self.name}: {self.experiment.description}\n\n"
+                + comparison_tables(self.summary, self.experiment, self.grid_keys, len(self.experiment.seeds))
+                + probe_markdown(self.probes, self.steps))
+
+    def write(self, paths: dict[str, Path]) -> None:
+        """Every file and folder of FILES and FOLDERS, at ``paths[name]``."""
+        palette = plots.colors(ordered_variants(self.experiment), self.experiment.baseline)
+        n_seeds = len(self.experiment.seeds)
+        if self.grid_keys:
+            write_sweep_figures(paths["figures"], self.sweep, self.grid_keys, palette, n_seeds)
+        else:
+            write_figures(paths["figures"], self.experiment, self.histories, self.results, self.probes,
+                          self.steps, palette)
+        self.sweep.round(6).to_csv(paths["sweep.csv"], index=False)
+        write_curves(paths["curves"], self.histories, self.experiment.seeds)
+        paths["metrics.json"].write_text(json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
+        self.per_seed.round(6).to_csv(paths["per_seed.csv"], index=False)
+        self.probes.to_csv(paths["probes.csv"], index=False)
+        self.steps.to_csv(paths["steps.csv"], index=False)
+        paths["comparison.md"].write_text(self.table())
+
+    def lines(self) -> list[str]:
+        """One line per comparison, for the stage's log."""
+        points = self.summary.items() if self.grid_keys else [("", self.summary)]
+        return [f"{' '.join(filter(None, (variant, label)))} vs {self.experiment.baseline}: "
+                f"{100 * comp['test_accuracy_gain']:+.2f} points over {comp['seeds']} seeds "
+                f"(p = {format_p(comp['p_value'])})"
+                for label, point_summary in points for variant, comp in point_summary[COMPARISON_KEY].items()]
+
+
+def build_report(name: str, experiment: ExperimentParams, models: Path, results: dict) -> Report:
+    """The report of experiment ``name`` from its models' folder and its test results."""
+    variants, grid_keys = ordered_variants(experiment), list(experiment.grid or {})
+    job_list = jobs(name, experiment)
+    histories = load_per_job(models, name, experiment, "estimator.json")
+    sweep = sweep_frame([results[job.name] for job in job_list],
+                        [histories[job.group][experiment.seeds.index(job.seed)] for job in job_list],
+                        grid_keys, variants)
+    summary = (point_summaries(sweep, grid_keys, variants, experiment.baseline) if grid_keys
+               else summarize(sweep.drop(columns="final_train_loss"), experiment.baseline))
+    return Report(name, experiment, results, histories, sweep, summary,
+                  load_per_job(models, name, experiment, "probes.csv", PROBE_COLUMNS),
+                  load_per_job(models, name, experiment, "steps.csv", STEP_COLUMNS))
+
+
+def comparison_tables(summary: dict, experiment: ExperimentParams, grid_keys: list[str], n_seeds: int) -> str:
+    """The comparison table; a grid experiment has one per grid point."""
+    def table(point_summary: dict) -> str:
+        seeds = {variant: n_seeds for variant in experiment.variants}
+        return comparison_markdown(point_summary, experiment.baseline, seeds, experiment.reference)
+
+    if not grid_keys:
+        return table(summary)
+    return "".join(f"## {label}\n\n{table(point_summary)}\n" for label, point_summary in summary.items())
+
+
+def write_sweep_figures(folder: Path, sweep: pd.DataFrame, grid_keys: list[str], palette: dict[str, str],
+                        n_seeds: int) -> None:
+    """Test accuracy and final training loss against the swept setting (a one-setting grid)."""
+    if len(grid_keys) != 1:
+        return  # several settings: sweep.csv has every job; no figure draws them all
+    x = grid_keys[0]
+    for column, ylabel, log_y in (("test_accuracy", "test accuracy", False),
+                                  ("final_train_loss", "final training loss", True)):
+        title = f"{ylabel.capitalize()} vs {x.replace('_', ' ')} (mean ± std, {n_seeds} seeds)"
+        plots.save_png(plots.sweep_figure(curve_stats(sweep, x, column), x, ylabel, title, palette, log_y),
+                       folder / f"{column}_vs_{x}.png")
+
+
+def load_per_job(models: Path, name: str, experiment: ExperimentParams, file: str, columns=None):
+    """estimator.json histories as {group: [history per seed]} (group: the variant, at its grid
+    point); a CSV as one frame with
+    ``variant`` and ``seed`` in front (empty, with its columns, where there are no probes)."""
+    if file.endswith(".json"):
+        found = {}
+        for job in jobs(name, experiment):
+            meta = json.loads((model_dir(models, job) / file).read_text())
+            found.setdefault(job.group, []).append(meta["history"])
+        return found
+    frames = [pd.read_csv(model_dir(models, job) / file, dtype={"unit": str}).assign(
+        variant=job.variant, seed=job.seed) for job in jobs(name, experiment)
+        if (model_dir(models, job) / file).exists()]
+    frame = pd.concat(frames) if frames else pd.DataFrame(columns=["variant", "seed", *columns])
+    return frame[["variant", "seed", *columns]].reset_index(drop=True)
+
+
+def write_figures(folder: Path, experiment: ExperimentParams, histories: dict, results: dict,
+                  probes: pd.DataFrame, steps: pd.DataFrame, palette: dict[str, str]) -> None:
+    n_seeds = len(experiment.seeds)
+    curves = {variant: mean_history(histories[variant]) for variant in palette}
+    for metric in plots.TITLES:
+        plots.save_png(plots.curve_figure(metric, {v: curves[v][metric] for v in palette}, n_seeds, palette),
+                       folder / f"{metric}.png")
+    confusion = {v: np.sum([r["confusion_matrix"] for r in results.values() if r["variant"] == v], axis=0)
+                 for v in palette}
+    plots.save_png(plots.confusion_figure(confusion, list(range(10)), n_seeds), folder / "confusion_matrices.png")
+    if probes.empty:
+        return
+    plots.save_png(plots.steps_figure(steps, "test_accuracy", f"Test accuracy during training "
+                                      f"(mean ± std over {n_seeds} seeds)", palette),
+                   folder / "test_accuracy_by_step.png")
+    last_layer, unit, seed = int(probes["layer"].max()), str(experiment.probes.unit), experiment.seeds[0]
+    plots.save_png(plots.percentiles_figure(probes, last_layer, unit, seed, list(palette)),
+                   folder / f"percentiles_layer{last_layer}_unit{unit}.png")
+    plots.save_png(plots.layers_figure(probes, "p50", "median input to nonlinearity (all units)", palette),
+                   folder / "input_median_by_layer.png")
+    if probes["dead_fraction"].max() > 0:
+        plots.save_png(plots.layers_figure(probes, "dead_fraction", "fraction of dead units", palette),
+                       folder / "dead_units.png")
+    train_mode = steps.dropna(subset=["train_mode_accuracy"])
+    if not train_mode.empty:
+        both = pd.concat([train_mode.assign(variant=train_mode["variant"] + ": moving averages",
+                                            accuracy=train_mode["val_accuracy"]),
+                          train_mode.assign(variant=train_mode["variant"] + ": batch statistics",
+                                            accuracy=train_mode["train_mode_accuracy"])])
+        names = sorted(both["variant"].unique())
+        lines = dict(zip(names, plots.distinct_colors(len(names))))
+        plots.save_png(plots.steps_figure(both, "accuracy", "Validation accuracy: inference vs training mode",
+                                          lines), folder / "train_vs_inference_mode.png")
+
+
+def write_curves(folder: Path, histories: dict, seeds: list[int]) -> None:
+    """Per-epoch histories for `dvc plots`: one CSV per metric, one row per (variant, seed,
+    epoch), the metric last (the template averages over seeds and colours by variant)."""
+    for metric in plots.TITLES:
+        rows = [{"variant": variant, "seed": seed, "epoch": epoch, metric: value}
+                for variant, per_seed in histories.items() for seed, history in zip(seeds, per_seed)
+                for epoch, value in enumerate(history[metric], start=1)]
+        pd.DataFrame(rows).round(6).to_csv(folder / f"{metric}.csv", index=False)
+
+
+def aggregate_metrics(summary: dict, grid: bool = False) -> dict[str, float]:
+    """The summary as flat MLflow metrics on the parent run (undefined ones left out); a grid's
+    per point, e.g. ``learning_rate_0.001/batchnorm_test_accuracy_mean`` (MLflow's metric names
+    allow no '=' or ',')."""
+    if grid:
+        return {f"{label.replace('=', '_').replace(',', '/')}/{key}": value
+                for label, point_summary in summary.items()
+                for key, value in aggregate_metrics(point_summary).items()}
+    flat = {f"{variant}_{key}": value for variant, row in summary.items() if variant != COMPARISON_KEY
+            for key, value in row.items()}
+    for variant, comp in summary[COMPARISON_KEY].items():
+        flat[f"{variant}_test_accuracy_gain"] = comp["test_accuracy_gain"]
+        flat[f"{variant}_p_value"] = comp["p_value"]
+    return {k: v for k, v in flat.items() if v is not None}

@@ -1,0 +1,56 @@
+"""Fit one job's model into its open run: the estimator built from the validated settings, its
+probes, and a fit whose params, datasets, per-epoch and probe metrics and served model go into
+the run as they happen. The run's lifecycle is its caller's (:mod:`bnlab.execution.job`)."""
+
+from __future__ import annotations
+
+import time
+
+from bnlab.data.splits import flat_pixels
+from bnlab.experiments.jobs import Job
+from bnlab.experiments.params import ExperimentParams, Params
+from bnlab.ml.estimator import KerasMLPClassifier
+from bnlab.ml.probes import ProbeRecorder
+from bnlab.tracking import logged
+from bnlab.tracking.job_runs import job_params
+from bnlab.tracking.models import log_served_model
+
+PIXEL_SCALE = 1 / 255  # inside the network, so the logged model takes raw pixel rows
+
+
+def make_estimator(experiment: ExperimentParams, job: Job, callbacks=None) -> KerasMLPClassifier:
+    """The job's estimator, built from the validated settings as they are."""
+    return KerasMLPClassifier(**experiment.settings(job.variant, job.point).estimator_kwargs(),
+                              random_state=job.seed, rescale=PIXEL_SCALE, callbacks=callbacks)
+
+
+def make_probes(experiment: ExperimentParams, estimator: KerasMLPClassifier, splits: dict,
+                on_record=None) -> ProbeRecorder | None:
+    """The experiment's probes for this estimator, or None when it declares none."""
+    if experiment.probes is None:
+        return None
+    (x_val, y_val), (x_test, y_test) = splits["validation"], splits["test"]
+    return ProbeRecorder(experiment.probes.every_steps, (flat_pixels(x_val), y_val),
+                         (flat_pixels(x_test), y_test), n_hidden=len(estimator.hidden_units),
+                         probe_images=experiment.probes.images, unit=experiment.probes.unit,
+                         batch_size=estimator.batch_size, on_record=on_record)
+
+
+def fit_into_run(client, store: str, run_id: str, params: Params, job: Job, splits: dict,
+                 sources: dict[str, str]) -> tuple[KerasMLPClassifier, ProbeRecorder | None]:
+    """Fit the job's model; params, datasets, each epoch's metrics as the epoch ends, probe
+    metrics as they are measured, the fit's time and the served model go to run ``run_id`` of
+    the store at ``store``."""
+    experiment = params.experiment(job.experiment)
+    (x_train, y_train), (x_val, y_val) = splits["train"], splits["validation"]
+    estimator = make_estimator(experiment, job)
+    probes = make_probes(experiment, estimator, splits, logged.ProbeLogger(store, run_id))
+    estimator.set_params(callbacks=[logged.EpochLogger(store, run_id), *([probes] if probes else [])])
+    logged.log_params(client, run_id, job_params(params, estimator, len(y_train), len(y_val)))
+    logged.log_datasets(client, run_id, {k: splits[k] for k in sources}, sources)
+    started = time.perf_counter()
+    estimator.fit(flat_pixels(x_train), y_train, validation_data=(flat_pixels(x_val), y_val))
+    logged.log_metrics(client, run_id, {"fit_seconds": time.perf_counter() - started})
+    estimator.set_params(callbacks=None)  # the loggers belong to this run, not the model
+    log_served_model(client, run_id, estimator.model_, estimator.n_features_in_)
+    return estimator, probes

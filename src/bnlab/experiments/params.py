@@ -1,0 +1,185 @@
+"""params.yaml → validated, typed settings.
+
+Every stage loads its settings through :func:`load_params` before doing any work, so a wrong
+type, an unknown key or an out-of-range value stops the stage with one message that names the
+key and what is allowed, and nothing is written. The data's settings are
+:mod:`bnlab.data.settings`'s, the estimator's :mod:`bnlab.ml.hyperparams`'s.
+"""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+from typing import Annotated, ClassVar
+
+import yaml
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from bnlab.core.settings import ParamsError, Strict, describe_error
+from bnlab.data.settings import N_TRAIN_IMAGES, DataParams, SplitParams
+from bnlab.ml.hyperparams import HYPERPARAMETERS, ModelParams
+
+__all__ = ["COMPARISON_KEY", "ExperimentParams", "ModelParams", "Params", "ParamsError", "ProbeParams",
+           "load_params", "parse_params"]
+
+# Names that become folder names, DVC stage names (train@notebook) and MLflow run names.
+NAME = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
+Positive = Annotated[int, Field(gt=0)]
+Seeds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
+# reports/<experiment>/metrics.json holds one key per variant and this one beside them.
+COMPARISON_KEY = "comparison"
+# The experiment `make run` and `mlflow run .` run unless told otherwise (the Makefile and
+# MLproject repeat it: a test checks).
+DEFAULT_EXPERIMENT = "notebook"
+
+
+class ProbeParams(Strict):
+    """Measure the network every ``every_steps`` optimizer steps (see bnlab.ml.probes)."""
+
+    every_steps: Positive
+    images: Annotated[int, Field(gt=0, le=N_TRAIN_IMAGES)] = 1000  # the first validation images
+    unit: Annotated[int, Field(ge=0)] = 0  # the fixed unit, in every hidden layer
+
+
+class ExperimentParams(Strict):
+    """One experiment: shared settings, the variants compared, seeds, budget and probes. Every
+    key is spelled out (null where unused): dvc.yaml makes each stage depend on just the keys
+    it reads, and DVC needs them present."""
+
+    description: str
+    model: ModelParams
+    variants: Annotated[dict[NAME, ModelParams], Field(min_length=2)]
+    baseline: str
+    seeds: Seeds
+    probes: ProbeParams | None
+    # Published test accuracy per variant (e.g. the reference notebook's single runs), shown
+    # beside ours in the table.
+    reference: dict[str, float] | None
+    # Estimator settings swept: each key a model setting, each value a list of its values.
+    # Every point of the grid (every combination) is trained for every variant and seed.
+    grid: dict[str, list] | None
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_values(cls, grid: dict[str, list] | None) -> dict[str, list] | None:
+        if grid is None:
+            return None
+        if not grid:
+            raise ValueError("is empty: give at least one setting and its values, or null for no grid")
+        return {key: _grid_axis(key, values) for key, values in grid.items()}
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct(cls, value: list[int]) -> list[int]:
+        if len(set(value)) != len(value):
+            raise ValueError("seeds must be distinct")
+        return value
+
+    @field_validator("variants")
+    @classmethod
+    def _not_reserved(cls, value: dict) -> dict:
+        if COMPARISON_KEY in value:  # its numbers would overwrite the comparison in metrics.json
+            raise ValueError(f"a variant may not be named {COMPARISON_KEY!r}: metrics.json uses that key "
+                             f"for the comparison with the baseline; rename the variant")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ExperimentParams:
+        if self.baseline not in self.variants:
+            raise ValueError(f"baseline {self.baseline!r} is not one of the variants "
+                             f"({', '.join(self.variants)})")
+        unknown = sorted(set(self.reference or {}) - set(self.variants))
+        if unknown:
+            raise ValueError(f"reference names variants that do not exist: {', '.join(unknown)}")
+        for name, overrides in self.variants.items():
+            swept = sorted(set(self.grid or {}) & overrides.model_fields_set)
+            if swept:  # which value would win is anyone's guess: refuse
+                raise ValueError(f"variant {name!r} sets {', '.join(swept)}, which the grid sweeps")
+            for point in self.grid_points():
+                settings = self.model.merged(overrides).merged(ModelParams(**dict(point)))
+                if settings.epochs is not None and settings.steps is not None:
+                    raise ValueError(f"variant {name!r}: set either epochs or steps, not both")
+                if self.probes is not None:
+                    _check_probes(self.probes, name, settings)
+        return self
+
+    # What the train stage reads (dvc.yaml lists the same keys): its models depend on these only.
+    TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("model", "variants", "seeds", "probes", "grid")
+
+    def grid_points(self) -> list[tuple[tuple[str, object], ...]]:
+        """Every combination of the grid's values, as ((setting, value), ...), in the order
+        declared (the last setting varying fastest); one empty point without a grid."""
+        grid = self.grid or {}
+        return [tuple(zip(grid, values)) for values in itertools.product(*grid.values())]
+
+    def training_settings(self) -> dict:
+        return self.model_dump(include=set(self.TRAINING_KEYS))
+
+    def settings(self, variant: str, point: tuple[tuple[str, object], ...] = ()) -> ModelParams:
+        """The estimator settings of one variant, at one point of the grid."""
+        settings = self.model.merged(self.variants[variant])
+        return settings.merged(ModelParams(**dict(point))) if point else settings
+
+
+def _grid_axis(key: str, values: object) -> list:
+    """One setting's values, each validated as that setting would be in ``model``."""
+    if key not in HYPERPARAMETERS:
+        raise ValueError(f"{key!r} is not an estimator setting; known: {', '.join(HYPERPARAMETERS)}")
+    if not isinstance(values, list) or not values:
+        raise ValueError(f"{key}: expected a non-empty list of values, got {values!r}")
+    checked = []
+    for value in values:
+        try:
+            checked.append(getattr(ModelParams.model_validate({key: value}), key))
+        except ValidationError as exc:
+            raise ValueError(f"{key}: value {value!r}: {exc.errors(include_url=False)[0]['msg']}") from None
+    if len({repr(v) for v in checked}) != len(checked):
+        raise ValueError(f"{key}: values must be distinct")
+    return checked
+
+
+def _check_probes(probes: ProbeParams, variant: str, settings: ModelParams) -> None:
+    units = settings.resolved("hidden_units")
+    if probes.unit >= min(units):
+        raise ValueError(f"probes.unit {probes.unit} is not a unit of every hidden layer "
+                         f"of variant {variant!r} (smallest layer: {min(units)} units)")
+    batch_size = settings.resolved("batch_size")
+    if probes.images < batch_size:  # BN's training-mode accuracy is measured batch by batch
+        raise ValueError(f"probes.images {probes.images} is less than one batch of variant "
+                         f"{variant!r} (batch_size {batch_size})")
+
+
+class Params(Strict):
+    data: DataParams
+    split: SplitParams = SplitParams()
+    experiments: Annotated[dict[NAME, ExperimentParams], Field(min_length=1)]
+
+    def experiment(self, name: str) -> ExperimentParams:
+        """One declared experiment; a :class:`ParamsError` naming the declared ones if unknown."""
+        if name not in self.experiments:
+            raise ParamsError(f"no experiment {name!r} in params.yaml; declared: "
+                              f"{', '.join(self.experiments)}")
+        return self.experiments[name]
+
+
+def parse_params(raw: object, origin: str = "params.yaml") -> Params:
+    """Validate a loaded params mapping; raise :class:`ParamsError` naming every bad key."""
+    if not isinstance(raw, dict):
+        raise ParamsError(f"{origin}: expected a mapping of sections, got {type(raw).__name__}")
+    try:
+        return Params.model_validate(raw)
+    except ValidationError as exc:
+        lines = [describe_error(err) for err in exc.errors(include_url=False)]
+        raise ParamsError(f"{origin}: invalid params\n  " + "\n  ".join(lines)) from None
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate a params file."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError:
+        raise ParamsError(f"{path}: params file not found") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{path}: not valid YAML: {exc}") from None
+    return parse_params(raw, origin=str(path))

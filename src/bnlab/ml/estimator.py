@@ -1,0 +1,314 @@
+"""KerasMLPClassifier: the reference MLP, with or without BN, as a scikit-learn estimator."""
+
+from __future__ import annotations
+
+from numbers import Integral, Real
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from bnlab.ml import loop
+from bnlab.ml.hyperparams import DEFAULTS, HYPERPARAMETERS, Hyperparameter
+from bnlab.ml.inference import Logits, loss_accuracy
+from bnlab.ml.model import build_mlp, build_optimizer
+from bnlab.ml.saving import EstimatorFiles
+from bnlab.ml.tf_runtime import keras, tf
+
+HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+# Raw pixels stay uint8 until a batch is drawn (a quarter of float32's memory per worker); any
+# other input becomes float32. Both reach the network as the same float32 values.
+INPUT_DTYPES = [np.float32, np.uint8]
+
+
+def _constraint(spec: Hyperparameter) -> list:
+    """scikit-learn's constraint for one hyperparameter of the table."""
+    if spec.choices:
+        return [StrOptions(set(spec.choices))]
+    if spec.kind is bool:
+        return ["boolean"]
+    if spec.kind is tuple:
+        return ["array-like"]
+    number = Integral if spec.kind is int else Real
+    return [Interval(number, spec.low, spec.high, closed=spec.closed)] + ([None] if spec.nullable else [])
+
+
+class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
+    """Multi-layer perceptron classifier in Keras, with optional batch normalization.
+
+    Each hidden layer is ``Dense → BatchNormalization (if batch_norm) → activation``; the output
+    layer gives logits, trained with softmax cross-entropy. One epoch runs as one compiled
+    TensorFlow loop, and after each epoch the loss and accuracy on the whole training set (and on
+    ``validation_data``) are measured in inference mode, as the reference notebook did.
+
+    Parameters
+    ----------
+    hidden_units : tuple of int, default=(32, 32)
+        Units of each hidden Dense layer.
+    batch_norm : bool, default=True
+        Put BatchNormalization between each hidden Dense layer and its activation.
+    activation : str, default="relu"
+        One of "relu", "elu", "gelu", "selu", "sigmoid", "tanh", "swish", "leaky_relu".
+    learning_rate : float, default=0.01
+        Step size of the optimizer.
+    batch_size : int, default=32
+        Samples per gradient step (the last step of an epoch may be smaller).
+    epochs : int, default=10
+        Passes over the training data (unless ``steps`` is set).
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation and shuffling. With an int, two fits give identical
+        weights, also in two different processes on the same machine.
+    verbose : int, default=0
+        1 prints one line per epoch.
+    optimizer : str, default="adam"
+        One of "adam", "adamw", "sgd", "rmsprop", "nadam".
+    bn_momentum : float, default=0.99
+        Momentum of the BN moving averages (Keras's default).
+    rescale : float or None, default=None
+        Multiply inputs by this inside the network (e.g. 1/255 for raw pixels), so the saved
+        model takes the raw features.
+    shuffle : bool, default=True
+        Shuffle the training data before each epoch.
+    callbacks : list or None, default=None
+        Objects with Keras's callback methods (``set_model``, ``on_train_begin``,
+        ``on_epoch_end(epoch, logs)``, ``on_train_end``), e.g. ``keras.callbacks.LambdaCallback``.
+        ``epoch`` counts from 0 as in Keras; ``logs`` holds this epoch's history values. Setting
+        ``model.stop_training`` (as ``keras.callbacks.EarlyStopping`` does) ends training after
+        that epoch. A callback with an ``every_steps`` attribute (an int) also gets
+        ``on_step_end(step, logs)`` after every ``every_steps`` optimizer steps (``step`` counts
+        from 1); the compiled loop runs in chunks between these calls.
+    eval_batch_size : int, default=1024
+        Batch size of the per-epoch evaluation and of ``predict``. Larger is no faster here
+        and costs memory: with 8192, a fit on MNIST held ~100 MiB more (glibc keeps big freed
+        buffers for reuse; see benchmarks/parallel_jobs.py).
+    steps : int or None, default=None
+        Train for exactly this many optimizer steps (``n_steps_ == steps``), crossing epoch
+        boundaries as needed; ``epochs`` is then ignored. The per-epoch history is measured at
+        each epoch's end and after the last step.
+    bn_position : {"before", "after"}, default="before"
+        BN before the activation (Ioffe & Szegedy) or after it.
+    init_std : float or None, default=None
+        Dense weights drawn from N(0, init_std²); None: Keras's Glorot-uniform default.
+    noise_shift : float, default=0.0
+        With BN: after each BN, in training only, add a per-unit shift drawn from
+        U(-noise_shift, noise_shift) anew at every step (Santurkar et al.'s "noisy BN").
+    noise_scale : float, default=1.0
+        With BN: likewise multiply by a per-unit scale between 1/noise_scale and noise_scale
+        (log-uniform), drawn anew at every step. 1.0 means no scaling.
+
+    Attributes
+    ----------
+    model_ : keras.Model
+        The trained network (outputs logits).
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    n_features_in_ : int
+        Number of features seen in ``fit``.
+    history_ : dict of str to list of float
+        ``train_loss``, ``train_accuracy`` and, with validation data, ``val_loss`` and
+        ``val_accuracy``: one value per epoch.
+    n_iter_ : int
+        Epochs begun (fewer than ``epochs`` if a callback stopped training; with ``steps``, as
+        many as the steps needed, the last one perhaps partial).
+    n_steps_ : int
+        Optimizer steps taken: ``steps`` if set, else ``n_iter_ * ceil(n_samples / batch_size)``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from bnlab import KerasMLPClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = KerasMLPClassifier(epochs=5, rescale=1 / 16, random_state=0).fit(X, y)
+    >>> clf.score(X, y) > 0.9
+    True
+    >>> len(clf.history_["train_loss"])
+    5
+    """
+
+    # The hyperparameters' bounds are bnlab.ml.hyperparams's (params.yaml validates with the same).
+    _parameter_constraints = {
+        **{name: _constraint(spec) for name, spec in HYPERPARAMETERS.items()},
+        "random_state": ["random_state"],
+        "verbose": ["verbose"],
+        "rescale": [Interval(Real, None, None, closed="neither"), None],
+        "shuffle": ["boolean"],
+        "callbacks": [list, None],
+        "eval_batch_size": [Interval(Integral, 1, None, closed="left")],
+    }
+
+    def __init__(
+        self,
+        hidden_units=DEFAULTS["hidden_units"],
+        batch_norm=DEFAULTS["batch_norm"],
+        activation=DEFAULTS["activation"],
+        learning_rate=DEFAULTS["learning_rate"],
+        batch_size=DEFAULTS["batch_size"],
+        epochs=DEFAULTS["epochs"],
+        random_state=None,
+        verbose=0,
+        optimizer=DEFAULTS["optimizer"],
+        bn_momentum=DEFAULTS["bn_momentum"],
+        rescale=None,
+        shuffle=True,
+        callbacks=None,
+        eval_batch_size=1024,
+        steps=DEFAULTS["steps"],
+        bn_position=DEFAULTS["bn_position"],
+        init_std=DEFAULTS["init_std"],
+        noise_shift=DEFAULTS["noise_shift"],
+        noise_scale=DEFAULTS["noise_scale"],
+    ):
+        self.hidden_units = hidden_units
+        self.batch_norm = batch_norm
+        self.activation = activation
+        self.learning_rate = learning_rate
+        self.batch_size = batch_size
+        self.epochs = epochs
+        self.random_state = random_state
+        self.verbose = verbose
+        self.optimizer = optimizer
+        self.bn_momentum = bn_momentum
+        self.rescale = rescale
+        self.shuffle = shuffle
+        self.callbacks = callbacks
+        self.eval_batch_size = eval_batch_size
+        self.steps = steps
+        self.bn_position = bn_position
+        self.init_std = init_std
+        self.noise_shift = noise_shift
+        self.noise_scale = noise_scale
+
+    # --- fitting ---------------------------------------------------------------------------
+
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X, y, validation_data=None):
+        """Train on ``X``, ``y``; measure train (and validation) loss and accuracy each epoch.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        validation_data : tuple (X_val, y_val), optional
+            Evaluated after every epoch; labels must be among those in ``y``.
+
+        Returns
+        -------
+        self
+        """
+        X, y = validate_data(self, X, y, dtype=INPUT_DTYPES)
+        check_classification_targets(y)
+        self.classes_, y_index = np.unique(y, return_inverse=True)
+        if len(self.classes_) < 2:
+            raise ValueError(f"{type(self).__name__} needs at least 2 classes in y; got 1 class")
+        self._checked_hidden_units()
+        validation = self._encode_validation(validation_data)
+
+        seed = self._seed()
+        keras.utils.set_random_seed(seed)  # right before building: weights depend on it
+        self.model_ = self._build_network(X.shape[1], len(self.classes_))
+        optimizer = build_optimizer(self.optimizer, self.learning_rate)
+        self.history_ = {key: [] for key in HISTORY_KEYS[: 4 if validation else 2]}
+        self._train(X, y_index.astype(np.int32), validation, optimizer, np.random.default_rng(seed))
+        return self
+
+    def _build_network(self, n_features: int, n_classes: int):
+        return build_mlp(n_features, n_classes, self._checked_hidden_units(), self.batch_norm,
+                         self.activation, self.bn_momentum, self.rescale, self.bn_position,
+                         self.init_std, self.noise_shift, self.noise_scale)
+
+    def _checked_hidden_units(self) -> tuple[int, ...]:
+        units = tuple(self.hidden_units)
+        if not units or not all(isinstance(u, Integral) and u > 0 for u in units):
+            raise ValueError(f"hidden_units must be a non-empty sequence of positive ints; got {self.hidden_units!r}")
+        return tuple(int(u) for u in units)
+
+    def _seed(self) -> int:
+        if isinstance(self.random_state, Integral):
+            return int(self.random_state)
+        return int(check_random_state(self.random_state).randint(2**31 - 1))
+
+    def _encode_validation(self, validation_data):
+        if validation_data is None:
+            return None
+        X_val, y_val = validation_data
+        X_val = validate_data(self, X_val, reset=False, dtype=INPUT_DTYPES)
+        y_val = np.asarray(y_val)
+        unknown = np.setdiff1d(y_val, self.classes_)
+        if unknown.size:
+            raise ValueError(f"validation_data has labels not seen in y: {unknown[:5].tolist()}")
+        return X_val, np.searchsorted(self.classes_, y_val).astype(np.int32)
+
+    def _train(self, X, y, validation, optimizer, rng) -> None:
+        model = self.model_
+        optimizer.build(model.trainable_variables)
+        # Tensors, not arrays: converting 55,000 rows every epoch would cost more than
+        # evaluating them.
+        x_all, y_all = loop.as_tensor(X), tf.constant(y)
+        if validation is not None:
+            validation = (loop.as_tensor(validation[0]), validation[1])
+        callbacks = list(self.callbacks or [])
+        step_hooks = [loop.StepHook(int(c.every_steps), lambda step, c=c: c.on_step_end(step, {}))
+                      for c in callbacks if getattr(c, "every_steps", None)]
+        budget = loop.Budget(self.epochs, self.steps)
+
+        def on_epoch_end(epoch: int) -> bool:
+            logs = self._evaluate_epoch(x_all, y, validation)
+            for key, value in logs.items():
+                self.history_[key].append(value)
+            if self.verbose:
+                print(f"epoch {epoch + 1} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
+            _call(callbacks, "on_epoch_end", epoch, dict(logs))
+            return bool(model.stop_training)
+
+        model.stop_training = False
+        _call(callbacks, "set_model", model)
+        _call(callbacks, "on_train_begin", {})
+        train_steps = loop.compile_train_steps(model, optimizer, self.batch_size)
+        self.n_steps_, self.n_iter_ = loop.run(train_steps, x_all, y_all, self.batch_size, budget,
+                                               rng, self.shuffle, step_hooks, on_epoch_end)
+        _call(callbacks, "on_train_end", {})
+
+    def _evaluate_epoch(self, X, y, validation) -> dict[str, float]:
+        logs = dict(zip(("train_loss", "train_accuracy"), self._loss_accuracy(X, y)))
+        if validation is not None:
+            logs.update(zip(("val_loss", "val_accuracy"), self._loss_accuracy(*validation)))
+        return logs
+
+    def _loss_accuracy(self, X, y_index) -> tuple[float, float]:
+        return loss_accuracy(self._logits(X), y_index)
+
+    # --- inference -------------------------------------------------------------------------
+
+    def _logits(self, X) -> np.ndarray:
+        if getattr(self, "_logits_fn", None) is None or self._logits_fn.model is not self.model_:
+            self._logits_fn = Logits(self.model_, X.shape[1], len(self.classes_))
+        return self._logits_fn(X, self.eval_batch_size)
+
+    def predict_proba(self, X):
+        """Class probabilities, rows summing to 1, columns in the order of ``classes_``."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, dtype=INPUT_DTYPES)
+        # In float64, as the served model does (bnlab.tracking.served_model): the same probabilities.
+        return softmax(self._logits(X).astype(np.float64), axis=1)
+
+    def predict(self, X):
+        """The most probable class label for each row, in the labels' original type."""
+        proba = self.predict_proba(X)  # first: it checks that the estimator is fitted
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.non_deterministic = self.random_state is None
+        return tags
+
+
+def _call(callbacks, method: str, *args) -> None:
+    for callback in callbacks:
+        hook = getattr(callback, method, None)
+        if hook is not None:
+            hook(*args)
+

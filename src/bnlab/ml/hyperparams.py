@@ -1,0 +1,121 @@
+"""The estimator's hyperparameters, stated once: each one's default, type and bounds.
+
+Both the params.yaml schema (:class:`ModelParams`, pydantic: every key optional, a key left
+out takes the default) and :class:`bnlab.ml.estimator.KerasMLPClassifier`'s scikit-learn
+constraints are made from :data:`HYPERPARAMETERS`, so a bound cannot differ between them.
+No TensorFlow here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from pydantic import Field, ValidationError, create_model
+
+from bnlab.core.settings import ParamsError, Strict, describe_error
+
+ACTIVATIONS = ("relu", "elu", "gelu", "selu", "sigmoid", "tanh", "swish", "leaky_relu")
+OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam")
+BN_POSITIONS = ("before", "after")  # BN before the nonlinearity (Ioffe & Szegedy) or after it
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """``kind``: int, float, bool, str (one of ``choices``) or tuple (of positive ints).
+    ``low``/``high`` bound a number; ``closed`` says which bounds are allowed values, as
+    scikit-learn's ``Interval`` does. ``nullable``: None is a value of its own."""
+
+    default: object
+    kind: type
+    low: float | None = None
+    high: float | None = None
+    closed: Literal["left", "right", "both", "neither"] = "neither"
+    choices: tuple[str, ...] | None = None
+    nullable: bool = False
+
+    def field_constraints(self) -> dict[str, float]:
+        """The bounds as pydantic's ``ge``/``gt``/``le``/``lt``."""
+        found = {}
+        if self.low is not None:
+            found["ge" if self.closed in ("left", "both") else "gt"] = self.low
+        if self.high is not None:
+            found["le" if self.closed in ("right", "both") else "lt"] = self.high
+        return found
+
+
+HYPERPARAMETERS = {
+    "hidden_units": Hyperparameter((32, 32), tuple),
+    "batch_norm": Hyperparameter(True, bool),
+    "bn_position": Hyperparameter("before", str, choices=BN_POSITIONS),
+    "activation": Hyperparameter("relu", str, choices=ACTIVATIONS),
+    "optimizer": Hyperparameter("adam", str, choices=OPTIMIZERS),
+    "learning_rate": Hyperparameter(0.01, float, low=0, high=10, closed="right"),
+    "batch_size": Hyperparameter(32, int, low=0),
+    "epochs": Hyperparameter(10, int, low=0, high=10_000, closed="right"),
+    "steps": Hyperparameter(None, int, low=0, high=10_000_000, closed="right", nullable=True),
+    "bn_momentum": Hyperparameter(0.99, float, low=0, high=1),
+    "init_std": Hyperparameter(None, float, low=0, nullable=True),
+    "noise_shift": Hyperparameter(0.0, float, low=0, closed="left"),
+    "noise_scale": Hyperparameter(1.0, float, low=1, closed="left"),
+}
+DEFAULTS = {name: spec.default for name, spec in HYPERPARAMETERS.items()}
+
+
+def _annotation(spec: Hyperparameter):
+    if spec.choices:
+        return Literal[spec.choices] | None
+    if spec.kind is tuple:
+        return Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1)] | None
+    if spec.kind is bool:
+        return bool | None
+    return Annotated[spec.kind, Field(**spec.field_constraints())] | None
+
+
+class _Settings(Strict):
+    def merged(self, overrides: "ModelParams") -> "ModelParams":
+        """These settings with a variant's overrides on top (only the keys it sets)."""
+        return type(self).model_validate({**self.model_dump(), **overrides.model_dump(exclude_unset=True)})
+
+    def estimator_kwargs(self) -> dict:
+        """Keyword arguments for the estimator: the keys that are set."""
+        kwargs = self.model_dump(exclude_none=True)
+        if "hidden_units" in kwargs:
+            kwargs["hidden_units"] = tuple(kwargs["hidden_units"])
+        return kwargs
+
+    def resolved(self, name: str):
+        """The value the estimator will use: the one set here, else its default."""
+        value = getattr(self, name)
+        return DEFAULTS[name] if value is None else value
+
+
+# The estimator settings of params.yaml (an experiment's ``model``, a variant, a grid point):
+# every key one of the estimator's parameters, by the same name; a key left out (or null)
+# takes the estimator's default.
+ModelParams = create_model("ModelParams", __base__=_Settings,
+                           **{name: (_annotation(spec), None) for name, spec in HYPERPARAMETERS.items()})
+
+
+def parse_value(field: str, text: str):
+    """One setting given as text (command line, ``mlflow run -P``), validated as params.yaml
+    would be: "32,32" is a list, "true" a bool, "10.0" an int where an int is due."""
+    import yaml
+
+    if field not in HYPERPARAMETERS:
+        raise ParamsError(f"{field}: not an estimator setting; known: {', '.join(HYPERPARAMETERS)}")
+    value = yaml.safe_load(f"[{text}]") if "," in text else yaml.safe_load(text)
+    candidates = [value]
+    if isinstance(value, float) and value.is_integer():
+        candidates.insert(0, int(value))
+    if isinstance(value, int) and not isinstance(value, bool):
+        candidates.append([value])  # one hidden layer: "64"
+    errors = []
+    for candidate in candidates:
+        try:
+            return getattr(ModelParams.model_validate({field: candidate}), field)
+        except ValidationError as exc:
+            errors.append(exc)
+    # The error of the most natural reading (the value as written), not of the fallbacks.
+    first = errors[1] if isinstance(value, float) and value.is_integer() else errors[0]
+    raise ParamsError("; ".join(describe_error(e) for e in first.errors(include_url=False)))

@@ -1,0 +1,5 @@
+"""One small module per DVC stage, run as ``python -m bnlab.pipeline.stages.<stage>``: read
+params and inputs, call the components, write outputs."""
+
+DATA_STAGES = ("download", "split")
+EXPERIMENT_STAGES = ("train", "evaluate", "report")  # one DVC stage per experiment: train@notebook

@@ -1,0 +1,60 @@
+"""Stage `evaluate@<experiment>`: each model on the official test set → eval/<experiment>/,
+test metrics to its MLflow run."""
+
+import json
+import sys
+
+import pandas as pd
+
+from bnlab.core import layout
+from bnlab.core.atomic import atomic_path
+from bnlab.data.splits import flat_pixels, load_split
+from bnlab.experiments.jobs import jobs, model_dir, point_columns
+from bnlab.experiments.params import load_params
+from bnlab.pipeline.command import stage_main
+
+
+def run(experiment_name: str, params_path: str = "params.yaml") -> None:
+    params = load_params(params_path)
+    experiment = params.experiment(experiment_name)
+    test = layout.split_file("test")
+    models, output = layout.models_dir(experiment_name), layout.eval_dir(experiment_name)
+    x_test, y_test = load_split(test)
+    meta = json.loads((models / layout.PIPELINE_FILE).read_text())
+    # Only now the imports that take seconds (TensorFlow, MLflow): bad inputs are reported first.
+    from bnlab.ml.estimator import KerasMLPClassifier
+    from bnlab.ml.evaluation import evaluate
+    from bnlab.tracking import copies, logged, runs
+    from bnlab.tracking.job_runs import record_restored_model
+
+    client, experiment_id = runs.connect()
+    lineage = runs.lineage(f"evaluate@{experiment_name}", meta["data_fingerprint"])
+    parent = copies.parent_for_results(client, experiment_id, experiment_name, meta["pipeline_key"], lineage)
+
+    results, predictions = {}, []
+    with runs.run_lifecycle(client, *parent) as parent_id, atomic_path(output, directory=True) as tmp:
+        for job in jobs(experiment_name, experiment):
+            estimator = KerasMLPClassifier.load(model_dir(models, job))
+            metrics = evaluate(estimator, flat_pixels(x_test), y_test)
+            run_id = (runs.find_child(client, experiment_id, parent_id, job)
+                      or record_restored_model(client, experiment_id, parent_id, params, job, estimator, lineage))
+            scores = {k: metrics[k] for k in copies.TEST_METRICS}
+            logged.log_metrics(client, run_id, scores)
+            logged.log_datasets(client, run_id, {layout.SPLITS["test"]: (x_test, y_test)},
+                                {layout.SPLITS["test"]: str(test)})
+            point = point_columns(job.point)  # a grid's settings, as columns beside variant and seed
+            results[job.name] = {"variant": job.variant, "seed": job.seed, **point, **scores,
+                                 "confusion_matrix": metrics["confusion_matrix"]}
+            predictions.append(pd.DataFrame({"variant": job.variant, "seed": job.seed, **point,
+                                             "actual": y_test, "predicted": metrics["predicted"]}))
+            print(f"evaluated {job.run_name}: {scores}", flush=True)
+        (tmp / layout.TEST_METRICS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+        pd.concat(predictions).to_csv(tmp / "predictions.csv", index=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage_main("evaluate", __doc__.splitlines()[0], run, argv, per_experiment=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

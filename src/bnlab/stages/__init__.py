@@ -1,1 +1,0 @@
-"""One small module per DVC stage: read params and inputs, call the library, write outputs."""

@@ -1,0 +1,107 @@
+"""Runs made from other runs: results carried over from an earlier execution that produced the
+same models, and copies of an execution for a DVC experiment whose outputs DVC restored."""
+
+from __future__ import annotations
+
+import tempfile
+
+from mlflow.entities import Metric, Param, RunStatus
+
+from bnlab.tracking.logged import log_metrics
+from bnlab.tracking.runs import (
+    COPIED_FROM_TAG, KEY_TAG, MODEL_DIGEST_TAG, PARENT_RUN_ID, ROLE_TAG, MlflowClient, create_parent, create_run,
+    find_parent)
+
+# Tags a copy does not take over: MLflow's own, the writer's, the job cache's, the lineage.
+NOT_COPIED = ("mlflow.", "bnlab.host", "bnlab.pid", "bnlab.process_started", "bnlab.job_key", "dvc.")
+MAX_BATCH = 1000  # metrics per log_batch request (MLflow's limit)
+TEST_METRICS = ("test_loss", "test_accuracy")
+
+
+def parent_for_results(client: MlflowClient, experiment_id: str, experiment: str, key: str,
+                       tags: dict) -> tuple[str, bool]:
+    """The run that evaluate and report log to: this key's newest pipeline run; a copy of it
+    and its children under ``dvc exp run`` when another DVC experiment made it; or, when DVC
+    restored the models from its cache into a store that never saw them, a new one tagged
+    ``restored=true`` (``owned``: this stage created it, so this stage ends it)."""
+    found = find_parent(client, experiment_id, key)
+    exp_name = tags.get("dvc.exp_name")
+    if found is not None and exp_name and client.get_run(found).data.tags.get("dvc.exp_name") != exp_name:
+        # `dvc exp run` restored the models from DVC's run cache: no stage of this DVC
+        # experiment trained them, so give it copies of the runs that did.
+        return copy_execution(client, experiment_id, found, tags), True
+    if found is not None:
+        client.set_tag(found, "dvc_stage", tags["dvc_stage"])  # the stage that wrote to it last
+        return found, False
+    return create_parent(client, experiment_id, experiment, key, {**tags, "restored": "true"})
+
+
+def carry_over_results(client: MlflowClient, experiment_id: str, key: str, parent_id: str,
+                       children: dict[str, tuple[str, str]]) -> str | None:
+    """Copy test metrics and the comparison from an earlier execution that produced the very
+    same models (``children``: run name → (run id, model digest)).
+
+    When training re-runs and writes byte-identical models, DVC rightly skips evaluate and
+    report; without this, the new runs would lack what those stages log. Returns the run id
+    results were copied from, if any.
+    """
+    earlier = client.search_runs(
+        [experiment_id], f"tags.`{KEY_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'pipeline'",
+        order_by=["attributes.start_time DESC"], max_results=20)
+    for previous in (run for run in earlier if run.info.run_id != parent_id):
+        old = {run.info.run_name: run for run in client.search_runs(
+            [experiment_id], f"tags.`{PARENT_RUN_ID}` = '{previous.info.run_id}'")}
+        if not all(name in old and old[name].data.tags.get(MODEL_DIGEST_TAG) == digest
+                   and "test_accuracy" in old[name].data.metrics
+                   for name, (_, digest) in children.items()):
+            continue
+        for name, (run_id, _) in children.items():
+            source = old[name]
+            log_metrics(client, run_id, {k: source.data.metrics[k] for k in TEST_METRICS})
+            client.set_tag(run_id, "test_metrics_from", source.info.run_id)
+        if not client.list_artifacts(previous.info.run_id, "figures"):
+            return None  # its report never ran: the test metrics are all there is to copy
+        with tempfile.TemporaryDirectory() as tmp:
+            for item in client.list_artifacts(previous.info.run_id):
+                local = client.download_artifacts(previous.info.run_id, item.path, tmp)
+                if item.is_dir:
+                    client.log_artifacts(parent_id, local, item.path)
+                else:
+                    client.log_artifact(parent_id, local)
+        log_metrics(client, parent_id, {k: v for k, v in previous.data.metrics.items()})
+        client.set_tag(parent_id, "results_from", previous.info.run_id)
+        return previous.info.run_id
+    return None
+
+
+def copy_execution(client: MlflowClient, experiment_id: str, source_parent: str, tags: dict) -> str:
+    """A new parent run with a copy of each finished child of ``source_parent``: params, tags,
+    every metric's history; tagged ``restored=true`` and ``bnlab.copied_from``. For a DVC
+    experiment whose stages DVC restored from its run cache: the runs of the execution that
+    made those outputs, under this experiment's name. Models are not copied (the source runs
+    have them). Returns the new parent's id; it is left RUNNING for the caller to end."""
+    parent = client.get_run(source_parent)
+    new_parent = create_run(client, experiment_id, parent.info.run_name,
+                            {**_copied_tags(parent), **tags, "restored": "true", COPIED_FROM_TAG: source_parent})
+    _copy_data(client, parent, new_parent.info.run_id)
+    children = client.search_runs([experiment_id], f"tags.`{PARENT_RUN_ID}` = '{source_parent}' "
+                                                   f"and attributes.status = 'FINISHED'")
+    for child in children:
+        copy = create_run(client, experiment_id, child.info.run_name,
+                          {**_copied_tags(child), **tags, "restored": "true", COPIED_FROM_TAG: child.info.run_id,
+                           PARENT_RUN_ID: new_parent.info.run_id})
+        _copy_data(client, child, copy.info.run_id)
+        client.set_terminated(copy.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
+    return new_parent.info.run_id
+
+
+def _copied_tags(run) -> dict[str, str]:
+    return {k: v for k, v in run.data.tags.items() if not k.startswith(NOT_COPIED)}
+
+
+def _copy_data(client: MlflowClient, source, run_id: str) -> None:
+    client.log_batch(run_id, params=[Param(k, v) for k, v in source.data.params.items()])
+    history = [m for key in source.data.metrics for m in client.get_metric_history(source.info.run_id, key)]
+    for start in range(0, len(history), MAX_BATCH):
+        client.log_batch(run_id, metrics=[Metric(m.key, m.value, m.timestamp, m.step)
+                                          for m in history[start:start + MAX_BATCH]])

@@ -1,0 +1,40 @@
+"""What a job's run holds besides its metrics: its tags and params, and the whole run of a
+model restored from a cache (DVC's, or another run's: :mod:`bnlab.tracking.job_cache`)."""
+
+from __future__ import annotations
+
+from bnlab.experiments.jobs import Job, point_label
+from bnlab.experiments.params import Params
+from bnlab.ml.tf_runtime import runtime_settings
+from bnlab.tracking.logged import log_history, log_params
+from bnlab.tracking.models import log_served_model
+from bnlab.tracking.runs import PARENT_RUN_ID, MlflowClient, owned_run
+
+RESTORED_TAG = "restored"  # "true" on a run whose model was trained by another run
+
+
+def job_tags(job: Job, parent_id: str, lineage: dict) -> dict[str, str]:
+    """The tags the UI groups and filters a job's run by, its lineage and its runtime."""
+    point = {"grid_point": point_label(job.point)} if job.point else {}
+    return {PARENT_RUN_ID: parent_id, "experiment": job.experiment, "variant": job.variant,
+            "seed": str(job.seed), **point, **lineage, **{f"runtime.{k}": v for k, v in runtime_settings().items()}}
+
+
+def job_params(params: Params, estimator, n_train, n_val) -> dict:
+    """What MLflow shows in its params column: every estimator and data param."""
+    est = {k: v for k, v in estimator.get_params().items() if k != "callbacks"}
+    data = {**params.split.model_dump(), "n_train": n_train, "n_val": n_val}
+    return {"model": est, "data": data}
+
+
+def record_restored_model(client: MlflowClient, experiment_id: str, parent_id: str, params: Params, job: Job,
+                          estimator, lineage: dict, tags: dict | None = None) -> str:
+    """A run for a model that was trained elsewhere, made from what was saved with it (its
+    params, its history, the served model), tagged ``restored=true``; FINISHED only once it
+    holds all of it."""
+    all_tags = {**job_tags(job, parent_id, lineage), RESTORED_TAG: "true", **(tags or {})}
+    with owned_run(client, experiment_id, job.run_name, all_tags) as run_id:
+        log_params(client, run_id, job_params(params, estimator, "unknown", "unknown"))
+        log_history(client, run_id, estimator.history_)
+        log_served_model(client, run_id, estimator.model_, estimator.n_features_in_)
+    return run_id

@@ -1,0 +1,126 @@
+"""What goes into an MLflow run: params, metrics as epochs end and as probes measure, datasets.
+Every write goes through a client for the store it is given."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from mlflow.entities import Metric, Param
+
+from bnlab.ml import probe_rows
+from bnlab.tracking.runs import MlflowClient
+
+
+def flatten(params: dict, prefix: str = "") -> dict[str, str]:
+    """{"a": {"b": 1}} → {"a.b": "1"}: MLflow params are flat strings."""
+    flat = {}
+    for key, value in params.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
+    return flat
+
+
+def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
+    """Nested params, flattened to MLflow's dotted names, in one request."""
+    client.log_batch(run_id, params=[Param(k, v) for k, v in flatten(params).items()])
+
+
+@contextmanager
+def signals_held() -> Iterator[None]:
+    """Hold Ctrl-C and SIGTERM until the block is done, then raise them as KeyboardInterrupt.
+
+    An MLflow write interrupted half-way leaves its SQLite transaction open: the store stays
+    locked, so the run cannot then be ended KILLED (and MLflow logs a traceback). The metrics
+    written while training are where an interrupt most often lands."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    received: list[int] = []
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)
+                if signal.getsignal(sig) is not signal.SIG_IGN}  # an ignored signal stays ignored (nohup)
+    for sig in previous:
+        signal.signal(sig, lambda signum, frame: received.append(signum))
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    if received:
+        raise KeyboardInterrupt(f"signal {received[0]}")
+
+
+def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], step: int = 0) -> None:
+    now = int(time.time() * 1000)
+    with signals_held():
+        client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+
+class _RunWriter:
+    """Writes to one run of the store at ``uri``. Holds only the two strings (its client is made
+    on first use and never copied), so ``clone`` and pickle can copy it."""
+
+    def __init__(self, uri: str, run_id: str):
+        self.uri, self.run_id = uri, run_id
+
+    def _log(self, metrics: dict[str, float], step: int) -> None:
+        if getattr(self, "_client", None) is None:
+            self._client = MlflowClient(self.uri)
+        log_metrics(self._client, self.run_id, metrics, step)
+
+    def __getstate__(self):
+        return {"uri": self.uri, "run_id": self.run_id}
+
+
+class EpochLogger(_RunWriter):
+    """A training callback that logs each epoch's history to a run, as the epoch ends, with
+    step = epoch number (1..epochs)."""
+
+    def on_epoch_end(self, epoch: int, logs: dict) -> None:
+        self._log(logs, step=epoch + 1)
+
+
+class ProbeLogger(_RunWriter):
+    """``on_record`` of :class:`bnlab.ml.probes.ProbeRecorder`: each probe's values as metrics
+    (:func:`bnlab.ml.probe_rows.metrics`) with step = optimizer step."""
+
+    def __call__(self, step: int, rows: list[dict], accuracy: dict) -> None:
+        self._log(probe_rows.metrics(rows, accuracy), step=step)
+
+
+def log_history(client: MlflowClient, run_id: str, history: dict[str, list[float]]) -> None:
+    """Replay a saved history (for a model DVC restored from its cache)."""
+    for index in range(len(next(iter(history.values()), []))):
+        log_metrics(client, run_id, {k: v[index] for k, v in history.items()}, step=index + 1)
+
+
+def log_datasets(client: MlflowClient, run_id: str, splits: dict[str, tuple], sources: dict[str, str]) -> None:
+    """The train / validation / test arrays as the run's inputs, with MLflow's digests."""
+    from mlflow.data import from_numpy
+    from mlflow.entities import DatasetInput, InputTag
+
+    inputs = []
+    for name, (x, y) in splits.items():
+        with warnings.catch_warnings():  # "source can be interpreted in multiple ways": it is a file
+            warnings.simplefilter("ignore", UserWarning)
+            dataset = from_numpy(x.reshape(len(x), -1), targets=y, name=f"mnist-{name}",
+                                 source=sources[name])
+        inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", name)]))
+    for attempt in range(3):
+        try:
+            client.log_inputs(run_id, datasets=inputs)
+            return
+        except Exception as exc:
+            # Two processes logging a dataset new to the store at once both try to insert it
+            # (MLflow checks, then inserts); the loser's retry finds the winner's row.
+            if "UNIQUE constraint" not in str(exc) or attempt == 2:
+                raise
+            time.sleep(0.2)

@@ -1,0 +1,72 @@
+"""The report of an experiment with many variants: every variant in every file, each with a
+colour of its own; and the names the report's files reserve."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bnlab.analysis import figures
+from bnlab.analysis.report import FILES, FOLDERS, Report
+from bnlab.analysis.statistics import summarize
+from bnlab.analysis.sweep import sweep_frame
+from bnlab.experiments.jobs import jobs, ordered_variants
+from bnlab.experiments.params import COMPARISON_KEY, ExperimentParams, ParamsError, parse_params
+from bnlab.ml.probe_rows import PROBE_COLUMNS, STEP_COLUMNS
+from test_config import default_raw
+
+SEEDS = [0, 1]
+
+
+def experiment_with(n_variants: int) -> ExperimentParams:
+    variants = {f"v{i}": {"batch_norm": i % 2 == 0, "learning_rate": 0.001 * (i + 1)} for i in range(n_variants - 1)}
+    return ExperimentParams.model_validate({
+        "description": "many variants", "model": {"epochs": 2}, "variants": {**variants, "plain": {"batch_norm": False}},
+        "baseline": "plain", "seeds": SEEDS, "probes": None, "reference": None, "grid": None})
+
+
+def synthetic_report(experiment: ExperimentParams) -> Report:
+    """What the report stage would read, made up: two epochs, made-up accuracies."""
+    rng = np.random.default_rng(0)
+    job_list = jobs("many", experiment)
+    results = {job.name: {"variant": job.variant, "seed": job.seed, "test_accuracy": float(rng.uniform(0.9, 1)),
+                          "test_loss": float(rng.uniform(0.1, 0.3)), "confusion_matrix": (np.eye(10, dtype=int) * 9).tolist()}
+               for job in job_list}
+    history = {"train_loss": [0.5, 0.3], "train_accuracy": [0.9, 0.95], "val_loss": [0.4, 0.3], "val_accuracy": [0.9, 0.94]}
+    histories = {variant: [history for _ in SEEDS] for variant in experiment.variants}
+    sweep = sweep_frame([results[job.name] for job in job_list], [history for _ in job_list], [],
+                        ordered_variants(experiment))
+    summary = summarize(sweep.drop(columns="final_train_loss"), experiment.baseline)
+    return Report("many", experiment, results, histories, sweep, summary,
+                  pd.DataFrame(columns=["variant", "seed", *PROBE_COLUMNS]),
+                  pd.DataFrame(columns=["variant", "seed", *STEP_COLUMNS]))
+
+
+def test_twelve_variants_make_a_report_each_variant_with_its_own_colour(tmp_path):
+    experiment = experiment_with(12)
+    report = synthetic_report(experiment)
+    paths = {name: tmp_path / name for name in (*FILES, *FOLDERS)}
+    for folder in FOLDERS:
+        paths[folder].mkdir()
+    report.write(paths)
+    assert set(json.loads(paths["metrics.json"].read_text())) == {*experiment.variants, COMPARISON_KEY}
+    assert len(json.loads(paths["metrics.json"].read_text())[COMPARISON_KEY]) == 11
+    assert all(f"| {variant} |" in paths["comparison.md"].read_text() for variant in experiment.variants)
+    assert {p.name for p in paths["figures"].iterdir()} >= {"val_accuracy.png", "confusion_matrices.png"}
+    palette = figures.colors(ordered_variants(experiment), experiment.baseline)
+    assert len(set(palette.values())) == 12 and palette["plain"] == figures.BASELINE_COLOR
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 18, 19, 40])
+def test_any_number_of_variants_gets_distinct_colours_none_of_them_the_baselines(n):
+    colours = figures.distinct_colors(n)
+    assert len(colours) == n == len(set(colours))
+    assert figures.BASELINE_COLOR not in colours and "#ff7f0e" not in colours  # tab:orange
+
+
+def test_a_variant_named_like_the_comparison_key_is_refused_with_its_name():
+    raw = default_raw()
+    raw["experiments"]["notebook"]["variants"][COMPARISON_KEY] = {"batch_norm": True}
+    with pytest.raises(ParamsError, match=f"a variant may not be named '{COMPARISON_KEY}'"):
+        parse_params(raw)
