@@ -40,10 +40,10 @@ def main() -> None:
 
     from mlflow import MlflowClient
 
-    from bnlab.tracking.store import DEFAULT_MLFLOW_EXPERIMENT as DEFAULT_EXPERIMENT
+    from bnlab.tracking.store import DEFAULT_MLFLOW_EXPERIMENT
 
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
-    store = client.get_experiment_by_name(DEFAULT_EXPERIMENT)
+    store = client.get_experiment_by_name(DEFAULT_MLFLOW_EXPERIMENT)
     runs = client.search_runs([store.experiment_id], f"tags.variant != '' and tags.experiment = '{experiment}'")
     fit = sum(r.data.metrics["fit_seconds"] for r in runs)
     total = sum(seconds.values())

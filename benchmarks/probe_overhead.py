@@ -19,24 +19,22 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-PREPARED = Path("data/prepared")
+
 EVERY = 500
 
 
 def child(probes: bool) -> float:
-    from bnlab.experiments.params import ProbeParams, load_params
-    from bnlab.data import load_split
-    from bnlab.experiments.jobs import Job
-    from bnlab.data.splits import flat_pixels
+    from bnlab.core.layout import SPLITS, split_file
+    from bnlab.data.splits import flat_pixels, load_split
     from bnlab.execution.training import make_estimator, make_probes
+    from bnlab.experiments.jobs import Job
+    from bnlab.experiments.params import ProbeParams, load_params
 
     experiment = load_params().experiment("notebook")
     if probes:
         experiment = experiment.model_copy(update={"probes": ProbeParams(every_steps=EVERY)})
-    splits = {name: load_split(PREPARED / f"{file}.npz")
-              for name, file in (("train", "train"), ("validation", "val"), ("test", "test"))}
+    splits = {name: load_split(split_file(stem)) for stem, name in SPLITS.items()}
     estimator = make_estimator(experiment, Job("notebook", "batchnorm", 0))
     recorder = make_probes(experiment, estimator, splits) if probes else None
     estimator.set_params(callbacks=[recorder] if recorder else None)
@@ -60,7 +58,9 @@ def main() -> None:
     if args.child:
         print(json.dumps({"seconds": child(args.child == "probes")}))
         return
-    if not (PREPARED / "train.npz").exists():
+    from bnlab.core.layout import split_file
+
+    if not split_file("train").exists():
         sys.exit("benchmarks/probe_overhead.py: run `dvc repro split` first (needs data/prepared)")
     times = {False: [], True: []}
     for i in range(args.repeats):

@@ -18,7 +18,7 @@ from bnlab.execution import runner
 from bnlab.experiments.jobs import jobs
 from bnlab.experiments.params import ExperimentParams, Params, load_params
 from bnlab.pipeline.command import stage_main
-from bnlab.tracking.store import tracking_uri
+from bnlab.tracking.store import credentials, tracking_uri
 
 
 def split_files(experiment: ExperimentParams) -> tuple[tuple[str, str], ...]:
@@ -27,25 +27,23 @@ def split_files(experiment: ExperimentParams) -> tuple[tuple[str, str], ...]:
                  if stem != "test" or experiment.probes is not None)
 
 
-def plan(params: Params, name: str, files, client, experiment_id: str, parent_id: str, lineage: dict,
-         fingerprint: str) -> list:
-    """One request per job: everything it needs to run anywhere."""
+def plan(params: Params, name: str, files, store: str, credentials: dict[str, str], experiment_id: str,
+         parent_id: str, lineage: dict, fingerprint: str) -> list:
+    """One request per job: everything it needs to run anywhere, the store it writes to and that
+    store's credentials included."""
     from bnlab.execution.job import JobRequest
     from bnlab.tracking.job_cache import code_fingerprint
-    from bnlab.tracking.runs import mlflow
-    from bnlab.tracking.store import credentials
 
-    store = mlflow.get_tracking_uri()
-    secrets = tuple(credentials(tracking_uri()).items())
     return [JobRequest(params, job, files, store, experiment_id, parent_id, tuple(lineage.items()), fingerprint,
-                       code_fingerprint(), secrets) for job in jobs(name, params.experiment(name))]
+                       code_fingerprint(), tuple(credentials.items())) for job in jobs(name, params.experiment(name))]
 
 
 def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     params = load_params(params_path)
     experiment = params.experiment(experiment_name)
     files = split_files(experiment)
-    placement = runner.place(len(jobs(experiment_name, experiment)), files, tracking_uri())
+    store = tracking_uri()
+    placement = runner.place(len(jobs(experiment_name, experiment)), files, store)
     # Only now the import that takes seconds (MLflow); TensorFlow only where jobs train.
     from bnlab.tracking import copies, logged, runs
 
@@ -64,7 +62,8 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         # The parent logs the datasets first: workers logging a new dataset at the same moment
         # would race to insert it.
         logged.log_datasets(client, parent_id, {n: placement.splits[n] for n, _ in files}, dict(files))
-        requests = plan(params, experiment_name, files, client, experiment_id, parent_id, lineage, fingerprint)
+        requests = plan(params, experiment_name, files, runs.mlflow.get_tracking_uri(), credentials(store),
+                        experiment_id, parent_id, lineage, fingerprint)
         print(f"{len(requests)} jobs on {placement.describe(len(requests))}", flush=True)
         finished = []
         with runner.running(placement, requests) as results:
