@@ -1,6 +1,7 @@
 """Training jobs on a Dask cluster: a real `dask scheduler`, two `dask worker` processes started
-the usual way (each under its nanny) and an `mlflow server`, all on 127.0.0.1. Same bytes as one job at a time here; a worker killed mid-job
-fails the stage cleanly; a SQLite store or an unreachable scheduler is refused before any job."""
+the usual way (each under its nanny) and an `mlflow server`, all on 127.0.0.1. Same bytes as one
+job at a time here; a worker killed mid-job fails the stage cleanly; a SQLite store or an
+unreachable scheduler is refused before any job."""
 
 import os
 import signal

@@ -17,11 +17,13 @@ from bnlab.execution.settings import check_store_for_cluster, dask_scheduler, wo
 @dataclass
 class Placement:
     """Where an experiment's jobs run: ``workers`` local processes, or the Dask cluster at
-    ``scheduler``; ``splits``: the data, read here (a cluster's machines may not have the files)."""
+    ``scheduler`` (``cluster``: a client of it); ``splits``: the data, read here (a cluster's
+    machines may not have the files)."""
 
     workers: int
     scheduler: str | None
     splits: dict
+    cluster: object = None
 
     def describe(self, jobs: int) -> str:
         return (f"the Dask cluster at {self.scheduler}" if self.scheduler
@@ -30,30 +32,36 @@ class Placement:
 
 def place(n_jobs: int, files: tuple[tuple[str, str], ...], store: str) -> Placement:
     """Read the settings (bad ones are refused before any work) and the data (bad files are
-    reported before the slow imports); start the local workers' forkserver now, so that its
-    TensorFlow import runs while this process does its own MLflow work."""
+    reported before the slow imports); connect to the Dask scheduler, or start the local
+    workers' forkserver now, so that its TensorFlow import runs while this process does its own
+    MLflow work. Either is done before the tracking store is asked anything."""
     workers, scheduler = worker_count(), dask_scheduler()
     if scheduler:
         check_store_for_cluster(scheduler, store)
     splits = load_splits(files)
-    if not scheduler and uses_workers(workers, n_jobs):
+    cluster = None
+    if scheduler:
+        from bnlab.execution.cluster import connect_scheduler
+
+        cluster = connect_scheduler(scheduler)
+    elif uses_workers(workers, n_jobs):
         start_forkserver(splits_env(files))
-    return Placement(workers, scheduler, splits)
+    return Placement(workers, scheduler, splits, cluster)
 
 
 @contextmanager
 def running(placement: Placement, requests: list[JobRequest]) -> Iterator[Iterator[JobResult]]:
     """The jobs' results as they finish; on leaving, every job still running is stopped (the
     first error stops them all)."""
-    if placement.scheduler:
-        from bnlab.execution.cluster import connect_scheduler, run_on_cluster
+    if placement.cluster is not None:
+        from bnlab.execution.cluster import run_on_cluster
 
-        with connect_scheduler(placement.scheduler) as cluster:
-            results = run_on_cluster(run_job, requests, cluster, placement.splits)
-            try:
-                yield results
-            finally:
-                results.close()
+        results = run_on_cluster(run_job, requests, placement.cluster, placement.splits)
+        try:
+            yield results
+        finally:
+            results.close()
+            placement.cluster.close()
         return
     if uses_workers(placement.workers, len(requests)):  # jobs do not run here: 55 MB less in this process
         placement.splits = {}

@@ -4,13 +4,15 @@ same models, and copies of an execution for a DVC experiment whose outputs DVC r
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 
-from mlflow.entities import Metric, Param, RunStatus
+from mlflow.entities import Metric, Param
 
 from bnlab.tracking.logged import log_metrics
 from bnlab.tracking.runs import (
-    COPIED_FROM_TAG, KEY_TAG, MODEL_DIGEST_TAG, PARENT_RUN_ID, ROLE_TAG, MlflowClient, create_parent, create_run,
-    find_parent)
+    COPIED_FROM_TAG, KEY_TAG, MODEL_DIGEST_TAG, PARENT_RUN_ID, RESTORED_TAG, ROLE_TAG, MlflowClient, create_run,
+    find_parent, owned_run, pipeline_run, run_lifecycle)
 
 # Tags a copy does not take over: MLflow's own, the writer's, the job cache's, the lineage.
 NOT_COPIED = ("mlflow.", "bnlab.host", "bnlab.pid", "bnlab.process_started", "bnlab.job_key", "dvc.")
@@ -18,22 +20,31 @@ MAX_BATCH = 1000  # metrics per log_batch request (MLflow's limit)
 TEST_METRICS = ("test_loss", "test_accuracy")
 
 
-def parent_for_results(client: MlflowClient, experiment_id: str, experiment: str, key: str,
-                       tags: dict) -> tuple[str, bool]:
-    """The run that evaluate and report log to: this key's newest pipeline run; a copy of it
-    and its children under ``dvc exp run`` when another DVC experiment made it; or, when DVC
-    restored the models from its cache into a store that never saw them, a new one tagged
-    ``restored=true`` (``owned``: this stage created it, so this stage ends it)."""
+@contextmanager
+def results_run(client: MlflowClient, experiment_id: str, experiment: str, key: str, tags: dict) -> Iterator[str]:
+    """The parent run evaluate and report log to, open for the block: this key's newest
+    pipeline run (ended by whoever created it); under ``dvc exp run``, when another DVC
+    experiment made it, a copy of it and its children; or, when DVC restored the models from
+    its cache into a store that never saw them, a new one tagged ``restored=true``. A run this
+    stage creates, it ends (:func:`bnlab.tracking.runs.run_lifecycle`)."""
     found = find_parent(client, experiment_id, key)
     exp_name = tags.get("dvc.exp_name")
     if found is not None and exp_name and client.get_run(found).data.tags.get("dvc.exp_name") != exp_name:
         # `dvc exp run` restored the models from DVC's run cache: no stage of this DVC
         # experiment trained them, so give it copies of the runs that did.
-        return copy_execution(client, experiment_id, found, tags), True
-    if found is not None:
+        parent = client.get_run(found)
+        copy = create_run(client, experiment_id, parent.info.run_name,
+                          {**_copied_tags(parent), **tags, RESTORED_TAG: "true", COPIED_FROM_TAG: found})
+        with run_lifecycle(client, copy.info.run_id) as run_id:
+            copy_execution(client, experiment_id, parent, run_id, tags)
+            yield run_id
+    elif found is not None:
         client.set_tag(found, "dvc_stage", tags["dvc_stage"])  # the stage that wrote to it last
-        return found, False
-    return create_parent(client, experiment_id, experiment, key, {**tags, "restored": "true"})
+        with run_lifecycle(client, found, owned=False) as run_id:
+            yield run_id
+    else:
+        with pipeline_run(client, experiment_id, experiment, key, {**tags, RESTORED_TAG: "true"}) as run_id:
+            yield run_id
 
 
 def carry_over_results(client: MlflowClient, experiment_id: str, key: str, parent_id: str,
@@ -74,25 +85,20 @@ def carry_over_results(client: MlflowClient, experiment_id: str, key: str, paren
     return None
 
 
-def copy_execution(client: MlflowClient, experiment_id: str, source_parent: str, tags: dict) -> str:
-    """A new parent run with a copy of each finished child of ``source_parent``: params, tags,
-    every metric's history; tagged ``restored=true`` and ``bnlab.copied_from``. For a DVC
-    experiment whose stages DVC restored from its run cache: the runs of the execution that
-    made those outputs, under this experiment's name. Models are not copied (the source runs
-    have them). Returns the new parent's id; it is left RUNNING for the caller to end."""
-    parent = client.get_run(source_parent)
-    new_parent = create_run(client, experiment_id, parent.info.run_name,
-                            {**_copied_tags(parent), **tags, "restored": "true", COPIED_FROM_TAG: source_parent})
-    _copy_data(client, parent, new_parent.info.run_id)
-    children = client.search_runs([experiment_id], f"tags.`{PARENT_RUN_ID}` = '{source_parent}' "
+def copy_execution(client: MlflowClient, experiment_id: str, source_parent, parent_id: str, tags: dict) -> None:
+    """Into the open run ``parent_id``, a copy of ``source_parent``'s data, and under it a copy
+    of each of its finished children: params, tags, every metric's history; tagged
+    ``restored=true`` and ``bnlab.copied_from``. For a DVC experiment whose stages DVC restored
+    from its run cache: the runs of the execution that made those outputs, under this
+    experiment's name. Models are not copied (the source runs have them)."""
+    _copy_data(client, source_parent, parent_id)
+    children = client.search_runs([experiment_id], f"tags.`{PARENT_RUN_ID}` = '{source_parent.info.run_id}' "
                                                    f"and attributes.status = 'FINISHED'")
     for child in children:
-        copy = create_run(client, experiment_id, child.info.run_name,
-                          {**_copied_tags(child), **tags, "restored": "true", COPIED_FROM_TAG: child.info.run_id,
-                           PARENT_RUN_ID: new_parent.info.run_id})
-        _copy_data(client, child, copy.info.run_id)
-        client.set_terminated(copy.info.run_id, RunStatus.to_string(RunStatus.FINISHED))
-    return new_parent.info.run_id
+        child_tags = {**_copied_tags(child), **tags, RESTORED_TAG: "true", COPIED_FROM_TAG: child.info.run_id,
+                      PARENT_RUN_ID: parent_id}
+        with owned_run(client, experiment_id, child.info.run_name, child_tags) as copy_id:
+            _copy_data(client, child, copy_id)
 
 
 def _copied_tags(run) -> dict[str, str]:

@@ -8,9 +8,7 @@ from bnlab.experiments.params import Params
 from bnlab.ml.tf_runtime import runtime_settings
 from bnlab.tracking.logged import log_history, log_params
 from bnlab.tracking.models import log_served_model
-from bnlab.tracking.runs import PARENT_RUN_ID, MlflowClient, owned_run
-
-RESTORED_TAG = "restored"  # "true" on a run whose model was trained by another run
+from bnlab.tracking.runs import PARENT_RUN_ID, RESTORED_TAG, MlflowClient, owned_run
 
 
 def job_tags(job: Job, parent_id: str, lineage: dict) -> dict[str, str]:

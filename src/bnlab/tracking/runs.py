@@ -59,6 +59,7 @@ KEY_TAG = "bnlab.pipeline_key"
 ROLE_TAG = "bnlab.role"
 COPIED_FROM_TAG = "bnlab.copied_from"  # a run copied for another DVC experiment (no model of its own)
 MODEL_DIGEST_TAG = "model_digest"  # sha256 of a job's weights.npz: which model the run holds
+RESTORED_TAG = "restored"  # "true" on a run whose model was trained by another run
 
 
 # --- the store -----------------------------------------------------------------------------

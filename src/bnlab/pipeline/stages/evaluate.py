@@ -29,10 +29,10 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
 
     client, experiment_id = runs.connect()
     lineage = runs.lineage(f"evaluate@{experiment_name}", meta["data_fingerprint"])
-    parent = copies.parent_for_results(client, experiment_id, experiment_name, meta["pipeline_key"], lineage)
 
     results, predictions = {}, []
-    with runs.run_lifecycle(client, *parent) as parent_id, atomic_path(output, directory=True) as tmp:
+    with copies.results_run(client, experiment_id, experiment_name, meta["pipeline_key"], lineage) as parent_id, \
+            atomic_path(output, directory=True) as tmp:
         for job in jobs(experiment_name, experiment):
             estimator = KerasMLPClassifier.load(model_dir(models, job))
             metrics = evaluate(estimator, flat_pixels(x_test), y_test)

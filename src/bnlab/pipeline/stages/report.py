@@ -25,9 +25,9 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
 
     client, experiment_id = runs.connect()
     lineage = runs.lineage(f"report@{experiment_name}", meta["data_fingerprint"])
-    parent = copies.parent_for_results(client, experiment_id, experiment_name, meta["pipeline_key"], lineage)
 
-    with runs.run_lifecycle(client, *parent) as parent_id, ExitStack() as outputs:
+    with copies.results_run(client, experiment_id, experiment_name, meta["pipeline_key"], lineage) as parent_id, \
+            ExitStack() as outputs:
         # Each output is written under a temporary name and renamed into place at the end.
         paths = {name: outputs.enter_context(atomic_path(output / name, directory=name in FOLDERS))
                  for name in (*FILES, *FOLDERS)}
