@@ -205,7 +205,7 @@ def read_only_dir(tmp_path):
 
 
 def test_an_unwritable_output_folder_is_a_clear_early_error(read_only_dir, tmp_path):
-    from bnlab.data import mnist as data, splits
+    from bnlab.data import mnist as data
     from bnlab.pipeline.stages import split as split_stage
 
     source = tmp_path / "mnist.npz"
@@ -219,7 +219,7 @@ def test_an_unwritable_output_folder_is_a_clear_early_error(read_only_dir, tmp_p
 
 
 def corrupt(path, how: str) -> None:
-    from bnlab.data import mnist as data, splits
+    from bnlab.data import mnist as data
 
     arrays = dict(data.mnist_from_npz(path).arrays())
     raw = path.read_bytes()

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from mlflow import MlflowClient
 
-from bnlab.data import mnist as data, splits
+from bnlab.data import splits
 from helpers import PROJECT, make_mnist, make_project, run, store_env
 
 SEEDS = [0, 1]

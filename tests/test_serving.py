@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 
-from bnlab.data import mnist as data, splits
+from bnlab.data import splits
 from helpers import make_mnist, make_project, run, store_env
 from servers import free_port, stop, wait_for_health
 

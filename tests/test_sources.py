@@ -6,7 +6,7 @@ import time
 import numpy as np
 import pytest
 
-from bnlab.data import mnist as data, sources, splits
+from bnlab.data import mnist as data, sources
 from bnlab.data.settings import DataParams
 from helpers import fingerprints, make_mnist
 from http_fixtures import (LocalServer, classic_pickle, idx_files, md5, npz_bytes, serve_index,

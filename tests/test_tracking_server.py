@@ -9,7 +9,7 @@ import mlflow
 import numpy as np
 import pytest
 
-from bnlab.data import mnist as data, splits
+from bnlab.data import splits
 from helpers import make_mnist, make_project, project_env, run
 from servers import mlflow_server, postgres, rest
 
