@@ -8,6 +8,7 @@ import os
 import tempfile
 from numbers import Integral
 from pathlib import Path
+from typing import Self
 
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
@@ -46,7 +47,7 @@ class EstimatorFiles:
         return folder
 
     @classmethod
-    def load(cls, folder) -> KerasMLPClassifier:
+    def load(cls, folder) -> Self:
         """Load what :meth:`save` wrote. A ``model.keras`` is read in Keras's safe mode; a
         ``weights.npz`` is read without pickle into a network built from the parameters."""
         folder = Path(folder)

@@ -11,13 +11,12 @@ from mlflow.entities import Metric, Param
 
 from bnlab.tracking.logged import log_metrics
 from bnlab.tracking.runs import (
-    COPIED_FROM_TAG, KEY_TAG, MODEL_DIGEST_TAG, PARENT_RUN_ID, RESTORED_TAG, ROLE_TAG, MlflowClient, create_run,
-    find_parent, owned_run, pipeline_run, run_lifecycle)
+    COPIED_FROM_TAG, KEY_TAG, MODEL_DIGEST_TAG, PARENT_RUN_ID, RESTORED_TAG, ROLE_TAG, TEST_METRICS, MlflowClient,
+    create_run, find_parent, owned_run, pipeline_run, run_lifecycle)
 
 # Tags a copy does not take over: MLflow's own, the writer's, the job cache's, the lineage.
 NOT_COPIED = ("mlflow.", "bnlab.host", "bnlab.pid", "bnlab.process_started", "bnlab.job_key", "dvc.")
 MAX_BATCH = 1000  # metrics per log_batch request (MLflow's limit)
-TEST_METRICS = ("test_loss", "test_accuracy")
 
 
 @contextmanager

@@ -60,6 +60,7 @@ ROLE_TAG = "bnlab.role"
 COPIED_FROM_TAG = "bnlab.copied_from"  # a run copied for another DVC experiment (no model of its own)
 MODEL_DIGEST_TAG = "model_digest"  # sha256 of a job's weights.npz: which model the run holds
 RESTORED_TAG = "restored"  # "true" on a run whose model was trained by another run
+TEST_METRICS = ("test_loss", "test_accuracy")  # what evaluate logs into a job's run
 
 
 # --- the store -----------------------------------------------------------------------------

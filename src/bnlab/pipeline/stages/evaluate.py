@@ -38,7 +38,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
             metrics = evaluate(estimator, flat_pixels(x_test), y_test)
             run_id = (runs.find_child(client, experiment_id, parent_id, job)
                       or record_restored_model(client, experiment_id, parent_id, params, job, estimator, lineage))
-            scores = {k: metrics[k] for k in copies.TEST_METRICS}
+            scores = {k: metrics[k] for k in runs.TEST_METRICS}
             logged.log_metrics(client, run_id, scores)
             logged.log_datasets(client, run_id, {layout.SPLITS["test"]: (x_test, y_test)},
                                 {layout.SPLITS["test"]: str(test)})
