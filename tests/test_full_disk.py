@@ -3,6 +3,8 @@ naming the path and the cause, exit status 1, nothing half-written, no run left 
 
 import re
 import sqlite3
+from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 
@@ -58,6 +60,14 @@ def test_a_full_output_disk_is_one_line_and_leaves_nothing(trained, stage, folde
         assert failed_runs(trained / "mlflow.db") > failed_before
 
 
+def finished_job_runs_without_their_files(db) -> list[str]:
+    """Job runs that claim a cached model (FINISHED, with a cache key) but whose job/ is empty."""
+    with sqlite3.connect(db) as connection:
+        rows = connection.execute("select r.name, r.artifact_uri from runs r join tags t on t.run_uuid = r.run_uuid "
+                                  "and t.key = 'bnlab.job_key' where r.status = 'FINISHED'").fetchall()
+    return [name for name, uri in rows if not any((Path(urlparse(uri).path) / "job").glob("*"))]
+
+
 def test_a_full_artifact_store_names_the_file_mlflow_could_not_copy(trained):
     failed_before = failed_runs(trained / "mlflow.db")
     with full_disk(trained / "mlartifacts"):
@@ -66,6 +76,7 @@ def test_a_full_artifact_store_names_the_file_mlflow_could_not_copy(trained):
     assert re.fullmatch(rf"bnlab train: error: cannot write {re.escape(str(trained))}/mlartifacts/\S+: {FULL}", line)
     assert "RUNNING" not in statuses(trained / "mlflow.db")
     assert failed_runs(trained / "mlflow.db") > failed_before
+    assert finished_job_runs_without_their_files(trained / "mlflow.db") == []
     assert not list((trained / "models").glob(".notebook.tmp-*"))  # no part of the new models
 
 
