@@ -32,20 +32,19 @@ def project(tmp_path_factory):
                         {"epochs": EPOCHS, "seeds": SEEDS, "hidden_units": [16], "variants": VARIANTS,
                          "probes": {"every_steps": PROBE_EVERY, "images": 50, "unit": 0}})
     done = run(["dvc", "repro"], root, env=store_env())
-    return root, done
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("batchnorm-mnist")
+    # The runs of this first execution, read now: tests that run later (in any order) add more.
+    return root, done, (client, experiment, client.search_runs([experiment.experiment_id]))
 
 
 @pytest.fixture(scope="module")
 def store(project):
-    root, _ = project
-    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("batchnorm-mnist")
-    runs = client.search_runs([experiment.experiment_id])
-    return client, experiment, runs
+    return project[2]
 
 
 def test_outputs_follow_the_contracts(project):
-    root, done = project
+    root, done, _ = project
     assert "bn_after vs plain" in done.stdout
     metrics = json.loads((root / REPORTS / "metrics.json").read_text())
     assert set(metrics) == {*VARIANTS, "comparison"}
@@ -76,7 +75,7 @@ def test_outputs_follow_the_contracts(project):
 
 
 def test_probes_are_written_for_every_job(project):
-    root, _ = project
+    root, _, _ = project
     probes = pd.read_csv(root / REPORTS / "probes.csv", dtype={"unit": str})
     steps = pd.read_csv(root / REPORTS / "steps.csv")
     assert list(probes.columns) == ["variant", "seed", "step", "layer", "unit", "p15", "p50", "p85", "dead_fraction"]
@@ -94,7 +93,7 @@ def test_probes_are_written_for_every_job(project):
 
 
 def test_second_repro_does_nothing_and_params_rerun_only_what_follows(project):
-    root, _ = project
+    root, _, _ = project
     again = run(["dvc", "repro"], root, env=store_env())
     assert "Running stage" not in again.stdout
     params = yaml.safe_load((root / "params.yaml").read_text())
@@ -110,7 +109,7 @@ def test_second_repro_does_nothing_and_params_rerun_only_what_follows(project):
 
 
 def test_plots_are_declared_for_dvc_plots_show(project):
-    root, _ = project
+    root, _, _ = project
     done = run(["dvc", "plots", "show", "--json"], root, env=store_env())
     shown = json.loads(done.stdout)
     assert "errors" not in shown
@@ -123,7 +122,7 @@ def test_plots_are_declared_for_dvc_plots_show(project):
 
 
 def test_dvc_plots_show_writes_a_page_that_draws_every_plot_offline(project, tmp_path):
-    root, _ = project
+    root, _, _ = project
     run(["dvc", "plots", "show", "-o", str(tmp_path / "page")], root, env=store_env())
     page = (tmp_path / "page" / "index.html").read_text()
     assert not re.search(r"<script[^>]*\bsrc=", page)  # nothing fetched: no CDN, no file
@@ -157,7 +156,7 @@ def test_one_parent_run_holds_every_model_run(store):
 
 
 def test_the_default_store_keeps_artifacts_beside_mlflow_db(project, store):
-    root, _ = project
+    root, _, _ = project
     _, experiment, _ = store
     assert experiment.artifact_location == (root / "mlartifacts").as_uri()
     assert any((root / "mlartifacts").rglob("MLmodel")) and not (root / "mlruns").exists()
@@ -183,7 +182,7 @@ def test_model_runs_have_params_tags_and_metrics(store):
 
 
 def test_a_variant_declared_in_params_only_is_trained_as_declared(project, store):
-    root, _ = project
+    root, _, _ = project
     client, _, runs = store
     run_ = next(r for r in runs if r.info.run_name == "notebook/bn_after-seed0")
     assert run_.data.params["model.bn_position"] == "after" and run_.data.params["model.batch_norm"] == "True"
@@ -213,7 +212,7 @@ def test_parent_run_carries_the_comparison(store):
 
 
 def test_logged_model_loads_and_predicts_digits(project, store):
-    root, _ = project
+    root, _, _ = project
     client, _, runs = store
     run_ = next(r for r in runs if r.info.run_name == "notebook/batchnorm-seed1")
     mlflow.set_tracking_uri(f"sqlite:///{root / 'mlflow.db'}")
@@ -227,7 +226,7 @@ def test_logged_model_loads_and_predicts_digits(project, store):
 def test_retraining_to_identical_models_carries_the_results_over(project):
     """Train re-runs (forced) and writes the same bytes, so DVC skips evaluate and report:
     the new runs still get their test metrics and comparison."""
-    root, _ = project
+    root, _, _ = project
     done = run(["dvc", "repro", "--force", "train@notebook"], root, env=store_env())
     assert "copied" in done.stdout
     assert "Running stage 'evaluate@notebook'" not in run(["dvc", "repro"], root, env=store_env()).stdout
@@ -246,7 +245,7 @@ def test_retraining_to_identical_models_carries_the_results_over(project):
 def test_models_restored_into_a_store_that_never_saw_them_get_runs(project, tmp_path):
     """As after `dvc pull` on another machine: evaluate and report find no runs for these
     models, so they make them from what was saved with the models, tagged restored."""
-    root, _ = project
+    root, _, _ = project
     env = store_env()
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'other.db'}"
     client = MlflowClient(env["MLFLOW_TRACKING_URI"])
