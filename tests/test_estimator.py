@@ -1,6 +1,7 @@
 """KerasMLPClassifier in scikit-learn's machinery, its history, errors, pickling and saving."""
 
 import pickle
+import shutil
 import subprocess
 import sys
 
@@ -14,6 +15,8 @@ from sklearn.preprocessing import FunctionTransformer
 from sklearn.utils._param_validation import InvalidParameterError
 
 from bnlab import KerasMLPClassifier
+from bnlab.ml import fixed_order, tf_runtime
+from bnlab.ml.tf_runtime import keras
 from helpers import make_mnist, project_env
 
 MNIST = make_mnist(n_train=400, n_test=100)
@@ -36,9 +39,9 @@ def test_network_shape(batch_norm, n_bn):
     clf = KerasMLPClassifier(**{**FAST, "hidden_units": (32, 32)}, batch_norm=batch_norm).fit(X, Y)
     kinds = [type(layer).__name__ for layer in clf.model_.layers]
     assert kinds.count("BatchNormalization") == n_bn
-    assert [layer.units for layer in clf.model_.layers if type(layer).__name__ == "Dense"] == [32, 32, 10]
+    assert [layer.units for layer in clf.model_.layers if isinstance(layer, keras.layers.Dense)] == [32, 32, 10]
     if batch_norm:  # BN between Dense and activation
-        assert kinds[kinds.index("Dense") + 1] == "BatchNormalization"
+        assert kinds[kinds.index("FixedOrderDense") + 1] == "BatchNormalization"
 
 
 def test_fitted_attributes_and_predictions():
@@ -308,13 +311,13 @@ def test_a_callback_can_stop_a_step_budget_at_an_epoch_end():
 
 
 @pytest.mark.parametrize("settings, layers", [
-    ({"bn_position": "after"}, ["Dense", "Activation", "BatchNormalization"]),
-    ({"noise_shift": 1.0, "noise_scale": 2.0}, ["Dense", "BatchNormalization", "RandomShiftScale", "Activation"]),
+    ({"bn_position": "after"}, ["FixedOrderDense", "Activation", "BatchNormalization"]),
+    ({"noise_shift": 1.0, "noise_scale": 2.0}, ["FixedOrderDense", "BatchNormalization", "RandomShiftScale", "Activation"]),
 ])
 def test_network_variants_put_their_layers_in_order(settings, layers):
     clf = KerasMLPClassifier(**{**FAST, "hidden_units": (8,)}, **settings).fit(X, Y)
     kinds = [type(layer).__name__ for layer in clf.model_.layers]
-    assert kinds[kinds.index("Dense"):kinds.index("Dense") + len(layers)] == layers
+    assert kinds[kinds.index("FixedOrderDense"):kinds.index("FixedOrderDense") + len(layers)] == layers
 
 
 def test_noise_is_injected_in_training_only_and_redrawn_every_call():
@@ -351,8 +354,13 @@ def test_the_inference_network_of_a_noisy_model_predicts_the_same_with_keras_lay
     network = inference_network(clf.model_)
     assert "RandomShiftScale" not in {type(layer).__name__ for layer in network.layers}
     network.save(tmp_path / "network.keras")
-    # Loaded by a process that never imports bnlab, so RandomShiftScale is unknown there.
-    code = (f"import keras, numpy as np; m = keras.saving.load_model({str(tmp_path / 'network.keras')!r});"
+    # Loaded by a process that never imports bnlab, so RandomShiftScale is unknown there: only
+    # the two files the served model carries beside it (bnlab.tracking.models).
+    for module in (tf_runtime, fixed_order):
+        shutil.copy(module.__file__, tmp_path)
+    code = (f"import tf_runtime, fixed_order, sys, keras, numpy as np;"
+            f"assert not any(name.startswith('bnlab') for name in sys.modules);"
+            f"m = keras.saving.load_model({str(tmp_path / 'network.keras')!r});"
             f"np.save({str(tmp_path / 'out.npy')!r}, np.asarray(m(np.load({str(tmp_path / 'x.npy')!r}))))")
     np.save(tmp_path / "x.npy", X_TEST.astype(np.float32))
     subprocess.run([sys.executable, "-c", code], check=True, env=project_env(), cwd=tmp_path)

@@ -13,6 +13,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bnlab.ml import loop
+from bnlab.ml.fixed_order import INFERENCE_ROWS
 from bnlab.ml.hyperparams import DEFAULTS, HYPERPARAMETERS, Hyperparameter
 from bnlab.ml.inference import Logits, loss_accuracy
 from bnlab.ml.model import build_mlp, build_optimizer
@@ -82,9 +83,9 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         ``on_step_end(step, logs)`` after every ``every_steps`` optimizer steps (``step`` counts
         from 1); the compiled loop runs in chunks between these calls.
     eval_batch_size : int, default=1024
-        Batch size of the per-epoch evaluation and of ``predict``. Larger is no faster here
-        and costs memory: with 8192, a fit on MNIST held ~100 MiB more (glibc keeps big freed
-        buffers for reuse; see benchmarks/parallel_jobs.py).
+        Rows per block of the per-epoch evaluation and of ``predict`` (one compiled shape; the
+        last block padded). At the default, ``predict_proba`` gives the same bytes as the
+        served model (:mod:`bnlab.ml.fixed_order`).
     steps : int or None, default=None
         Train for exactly this many optimizer steps (``n_steps_ == steps``), crossing epoch
         boundaries as needed; ``epochs`` is then ignored. The per-epoch history is measured at
@@ -155,7 +156,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         rescale=None,
         shuffle=True,
         callbacks=None,
-        eval_batch_size=1024,
+        eval_batch_size=INFERENCE_ROWS,
         steps=DEFAULTS["steps"],
         bn_position=DEFAULTS["bn_position"],
         init_std=DEFAULTS["init_std"],

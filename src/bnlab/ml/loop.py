@@ -1,10 +1,11 @@
-"""The compiled training loop: optimizer steps run inside TensorFlow, in chunks between hooks.
+"""The compiled training loop: optimizer steps run inside XLA, in chunks between hooks.
 
-A chunk of steps is one call of one compiled function (a ``tf.range`` loop over mini-batches:
-Keras's own forward pass, gradient and optimizer update), so Python runs only between chunks.
+A chunk of steps is one call of one XLA-compiled function (a ``tf.range`` loop over
+mini-batches: Keras's own forward pass, gradient and optimizer update), so Python runs only
+between chunks.
 Chunks end where something has to happen: at an epoch's end (a new shuffle, the epoch hooks),
 where a step hook is due (every N steps), and at the step budget. Without step hooks a chunk is a
-whole epoch, exactly as fast as before step hooks existed.
+whole epoch (two calls where the last batch is smaller).
 
 Nothing here knows about scikit-learn; :class:`bnlab.ml.estimator.KerasMLPClassifier` drives it.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from bnlab.data.splits import aligned
+from bnlab.ml.compiled import template_for
 from bnlab.ml.tf_runtime import keras, tf
 
 
@@ -54,22 +56,47 @@ def as_tensor(array: np.ndarray):
 
 
 def compile_train_steps(model, optimizer, batch_size: int):
-    """``train_steps(x, y, order, first, count)``: optimizer steps ``first .. first+count-1`` of
-    an epoch whose sample order is ``order``, as one TensorFlow graph (no Python between steps).
-    The last batch of an epoch may be smaller."""
-    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    variables = model.trainable_variables
+    """``train_steps(x, y, batches, first, count)``: one optimizer step on each of the batches
+    ``batches[first]`` .. ``batches[first+count-1]`` (``batches``: int32, one row of sample
+    indices per step), as one XLA-compiled loop (no Python between steps) that runs on the
+    template of ``model``'s configuration (:mod:`bnlab.ml.compiled`): compiled once per process
+    and batch shape, not once per fit. XLA needs static shapes, so a batch is always a whole row:
+    :func:`run` gives an epoch's last, smaller batch its own one-row call."""
+    template = template_for(model)
+    twin = template.optimizer_like(optimizer)
 
-    @tf.function(jit_compile=False, reduce_retracing=True)
-    def train_steps(x, y, order, first, count):
-        for step in tf.range(first, first + count):
-            batch = order[step * batch_size : (step + 1) * batch_size]
-            xb, yb = tf.cast(tf.gather(x, batch), tf.float32), tf.gather(y, batch)
-            with tf.GradientTape() as tape:
-                loss = loss_fn(yb, model(xb, training=True))
-            optimizer.apply_gradients(zip(tape.gradient(loss, variables), variables))
+    def build():
+        loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        network, variables = template.model, template.model.trainable_variables
 
+        @tf.function(jit_compile=True)
+        def steps(x, y, batches, first, count):
+            for step in tf.range(first, first + count):
+                batch = batches[step]
+                xb, yb = tf.cast(tf.gather(x, batch), tf.float32), tf.gather(y, batch)
+                with tf.GradientTape() as tape:
+                    loss = loss_fn(yb, network(xb, training=True))
+                twin.apply_gradients(zip(tape.gradient(loss, variables), variables))
+
+        return steps
+
+    compiled = template.function(("train", id(twin)), build)
+
+    def train_steps(x, y, batches, first: int, count: int) -> None:
+        with template.holding(model, optimizer, twin):
+            compiled(x, y, batches, tf.constant(first, tf.int32), tf.constant(count, tf.int32))
+
+    train_steps.compiled = compiled  # the XLA function itself (its HLO is inspected by the tests)
     return train_steps
+
+
+def epoch_batches(order: np.ndarray, batch_size: int) -> tuple:
+    """An epoch's sample order as (whole batches: steps × ``batch_size``, the last smaller batch
+    as one row, or None)."""
+    whole = len(order) // batch_size * batch_size
+    rest = order[whole:]
+    return (tf.constant(order[:whole].reshape(-1, batch_size), tf.int32),
+            tf.constant(rest.reshape(1, -1), tf.int32) if rest.size else None)
 
 
 def run(train_steps, x, y, batch_size: int, budget: Budget, rng: np.random.Generator,
@@ -79,20 +106,24 @@ def run(train_steps, x, y, batch_size: int, budget: Budget, rng: np.random.Gener
 
     ``x``, ``y`` are tensors already on the device (``x`` float32, or uint8 pixels: each
     batch is cast when drawn). Each epoch draws a new order from ``rng``
-    (one permutation per epoch, as before hooks existed, so results do not depend on where the
-    chunks end). Returns (steps run, epochs begun).
+    (one permutation per epoch, so results do not depend on where the chunks end). Returns
+    (steps run, epochs begun).
     """
     n = int(y.shape[0])
+    whole_batches = n // batch_size
     steps_per_epoch = math.ceil(n / batch_size)
     step = epoch = 0
     while (epoch_steps := budget.steps_in_epoch(epoch, steps_per_epoch, step)) > 0:
-        order = tf.constant(rng.permutation(n) if shuffle else np.arange(n), dtype=tf.int32)
+        whole, last = epoch_batches(rng.permutation(n) if shuffle else np.arange(n), batch_size)
         done = 0
         while done < epoch_steps:
             count = epoch_steps - done
             for hook in step_hooks:  # stop where the next hook is due
                 count = min(count, hook.every - step % hook.every)
-            train_steps(x, y, order, tf.constant(done, tf.int32), tf.constant(count, tf.int32))
+            if done < whole_batches:
+                train_steps(x, y, whole, done, min(count, whole_batches - done))
+            if done + count > whole_batches:  # the epoch's last, smaller batch
+                train_steps(x, y, last, 0, 1)
             done += count
             step += count
             for hook in step_hooks:

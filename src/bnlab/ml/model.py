@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bnlab.ml.fixed_order import FixedOrderDense
 from bnlab.ml.hyperparams import BN_POSITIONS
 from bnlab.ml.tf_runtime import keras
 
@@ -66,7 +67,8 @@ def build_mlp(
     """An MLP that outputs logits. By default BN sits between each Dense layer and its
     activation, as in Ioffe & Szegedy (2015) and the reference notebook. ``init_std``: Dense
     weights from N(0, init_std²) instead of Keras's Glorot-uniform default. ``noise_shift`` > 0
-    or ``noise_scale`` > 1 add :class:`RandomShiftScale` after each BN."""
+    or ``noise_scale`` > 1 add :class:`RandomShiftScale` after each BN. The Dense layers are
+    :class:`bnlab.ml.fixed_order.FixedOrderDense`: Keras's, with sums in a CPU-independent order."""
     if bn_position not in BN_POSITIONS:
         raise ValueError(f"bn_position must be one of {BN_POSITIONS}, got {bn_position!r}")
     init = "glorot_uniform" if init_std is None else keras.initializers.RandomNormal(stddev=init_std)
@@ -77,7 +79,7 @@ def build_mlp(
         # Part of the saved model, so a served model takes raw pixels as they come.
         h = keras.layers.Rescaling(rescale, name="rescale")(h)
     for i, units in enumerate(hidden_units, start=1):
-        h = keras.layers.Dense(units, kernel_initializer=init, name=f"dense_{i}")(h)
+        h = FixedOrderDense(units, kernel_initializer=init, name=f"dense_{i}")(h)
 
         def normalize(t, i=i):
             t = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"bn_{i}")(t)
@@ -88,7 +90,7 @@ def build_mlp(
         h = keras.layers.Activation(activation, name=nonlinearity_name(i))(h)
         if batch_norm and bn_position == "after":
             h = normalize(h)
-    logits = keras.layers.Dense(n_classes, kernel_initializer=init, name="logits")(h)
+    logits = FixedOrderDense(n_classes, kernel_initializer=init, name="logits")(h)
     name = "mlp_bn" if batch_norm else "mlp_plain"
     return keras.Model(inputs, logits, name=name)
 

@@ -24,6 +24,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from bnlab.ml.compiled import template_for
 from bnlab.ml.loop import as_tensor
 from bnlab.ml.model import has_batch_norm, nonlinearity_model
 from bnlab.ml.probe_rows import layer_rows
@@ -58,7 +59,16 @@ class ProbeRecorder:
         self._train_mode_labels = self.probe_y[:whole]
         self._inputs = (tf.constant(self.probe_x), as_tensor(self.test[0]),
                         tf.constant(self.probe_x[:whole].reshape(n_batches, self.batch_size, -1)))
-        self._measure = _compile_measure(model, self.n_hidden, has_batch_norm(model))
+        template = template_for(model)
+        shapes = tuple(tuple(t.shape) + (t.dtype.name,) for t in self._inputs)
+        compiled = template.function(("probe", self.n_hidden) + shapes,
+                                     lambda: _compile_measure(template.model, self.n_hidden, has_batch_norm(model)))
+
+        def measure(*inputs):
+            with template.loaded(model):
+                return compiled(*inputs)
+
+        self._measure = measure
 
     def on_step_end(self, step: int, logs=None) -> None:
         inner, probe_pred, test_pred, train_mode_pred = (
@@ -79,11 +89,12 @@ class ProbeRecorder:
 
 
 def _compile_measure(model, n_hidden: int, with_batch_norm: bool):
-    """Everything a probe measures as one compiled function: one trace per fit, one call per
-    probe (separate functions cost a trace each, about a tenth of a second, at every fit)."""
+    """Everything a probe measures as one XLA-compiled function over ``model`` (a template of
+    :mod:`bnlab.ml.compiled`): one compilation per process and configuration, one call per
+    probe."""
     inner_model = nonlinearity_model(model, n_hidden)
 
-    @tf.function
+    @tf.function(jit_compile=True)
     def measure(probe, test, batches):
         predict = lambda x: tf.argmax(model(x, training=False), axis=-1)  # noqa: E731
         inner = inner_model(probe, training=False)

@@ -1,22 +1,49 @@
-"""Import TensorFlow the way bnlab needs it: quiet, deterministic, with fixed thread counts.
+"""Import TensorFlow the way bnlab needs it: quiet, with the same bytes on every x86-64 CPU with
+AVX2, and fixed thread counts.
 
-Import this module (not ``tensorflow``) first. Settings that TensorFlow reads only once, at
-import or when its runtime starts, are made here:
+Import this module (not ``tensorflow``) first: TensorFlow reads these settings once, when it
+loads or when its runtime starts. What would otherwise depend on the machine, and what pins it:
 
-- ``TF_ENABLE_ONEDNN_OPTS=0``: oneDNN's fused kernels pick their summation order by CPU
-  features, so results would differ between machines; off unless the user set it.
-- One intra-op and one inter-op thread (``BNLAB_TF_THREADS`` overrides): a fixed reduction
-  order, and for these small matrices one thread is also the fastest (see the README).
+- Matrix products. TensorFlow's contractions (its own MatMul and XLA's dots alike) call oneDNN's
+  sgemm, which picks kernels by the CPU's instruction set at run time, whatever
+  ``TF_ENABLE_ONEDNN_OPTS`` says (measured: ``ONEDNN_MAX_CPU_ISA=AVX2`` changes the weights on
+  an AVX-512 machine). ``TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL=0`` makes them Eigen's own,
+  compiled into the wheel for one instruction set. Eigen still reads the cache sizes at run
+  time to cut long sums into blocks: :mod:`bnlab.ml.fixed_order` keeps every sum below the
+  smallest such block.
+- XLA's generated code (the training loop and inference are compiled with XLA): ``XLA_FLAGS``
+  pins the instruction set to AVX2 and turns off the libraries and shortcuts that choose code by
+  the CPU (XNNPACK, oneDNN, fast math, platform-dependent math) and multi-threaded Eigen.
+- oneDNN's fused TensorFlow kernels: off (``TF_ENABLE_ONEDNN_OPTS=0``).
+- Threads: one intra-op and one inter-op thread (``BNLAB_TF_THREADS`` overrides; for these
+  small matrices one is also the fastest, and parallel jobs use the other cores).
 - ``enable_op_determinism``: TensorFlow refuses ops that have no deterministic kernel
   (``BNLAB_OP_DETERMINISM=0`` turns it off).
+
+These are set, not defaulted: a value the user had set would make the numbers machine-dependent
+without saying so. ``tests/test_same_bytes.py`` checks that oneDNN's instruction-set caps and
+the thread settings leave the weights and predictions unchanged.
 """
 
 from __future__ import annotations
 
 import os
 
+PINNED_ENVIRONMENT = {
+    "TF_ENABLE_ONEDNN_OPTS": "0",
+    "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "0",
+    "XLA_FLAGS": " ".join([
+        "--xla_cpu_max_isa=AVX2",
+        "--xla_cpu_prefer_vector_width=256",
+        "--xla_cpu_use_xnnpack=false",
+        "--xla_cpu_use_onednn=false",
+        "--xla_cpu_enable_fast_math=false",
+        "--xla_cpu_enable_platform_dependent_math=false",
+        "--xla_cpu_multi_thread_eigen=false",
+    ]),
+}
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-os.environ.setdefault("TF_ENABLE_ONEDNN_OPTS", "0")
+os.environ.update(PINNED_ENVIRONMENT)
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402
@@ -46,10 +73,10 @@ def runtime_settings() -> dict[str, str]:
     return {
         "tensorflow": tf.__version__,
         "keras": keras.__version__,
-        "TF_ENABLE_ONEDNN_OPTS": os.environ.get("TF_ENABLE_ONEDNN_OPTS", ""),
+        **{name: os.environ.get(name, "") for name in PINNED_ENVIRONMENT},
         "intra_op_threads": str(tf.config.threading.get_intra_op_parallelism_threads()),
         "op_determinism": "on" if OP_DETERMINISM else "off",
     }
 
 
-__all__ = ["keras", "tf", "runtime_settings"]
+__all__ = ["keras", "tf", "runtime_settings", "PINNED_ENVIRONMENT"]

@@ -27,11 +27,12 @@ RESTORED_FROM_TAG = "bnlab.restored_from"
 ARTIFACT_DIR = "job"  # the model folder's files, in the run's artifacts
 # What a training job runs: the code the key covers (an edit to a figure retrains nothing).
 JOB_MODULE = "bnlab.execution.job"
-# The numbers depend on these beyond the code and the settings (see bnlab.ml.tf_runtime).
-RUNTIME_VARIABLES = ("TF_ENABLE_ONEDNN_OPTS", "BNLAB_TF_THREADS", "BNLAB_OP_DETERMINISM")
-# Kernels differ by vector instruction set: an AVX-512 machine and an AVX2 machine train
-# different last digits from the same inputs (README: reproducibility).
-CPU_FEATURES = ("avx512f", "avx2", "fma", "sse4_2")
+# Settings read from the environment beyond tf_runtime's pinned ones (runtime_settings).
+RUNTIME_VARIABLES = ("BNLAB_TF_THREADS", "BNLAB_OP_DETERMINISM")
+# The kernels are pinned to AVX2 with FMA (bnlab.ml.tf_runtime), so every x86-64 CPU that has
+# both computes the same bytes, AVX-512 or not (tests/test_same_bytes.py): the key names that
+# class, not the CPU. A CPU without them runs other code, and gets keys of its own.
+PINNED_ISA = ("avx2", "fma")
 
 
 @lru_cache(maxsize=4)
@@ -49,21 +50,25 @@ def code_fingerprint(root: str = JOB_MODULE, src: Path = SRC) -> str:
 def runtime_fingerprint(tensorflow: dict[str, str]) -> dict[str, str]:
     """What else decides the bytes, read where the job runs: ``tensorflow``
     (:func:`bnlab.ml.tf_runtime.runtime_settings`: TensorFlow's and Keras's versions and
-    settings), numpy's version, the variables that change kernels, the CPU."""
+    settings), numpy's version, the variables that change kernels, the CPU's class."""
     found = {**tensorflow, "numpy": np.__version__}
     found.update({name: os.environ.get(name, "") for name in RUNTIME_VARIABLES})
-    found["machine"] = platform.machine()
-    found["cpu_features"] = ",".join(cpu_features())
+    found["cpu"] = cpu_class()
     return found
 
 
-def cpu_features() -> list[str]:
+def cpu_class(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """``x86_64+avx2+fma`` on every CPU whose numbers are the pinned ones; else the machine and
+    whichever of those features it has (``unknown`` where the flags cannot be read)."""
     try:
-        text = Path("/proc/cpuinfo").read_text()
+        text = cpuinfo.read_text()
     except OSError:
-        return ["unknown"]
+        return f"{platform.machine()}:unknown"
     flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    return [name for name in CPU_FEATURES if name in flags]
+    present = [name for name in PINNED_ISA if name in flags]
+    if platform.machine() == "x86_64" and present == list(PINNED_ISA):
+        return "+".join(["x86_64", *PINNED_ISA])
+    return f"{platform.machine()}:{','.join(present) or 'none'}"
 
 
 def job_key(settings: dict, seed: int, probes: dict | None, data_fingerprint: str, code: str,

@@ -1,10 +1,12 @@
 """The model MLflow serves: raw pixel rows in, digits (or class probabilities) out.
 
 Each model run logs this file as a model from code (bnlab.tracking.models), with tf_runtime.py
-beside it as code and the trained network as a Keras file, so a served model needs neither
-bnlab installed nor its training code. TensorFlow is imported in ``load_context``, after
-tf_runtime's settings (quiet, oneDNN off, one thread), and the network is called directly:
-no Keras progress bar or structure warning per request.
+and fixed_order.py beside it as code and the trained network as a Keras file, so a served model
+needs neither bnlab installed nor its training code. TensorFlow is imported in
+``load_context``, after tf_runtime's settings (the kernels pinned to give the same bytes on
+every CPU, one thread), and the network runs through fixed_order's compiled inference in
+blocks of the same rows as the estimator's ``predict_proba``: the same probabilities, byte for
+byte, and no Keras progress bar or structure warning per request.
 
 Request params (in the signature): ``output`` = ``digit`` (default) or ``probabilities``.
 The network's class index is the digit: MNIST's classes are 0..9 in order.
@@ -23,7 +25,6 @@ INPUT = "pixels"  # float32 rows of 784 raw pixel values, 0..255
 OUTPUT_PARAM = "output"
 OUTPUTS = ("digit", "probabilities")  # the first is the default
 NETWORK = "network"  # the artifact: the trained Keras network (logits out)
-CHUNK_ROWS = 2048  # rows per network call: bounded memory for big requests
 
 
 def chosen_output(params: dict | None) -> str:
@@ -36,9 +37,13 @@ def chosen_output(params: dict | None) -> str:
 
 class DigitClassifier(PythonModel):
     def load_context(self, context):
-        from tf_runtime import keras  # logged beside this file (code_paths): settings first
+        # Logged beside this file (code_paths): TensorFlow's settings first, then the layer
+        # the network is made of and the inference that the estimator uses too.
+        from tf_runtime import keras
+        from fixed_order import compile_logits
 
-        self._network = keras.saving.load_model(context.artifacts[NETWORK], compile=False)
+        network = keras.saving.load_model(context.artifacts[NETWORK], compile=False)
+        self._logits = compile_logits(network)
 
     # The hint keeps MLflow from asking for type hints (a warning wherever this file is loaded):
     # an ndarray hint tells it to leave the input to the signature.
@@ -46,9 +51,7 @@ class DigitClassifier(PythonModel):
         """``model_input``: an n×784 array of raw pixels, or ``{INPUT: array}``."""
         output = chosen_output(params)
         pixels = model_input[INPUT] if isinstance(model_input, dict) else model_input
-        pixels = np.asarray(pixels, np.float32)
-        chunks = [pixels[i : i + CHUNK_ROWS] for i in range(0, len(pixels), CHUNK_ROWS)] or [pixels]
-        logits = np.concatenate([np.asarray(self._network(chunk, training=False)) for chunk in chunks])
+        logits = self._logits(np.asarray(pixels, np.float32))
         proba = softmax(logits.astype(np.float64), axis=1)  # as the estimator's predict_proba
         return proba if output == "probabilities" else proba.argmax(axis=1).astype(np.int64)
 
