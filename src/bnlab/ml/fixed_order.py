@@ -69,27 +69,22 @@ class FixedOrderDense(keras.layers.Dense):
 
 def compile_logits(network, rows: int = INFERENCE_ROWS):
     """``logits(X)`` of ``network`` in inference mode for all rows of ``X`` (uint8 or float32,
-    an array or a tensor), ``rows`` at a time: one XLA loop over the whole blocks, and the last
-    rows padded with zeros to one more block. Every row is computed in a block of the same shape
-    at the same place whatever else is in the call, so the served model and the estimator give
-    the same bytes."""
-
-    @tf.function(jit_compile=True)
-    def blocks(x):
-        n_blocks, width = x.shape[0] // rows, x.shape[1]
-        out = tf.TensorArray(tf.float32, size=n_blocks)
-        for i in tf.range(n_blocks):
-            block = tf.cast(tf.slice(x, [i * rows, 0], [rows, width]), tf.float32)
-            out = out.write(i, network(block, training=False))
-        return tf.reshape(out.stack(), [n_blocks * rows, -1])
+    an array or a tensor): ``rows`` float32 rows per call of one XLA-compiled function, the last
+    block padded with zeros. One shape, so one compilation whatever the number of rows; and
+    every row is computed in a block of that shape at the same place whatever else is in it, so
+    the served model and the estimator give the same bytes."""
+    compiled = tf.function(lambda block: network(block, training=False), jit_compile=True,
+                           input_signature=[tf.TensorSpec([rows, network.input_shape[-1]], tf.float32)])
 
     def logits(X) -> np.ndarray:
         x = tf.convert_to_tensor(X)
-        whole = int(x.shape[0]) // rows * rows
-        parts = [blocks(x[:whole]).numpy()] if whole else []
-        if whole < x.shape[0]:
-            tail = tf.pad(x[whole:], [[0, rows - (int(x.shape[0]) - whole)], [0, 0]])
-            parts.append(blocks(tail).numpy()[: int(x.shape[0]) - whole])
-        return np.concatenate(parts) if parts else np.zeros((0, network.output_shape[-1]), np.float32)
+        n = int(x.shape[0])
+        out = np.empty((n, network.output_shape[-1]), np.float32)
+        for start in range(0, n, rows):
+            block = tf.cast(x[start : start + rows], tf.float32)  # in TensorFlow: no NumPy copy
+            if block.shape[0] < rows:
+                block = tf.pad(block, [[0, rows - block.shape[0]], [0, 0]])
+            out[start : start + rows] = compiled(block).numpy()[: n - start]
+        return out
 
     return logits
