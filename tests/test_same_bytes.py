@@ -134,6 +134,20 @@ def test_the_fixed_order_product_is_the_product_and_so_are_its_gradients():
     assert not np.array_equal(fixed.numpy(), plain.numpy())  # one long sum rounds otherwise
 
 
+def test_a_rows_logits_do_not_depend_on_what_else_is_in_the_call():
+    keras.utils.set_random_seed(0)
+    network = build_mlp(784, 10, (32,), batch_norm=True, rescale=1 / 255)
+    logits = fixed_order.compile_logits(network)
+    rows = fixed_order.INFERENCE_ROWS
+    pixels = np.random.default_rng(0).integers(0, 256, (fixed_order.BLOCKS_PER_CALL * rows + 1500, 784), np.uint8)
+    everything = logits(pixels)  # a call of many blocks, then one block, then a padded tail
+    assert np.array_equal(everything[:rows], logits(pixels[:rows]))  # one block alone
+    assert np.array_equal(everything[-1500:], logits(pixels[-1500:]))  # other neighbours, other padding
+    assert np.array_equal(everything[5:6], logits(pixels[5:6]))  # a row alone
+    np.testing.assert_allclose(everything[:50], network(pixels[:50].astype(np.float32), training=False),
+                               rtol=1e-5, atol=1e-5)
+
+
 # --- one template per configuration: no fit sees another's state ------------------------------
 
 

@@ -6,8 +6,8 @@ blocks' partial sums one after another: so the 784-long sums of the first layer 
 different order on a 32 KiB-L1 machine than on a 48 KiB one. Its single-threaded heuristic
 (``evaluateProductBlockingSizesHeuristic`` in Eigen's ``GeneralBlockPanelKernel.h``) gives
 ``kc = ((L1 - 384) / 112)`` rounded down to a multiple of 8 for float with 8-float packets: 288
-at 32 KiB, the smallest L1 of any x86-64 CPU with AVX2, and more for larger caches; a sum of at
-most ``kc`` terms is not cut. So every product here sums at most :data:`CHUNK` terms in one
+at 32 KiB (the smallest L1 data cache of Intel's and AMD's CPUs with AVX2), 432 at 48 KiB; a sum
+of at most ``kc`` terms is not cut. So every product here sums at most :data:`CHUNK` terms in one
 piece and adds those pieces in a fixed order, in the forward pass and in both gradients.
 
 This file travels with the served model (beside ``tf_runtime.py``), so it imports nothing of
@@ -24,7 +24,8 @@ else:  # fixed_order.py beside the served model, where bnlab need not be install
     from tf_runtime import keras, tf
 
 CHUNK = 256  # < 288, Eigen's smallest block on a CPU with AVX2 (see above)
-INFERENCE_ROWS = 1024  # rows per compiled inference call: one shape, one compilation
+INFERENCE_ROWS = 1024  # rows per block of inference
+BLOCKS_PER_CALL = 16  # blocks per compiled call while the rows last (fewer calls, two shapes)
 
 
 def chunk_bounds(length: int) -> list[tuple[int, int]]:
@@ -67,24 +68,43 @@ class FixedOrderDense(keras.layers.Dense):
         return self.activation(outputs) if self.activation is not None else outputs
 
 
+def _blocks_function(network, rows: int, blocks: int):
+    """One XLA-compiled call: ``blocks`` blocks of ``rows`` rows, one after another, each cast
+    to float32 inside (a uint8 block is a quarter of the bytes to move; compiled per dtype)."""
+    width = network.input_shape[-1]
+
+    @tf.function(jit_compile=True)
+    def run(x):
+        out = tf.TensorArray(tf.float32, size=blocks)
+        for i in tf.range(blocks):
+            block = tf.cast(tf.slice(x, [i * rows, 0], [rows, width]), tf.float32)
+            out = out.write(i, network(block, training=False))
+        return tf.reshape(out.stack(), [blocks * rows, -1])
+
+    return run
+
+
 def compile_logits(network, rows: int = INFERENCE_ROWS):
     """``logits(X)`` of ``network`` in inference mode for all rows of ``X`` (uint8 or float32,
-    an array or a tensor): ``rows`` float32 rows per call of one XLA-compiled function, the last
-    block padded with zeros. One shape, so one compilation whatever the number of rows; and
-    every row is computed in a block of that shape at the same place whatever else is in it, so
-    the served model and the estimator give the same bytes."""
-    compiled = tf.function(lambda block: network(block, training=False), jit_compile=True,
-                           input_signature=[tf.TensorSpec([rows, network.input_shape[-1]], tf.float32)])
+    an array or a tensor), in blocks of ``rows`` rows: :data:`BLOCKS_PER_CALL` blocks per call
+    while that many remain, then one at a time, the last padded with zeros. Two compiled shapes
+    (per input dtype) whatever the number of rows; and every row is computed in a block of the same shape at the
+    same place whatever else is in it, so the served model and the estimator give the same
+    bytes."""
+    many, one = _blocks_function(network, rows, BLOCKS_PER_CALL), _blocks_function(network, rows, 1)
 
     def logits(X) -> np.ndarray:
         x = tf.convert_to_tensor(X)
         n = int(x.shape[0])
         out = np.empty((n, network.output_shape[-1]), np.float32)
-        for start in range(0, n, rows):
-            block = tf.cast(x[start : start + rows], tf.float32)  # in TensorFlow: no NumPy copy
-            if block.shape[0] < rows:
-                block = tf.pad(block, [[0, rows - block.shape[0]], [0, 0]])
-            out[start : start + rows] = compiled(block).numpy()[: n - start]
+        start = 0
+        while start < n:
+            size = BLOCKS_PER_CALL * rows if n - start >= BLOCKS_PER_CALL * rows else rows
+            block = x[start : start + size]
+            if block.shape[0] < size:
+                block = tf.pad(block, [[0, size - block.shape[0]], [0, 0]])
+            out[start : start + size] = (many if size > rows else one)(block).numpy()[: n - start]
+            start += size
         return out
 
     return logits
