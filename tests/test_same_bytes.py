@@ -113,6 +113,23 @@ def test_no_sum_in_the_compiled_programs_is_longer_than_a_chunk(hidden_units, ba
         assert max(lengths) < batch_size
 
 
+def test_the_training_step_compiles_once_for_every_chunk_of_steps():
+    # XLA compiles anew for each value of an input it must know at compile time (a Range op's
+    # bounds, for one): then every chunk between two probes would compile for seconds.
+    keras.utils.set_random_seed(0)
+    model = build_mlp(784, 10, (8,), batch_norm=True)
+    optimizer = build_optimizer("adam", 0.01)
+    optimizer.build(model.trainable_variables)
+    steps = loop.compile_train_steps(model, optimizer, 4)
+    whole, _ = loop.epoch_batches(np.arange(16), 4)
+    data = (tf.zeros([16, 784]), tf.zeros([16], tf.int32), whole)
+
+    def program(first: int, count: int) -> str:
+        return steps.compiled.experimental_get_compiler_ir(*data, tf.constant(first), tf.constant(count))(stage="hlo")
+
+    assert program(0, 1) == program(1, 3) == program(3, 1)  # bounds are inputs, not constants
+
+
 def test_the_fixed_order_product_is_the_product_and_so_are_its_gradients():
     rng = np.random.default_rng(0)
     a, b = rng.normal(size=(70, 784)).astype(np.float32), rng.normal(size=(784, 9)).astype(np.float32)

@@ -69,14 +69,19 @@ def compile_train_steps(model, optimizer, batch_size: int):
         loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
         network, variables = template.model, template.model.trainable_variables
 
-        @tf.function(jit_compile=True)
+        # A plain while loop, not autograph's `for ... in tf.range`: that leaves a Range op whose
+        # bounds XLA must know when compiling, so every new (first, count) compiled anew.
+        @tf.function(jit_compile=True, autograph=False)
         def steps(x, y, batches, first, count):
-            for step in tf.range(first, first + count):
-                batch = batches[step]
+            def step(index):
+                batch = tf.gather(batches, index)
                 xb, yb = tf.cast(tf.gather(x, batch), tf.float32), tf.gather(y, batch)
                 with tf.GradientTape() as tape:
                     loss = loss_fn(yb, network(xb, training=True))
                 twin.apply_gradients(zip(tape.gradient(loss, variables), variables))
+                return index + 1
+
+            tf.while_loop(lambda index: index < first + count, step, [first])
 
         return steps
 
