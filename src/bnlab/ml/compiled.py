@@ -81,19 +81,19 @@ class NetworkTemplate:
 
 class _Holding:
     def __init__(self, template: NetworkTemplate, pairs: list, write_back: bool):
-        self.template, self.pairs, self.write_back = template, pairs, write_back
+        self.template, self.write_back = template, write_back
+        self.template_vars = [v for template_vars, _ in pairs for v in template_vars]
+        self.own = [v for _, own in pairs for v in own]
 
     def __enter__(self):
         self.template.lock.acquire()
-        for template_vars, own in self.pairs:
-            _copy(template_vars, own)
+        _copy(self.template_vars, self.own)
         return self.template
 
     def __exit__(self, *exc):
         try:
             if self.write_back and exc[0] is None:
-                for template_vars, own in self.pairs:
-                    _copy(own, template_vars)
+                _copy(self.own, self.template_vars)
         finally:
             self.template.lock.release()
 

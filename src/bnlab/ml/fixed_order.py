@@ -31,9 +31,10 @@ BLOCKS_PER_CALL = 16  # blocks per compiled call while the rows last (fewer call
 def chunk_bounds(length: int) -> list[tuple[int, int]]:
     """``length`` terms cut into the fewest equal pieces of at most :data:`CHUNK` (the last one
     may be shorter): 784 → four of 196."""
-    pieces = -(-length // CHUNK)
-    size = -(-length // pieces) if pieces else 0
-    return [(start, min(start + size, length)) for start in range(0, length, size or 1)]
+    if length <= 0:
+        return []
+    size = -(-length // -(-length // CHUNK))  # ceil(length / number of pieces)
+    return [(start, min(start + size, length)) for start in range(0, length, size)]
 
 
 def _chunked(a, b):
@@ -47,7 +48,8 @@ def _chunked(a, b):
 @tf.custom_gradient
 def fixed_order_matmul(a, b):
     """``a @ b`` for 2-D ``a``, ``b``, every sum over at most :data:`CHUNK` terms; the gradients
-    (``dy @ b.T`` and ``a.T @ dy``, whose sums run over the batch) are cut the same way."""
+    are cut the same way (``dy @ b.T`` sums over the layer's outputs, ``a.T @ dy`` over the
+    batch)."""
 
     def gradient(dy):
         return fixed_order_matmul(dy, tf.transpose(b)), fixed_order_matmul(tf.transpose(a), dy)
