@@ -21,7 +21,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # `dvc plots show`'s page, with Vega inlined from npm (package-lock.json), so it draws offline.
 PLOTS_PAGE := .dvc/plots/offline.html
 
-.PHONY: run run-all test test-slow test-all docs lock ui server serve clean-venv
+.PHONY: run run-all test test-slow test-all lock ui server serve clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,7 +39,7 @@ run: $(STAMP) $(PLOTS_PAGE)
 	$(BIN)/dvc repro report@$(EXPERIMENT)
 	@$(BIN)/bnlab summary $(EXPERIMENT)
 
-## run-all: every experiment declared in params.yaml (about 10 minutes on 2 cores)
+## run-all: every experiment declared in params.yaml, then docs/results.md (README: make run-all's time)
 run-all: $(STAMP) $(PLOTS_PAGE)
 	$(BIN)/dvc repro
 	@$(BIN)/bnlab summary
@@ -56,15 +56,6 @@ test-slow: $(STAMP) $(PLOTS_PAGE)
 
 test-all: test test-slow
 
-## docs: copy the figures the README shows from reports/ (after `make run-all`)
-DOC_FIGURES := notebook/val_accuracy notebook/input_median_by_layer notebook/dead_units \
-	ioffe2015/test_accuracy_by_step ioffe2015_slow/test_accuracy_by_step \
-	ioffe2015/percentiles_layer3_unit0 ioffe2015_slow/percentiles_layer3_unit0 \
-	noisy_bn/test_accuracy_by_step lr_sweep/test_accuracy_vs_learning_rate lr_sweep/final_train_loss_vs_learning_rate
-docs:
-	@for figure in $(DOC_FIGURES); do \
-	    cp reports/$${figure%%/*}/figures/$${figure#*/}.png docs/$$(echo $$figure | tr / _).png; done
-	@mv docs/notebook_val_accuracy.png docs/val_accuracy.png
 
 ## lock: re-pin every dependency from pyproject.toml into requirements.lock
 lock: $(STAMP)

@@ -22,7 +22,7 @@ def test_project_params_load_with_the_reference_defaults():
         settings = notebook.settings(variant)
         assert settings.hidden_units == [32, 32] and settings.learning_rate == 0.01
         assert settings.batch_size == 32 and settings.epochs == 10 and settings.batch_norm is batch_norm
-    assert notebook.seeds == [0, 1, 2]
+    assert notebook.seeds == list(range(10))  # README: Seeds
 
 
 def test_the_shipped_experiments_are_what_the_papers_describe():
@@ -228,7 +228,7 @@ def test_a_grid_gives_every_combination_for_every_variant_and_seed():
     sweep = parse_params(raw).experiment("lr_sweep")
     assert sweep.grid_points()[1] == (("learning_rate", 0.001), ("hidden_units", [32, 32]))
     names = [job.name for job in jobs("lr_sweep", sweep)]
-    assert len(names) == len(set(names)) == 2 * 2 * 2 * 3  # points × variants × seeds
+    assert len(names) == len(set(names)) == 2 * 2 * 2 * len(sweep.seeds)  # points × variants × seeds
     assert names[:2] == ["batchnorm-learning_rate=0.001,hidden_units=16-seed0",
                          "plain-learning_rate=0.001,hidden_units=16-seed0"]
     settings = sweep.settings("plain", sweep.grid_points()[1])
@@ -238,7 +238,7 @@ def test_a_grid_gives_every_combination_for_every_variant_and_seed():
 def test_the_shipped_learning_rate_sweep_is_the_issue_s():
     sweep = load_params(PROJECT / "params.yaml").experiment("lr_sweep")
     assert sweep.grid == {"learning_rate": [1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 1e-1]}
-    assert sweep.seeds == [0, 1, 2] and sweep.settings("batchnorm").epochs == 10
+    assert sweep.seeds == list(range(10)) and sweep.settings("batchnorm").epochs == 10
     notebook = load_params(PROJECT / "params.yaml").experiment("notebook")
     for variant in ("batchnorm", "plain"):  # the notebook's network, but for the learning rate
         assert sweep.settings(variant).model_dump(exclude={"learning_rate"}) == \

@@ -9,7 +9,7 @@ import yaml
 
 from bnlab.core import imports
 from bnlab.experiments.params import ExperimentParams
-from bnlab.pipeline.stages import DATA_STAGES, EXPERIMENT_STAGES
+from bnlab.pipeline.stages import DATA_STAGES, EXPERIMENT_STAGES, PUBLISHING_STAGES
 from helpers import PROJECT
 
 STAGES = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
@@ -34,7 +34,7 @@ def expanded(dep: str) -> set[str]:
 
 
 def test_the_stages_are_the_ones_the_code_has():
-    assert set(STAGES) == {*DATA_STAGES, *EXPERIMENT_STAGES}
+    assert set(STAGES) == {*DATA_STAGES, *EXPERIMENT_STAGES, *PUBLISHING_STAGES}
     for stage in STAGES:
         cmd = STAGES[stage].get("do", STAGES[stage])["cmd"]
         assert cmd.split()[:3] == ["python", "-m", f"bnlab.pipeline.stages.{stage}"], cmd

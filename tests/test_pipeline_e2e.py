@@ -58,10 +58,11 @@ def test_outputs_follow_the_contracts(project):
     assert set(metrics["comparison"]) == set(CHALLENGERS)
     for variant in CHALLENGERS:
         comp = metrics["comparison"][variant]
-        assert set(comp) == {"test_accuracy_gain", "p_value", "seeds"} and comp["seeds"] == 2
+        assert set(comp) == {"test_accuracy_gain", "gain_ci_low", "gain_ci_high", "effect_size_dz", "p_value",
+                             "p_exact", "p_holm", "detectable_gain", "seeds"} and comp["seeds"] == 2
         gain = metrics[variant]["test_accuracy_mean"] - metrics["plain"]["test_accuracy_mean"]
         assert comp["test_accuracy_gain"] == pytest.approx(gain, abs=1e-5)
-        assert 0 <= comp["p_value"] <= 1
+        assert 0 <= comp["p_value"] <= comp["p_holm"] <= 1 and comp["p_exact"] >= 0.5  # 2 pairs: 2 / 2^2 at least
     figures = {p.name for p in (root / REPORTS / "figures").iterdir()}
     assert {"train_loss.png", "train_accuracy.png", "val_loss.png", "val_accuracy.png",
             "confusion_matrices.png", "test_accuracy_by_step.png", "percentiles_layer1_unit0.png",
@@ -208,7 +209,8 @@ def test_parent_run_carries_the_comparison(store):
     assert {"comparison.md", "metrics.json", "figures"} <= artifacts
     assert "figures/val_accuracy.png" in figures and "figures/confusion_matrices.png" in figures
     assert {"batchnorm_test_accuracy_mean", "bn_after_test_accuracy_mean", "plain_test_accuracy_mean",
-            "batchnorm_test_accuracy_gain", "bn_after_p_value"} <= set(parent.data.metrics)
+            "batchnorm_test_accuracy_gain", "bn_after_p_value", "bn_after_p_holm", "batchnorm_gain_ci_low",
+            "batchnorm_gain_ci_high"} <= set(parent.data.metrics)
 
 
 def test_logged_model_loads_and_predicts_digits(project, store):

@@ -21,33 +21,49 @@ def _over_seeds(frame: pd.DataFrame, by: list[str], column: str) -> pd.DataFrame
     return stats.reset_index(drop=True)
 
 
-def drift(probes: pd.DataFrame) -> pd.DataFrame:
+def drift_per_run(probes: pd.DataFrame) -> pd.DataFrame:
     """Covariate shift, measured: how far the median input to each layer's nonlinearity (all
     units pooled) moves from the first probe to the last, in units of its 15–85th percentile
-    width at the last probe. 0: the distribution stayed put; 1: it moved by its own width."""
+    width at the last probe. 0: the distribution stayed put; 1: it moved by its own width.
+    One row per (variant, seed, layer)."""
     pooled = probes[probes["unit"] == POOLED].sort_values("step")
     ends = pooled.groupby(["variant", "seed", "layer"], observed=True, sort=False).agg(
         first_p50=("p50", "first"), last_p50=("p50", "last"), last_p15=("p15", "last"),
         last_p85=("p85", "last")).reset_index()
     ends["drift"] = (ends["last_p50"] - ends["first_p50"]).abs() / (ends["last_p85"] - ends["last_p15"])
-    return _over_seeds(ends, ["variant", "layer"], "drift")
+    return ends[["variant", "seed", "layer", "drift"]]
+
+
+def drift(probes: pd.DataFrame) -> pd.DataFrame:
+    """:func:`drift_per_run`'s mean and std over seeds, per (variant, layer)."""
+    return _over_seeds(drift_per_run(probes), ["variant", "layer"], "drift")
+
+
+def dead_per_run(probes: pd.DataFrame) -> pd.DataFrame:
+    """The fraction of dead units per (variant, seed, layer): at the last probe (``final``) and
+    the most at any probe (``peak``)."""
+    pooled = probes[probes["unit"] == POOLED].sort_values("step")
+    return pooled.groupby(["variant", "seed", "layer"], observed=True, sort=False).agg(
+        final=("dead_fraction", "last"), peak=("dead_fraction", "max")).reset_index()
 
 
 def dead_units(probes: pd.DataFrame) -> pd.DataFrame:
-    """The fraction of dead units per layer at the last probe, and the most at any probe."""
-    pooled = probes[probes["unit"] == POOLED].sort_values("step")
-    per_run = pooled.groupby(["variant", "seed", "layer"], observed=True, sort=False).agg(
-        final=("dead_fraction", "last"), peak=("dead_fraction", "max")).reset_index()
+    """:func:`dead_per_run`'s mean and std over seeds, per (variant, layer)."""
+    per_run = dead_per_run(probes)
     final = _over_seeds(per_run, ["variant", "layer"], "final")
     peak = _over_seeds(per_run, ["variant", "layer"], "peak")
     return final.merge(peak, on=["variant", "layer", "seeds"], suffixes=("_final", "_peak"))
 
 
+def nearest_steps(steps: pd.DataFrame, at: list[int]) -> list[int]:
+    """The probed steps nearest to each of ``at``."""
+    measured = sorted(steps["step"].unique())
+    return sorted({min(measured, key=lambda s: abs(s - target)) for target in at})
+
+
 def accuracy_at(steps: pd.DataFrame, at: list[int], column: str = "test_accuracy") -> pd.DataFrame:
     """``column`` at the probes nearest to each of ``at`` steps, mean and std over seeds."""
-    measured = sorted(steps["step"].unique())
-    nearest = {min(measured, key=lambda s: abs(s - target)) for target in at}
-    picked = steps[steps["step"].isin(nearest)]
+    picked = steps[steps["step"].isin(nearest_steps(steps, at))]
     return _over_seeds(picked, ["variant", "step"], column)
 
 
@@ -65,12 +81,13 @@ def _mean_std(row, column: str = "", scale: float = 1.0, digits: int = 2) -> str
     return f"{mean:.{digits}f} ± {0.0 if pd.isna(std) else std:.{digits}f}"
 
 
-def probe_markdown(probes: pd.DataFrame, steps: pd.DataFrame) -> str:
-    """The probe numbers as tables (mean ± std over seeds) for comparison.md; empty without probes."""
+def probe_markdown(probes: pd.DataFrame, steps: pd.DataFrame, heading: str = "##") -> str:
+    """The probe numbers as tables (mean ± std over seeds) under a ``heading``-level title;
+    empty without probes."""
     if probes.empty:
         return ""
     last = int(steps["step"].max())
-    lines = ["", "## Inside the networks (probes)", "",
+    lines = ["", f"{heading} Inside the networks (probes)", "",
              "Drift: how far the median input to a layer's nonlinearity (all units pooled) moved from "
              "the first probe to the last, in units of its 15-85th percentile width at the end.", "",
              "| variant | layer | drift | dead units at the end | dead units at most |", "|---|---|---|---|---|"]

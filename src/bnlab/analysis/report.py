@@ -13,7 +13,7 @@ import pandas as pd
 
 from bnlab.analysis import figures as plots
 from bnlab.analysis.probe_tables import probe_markdown
-from bnlab.analysis.statistics import comparison_markdown, format_p, mean_history, summarize
+from bnlab.analysis.statistics import comparison_markdown, format_p, gain_with_interval, mean_history, summarize
 from bnlab.analysis.sweep import curve_stats, point_summaries, sweep_frame
 from bnlab.experiments.jobs import jobs, model_dir, ordered_variants
 from bnlab.experiments.params import COMPARISON_KEY, ExperimentParams
@@ -71,8 +71,8 @@ class Report:
         """One line per comparison, for the stage's log."""
         points = self.summary.items() if self.grid_keys else [("", self.summary)]
         return [f"{' '.join(filter(None, (variant, label)))} vs {self.experiment.baseline}: "
-                f"{100 * comp['test_accuracy_gain']:+.2f} points over {comp['seeds']} seeds "
-                f"(p = {format_p(comp['p_value'])})"
+                f"{gain_with_interval(comp)} points over {comp['seeds']} seeds "
+                f"(p = {format_p(comp['p_value'])}, Holm {format_p(comp['p_holm'])})"
                 for label, point_summary in points for variant, comp in point_summary[COMPARISON_KEY].items()]
 
 
@@ -188,6 +188,5 @@ def aggregate_metrics(summary: dict, grid: bool = False) -> dict[str, float]:
     flat = {f"{variant}_{key}": value for variant, row in summary.items() if variant != COMPARISON_KEY
             for key, value in row.items()}
     for variant, comp in summary[COMPARISON_KEY].items():
-        flat[f"{variant}_test_accuracy_gain"] = comp["test_accuracy_gain"]
-        flat[f"{variant}_p_value"] = comp["p_value"]
+        flat |= {f"{variant}_{key}": value for key, value in comp.items() if key != "seeds"}
     return {k: v for k, v in flat.items() if v is not None}

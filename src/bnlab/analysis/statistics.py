@@ -1,23 +1,126 @@
-"""Variants across seeds: summary statistics, each variant against the baseline with a paired
-test, and the comparison table."""
+"""Variants across seeds: summary statistics, each variant against the baseline, and the
+comparison table.
+
+A comparison pairs a variant's seed with the baseline's same seed (a pair shares the split, the
+initial-weights draw and the batch order) and reports, from SciPy and statsmodels:
+- the mean paired difference and its 95% t-interval;
+- the effect size d_z (mean difference over the differences' standard deviation);
+- the paired t-test's p and the exact sign-flip (paired permutation) test's p, which assumes
+  nothing of the differences' distribution but cannot go below 2 / 2^n for n pairs;
+- the smallest difference these seeds could detect (power 0.8, α 0.05), from the observed
+  spread of the differences;
+- the Holm-adjusted t-test p over every comparison of the experiment (its variants and grid
+  points), controlling the family-wise error at α.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
+from statsmodels.stats.multitest import multipletests
+from statsmodels.stats.power import TTestPower
 
 from bnlab.analysis.columns import PER_SEED_COLUMNS
 from bnlab.experiments.params import COMPARISON_KEY
 
-TEST = "paired t-test on test accuracy; a pair shares the split and the seed (initial weights draw, batch order)"
+ALPHA = 0.05  # every test and interval: two-sided, 95%
+POWER = 0.8  # for the smallest detectable difference
+TEST = ("Pairs share the split and the seed (initial weights, batch order). Gain: the mean paired "
+        "difference with its 95% t-interval; d_z: that mean over the differences' standard deviation; "
+        "p: paired t-test; p exact: sign-flip permutation test over all 2^n sign patterns; "
+        "p Holm: the t-test's p, Holm-adjusted over every comparison of this experiment; detectable: the "
+        f"smallest gain these seeds would find with power {POWER} at α = {ALPHA}, given the differences' spread")
+# Accuracies are multiples of 1/n_test: differences equal up to float rounding are equal.
+TIE = 1e-12
+
+
+@dataclass(frozen=True)
+class Paired:
+    """One paired comparison: the statistics of ``variant − baseline`` over n seeds. Undefined
+    ones (fewer than 2 pairs; d_z with no spread) are NaN."""
+
+    n: int
+    mean: float
+    ci_low: float
+    ci_high: float
+    d_z: float
+    p_value: float
+    p_exact: float
+    detectable: float
+
+
+def paired(diff: np.ndarray) -> Paired:
+    """The statistics of the paired differences ``diff`` (NaN pairs dropped)."""
+    diff = np.asarray(diff, dtype=float)
+    diff = diff[~np.isnan(diff)]
+    n, nan = len(diff), float("nan")
+    if n < 2:
+        return Paired(n, float(diff.mean()) if n else nan, nan, nan, nan, nan, nan, nan)
+    mean, sd = float(diff.mean()), float(diff.std(ddof=1))
+    if np.ptp(diff) < TIE:  # the same difference for every seed: t is infinite, or 0/0
+        p_value = 0.0 if abs(mean) > TIE else 1.0
+        ci_low = ci_high = mean
+        sd = 0.0
+    else:
+        test = stats.ttest_1samp(diff, 0.0)
+        p_value = float(test.pvalue)
+        ci_low, ci_high = (float(x) for x in test.confidence_interval(1 - ALPHA))
+    d_z = mean / sd if sd > 0 else nan
+    return Paired(n, mean, ci_low, ci_high, d_z, p_value, sign_flip_p(diff), detectable_difference(n, sd))
+
+
+def sign_flip_p(diff: np.ndarray) -> float:
+    """Two-sided exact paired permutation test: the mean difference against its value under every
+    one of the 2^n ways of flipping the pairs' signs."""
+    return float(stats.permutation_test((diff,), np.mean, permutation_type="samples", n_resamples=np.inf,
+                                        alternative="two-sided").pvalue)
+
+
+def detectable_difference(n: int, sd: float) -> float:
+    """The smallest mean difference a paired t-test on n pairs with this spread detects with
+    power POWER at ALPHA (statsmodels' power of the one-sample t-test, in units of sd)."""
+    effect = TTestPower().solve_power(nobs=n, alpha=ALPHA, power=POWER, alternative="two-sided")
+    return float(effect) * sd
+
+
+def holm(p_values: list[float]) -> list[float]:
+    """Holm's step-down adjustment of a family of p-values (NaN ones stay NaN, outside it)."""
+    values = np.asarray(p_values, dtype=float)
+    adjusted = np.full(len(values), np.nan)
+    defined = ~np.isnan(values)
+    if defined.any():
+        adjusted[defined] = multipletests(values[defined], alpha=ALPHA, method="holm")[1]
+    return adjusted.tolist()
+
+
+def adjusted_interval(diff: np.ndarray, p_value: float, p_holm: float) -> tuple[float, float]:
+    """The t-interval whose level matches the Holm adjustment: confidence 1 − α·p/p_holm, so it
+    excludes 0 exactly when p_holm < α (for a t-test, p < α' ⇔ the (1 − α') interval excludes 0)."""
+    diff = np.asarray(diff, dtype=float)
+    diff = diff[~np.isnan(diff)]
+    if len(diff) < 2 or math.isnan(p_holm):
+        return float("nan"), float("nan")
+    if np.ptp(diff) < TIE or p_value == 0.0:
+        return float(diff.mean()), float(diff.mean())
+    level = 1 - ALPHA * p_value / p_holm
+    return tuple(float(x) for x in stats.ttest_1samp(diff, 0.0).confidence_interval(level))
 
 
 def _clean(value: float | None) -> float | None:
     """Rounded for stable, readable JSON; None where a statistic is undefined (one seed)."""
     return None if value is None or math.isnan(value) else round(float(value), 6)
+
+
+def comparison_entry(test: Paired, p_holm: float = float("nan")) -> dict:
+    """metrics.json's ``comparison.<variant>`` (the names design.md's contract gives)."""
+    return {"test_accuracy_gain": _clean(test.mean), "gain_ci_low": _clean(test.ci_low),
+            "gain_ci_high": _clean(test.ci_high), "effect_size_dz": _clean(test.d_z),
+            "p_value": _clean(test.p_value), "p_exact": _clean(test.p_exact), "p_holm": _clean(p_holm),
+            "detectable_gain": _clean(test.detectable), "seeds": int(test.n)}
 
 
 def per_seed_frame(results: list[dict], variants: list[str]) -> pd.DataFrame:
@@ -27,10 +130,18 @@ def per_seed_frame(results: list[dict], variants: list[str]) -> pd.DataFrame:
     return frame.sort_values(["variant", "seed"]).reset_index(drop=True)
 
 
-def summarize(per_seed: pd.DataFrame, baseline: str) -> dict:
+def paired_differences(per_seed: pd.DataFrame, variant: str, baseline: str,
+                       column: str = "test_accuracy") -> np.ndarray:
+    """``column`` of ``variant`` minus the baseline's, per seed both have."""
+    by_seed = per_seed.pivot(index="seed", columns="variant", values=column)
+    pairs = by_seed[[variant, baseline]].dropna()
+    return (pairs[variant] - pairs[baseline]).to_numpy()
+
+
+def summarize(per_seed: pd.DataFrame, baseline: str, adjust: bool = True) -> dict:
     """The metrics.json schema: per variant the mean and std of test accuracy and the mean test
-    loss across seeds; ``comparison[variant]``: its gain over the baseline, the paired test's
-    p-value and the number of paired seeds."""
+    loss across seeds; ``comparison[variant]``: :func:`comparison_entry` of its gain over the
+    baseline. ``adjust``: Holm over these comparisons (a grid adjusts over all its points)."""
     summary = {}
     for variant, rows in per_seed.groupby("variant", observed=True, sort=True):
         acc = rows["test_accuracy"].to_numpy()
@@ -39,60 +150,69 @@ def summarize(per_seed: pd.DataFrame, baseline: str) -> dict:
             "test_accuracy_std": _clean(acc.std(ddof=1) if len(acc) > 1 else 0.0),
             "test_loss_mean": _clean(rows["test_loss"].mean()),
         }
-    by_seed = per_seed.pivot(index="seed", columns="variant", values="test_accuracy")
-    summary[COMPARISON_KEY] = {}
-    for variant in summary:
-        if variant in (baseline, COMPARISON_KEY):
-            continue
-        pairs = by_seed[[variant, baseline]].dropna()
-        a, b = pairs[variant].to_numpy(), pairs[baseline].to_numpy()
-        summary[COMPARISON_KEY][variant] = {
-            "test_accuracy_gain": _clean((a - b).mean() if len(a) else float("nan")),
-            "p_value": _clean(paired_p_value(a, b)),
-            "seeds": int(len(a)),
-        }
+    tests = {variant: paired(paired_differences(per_seed, variant, baseline))
+             for variant in summary if variant != baseline}
+    summary[COMPARISON_KEY] = {variant: comparison_entry(test) for variant, test in tests.items()}
+    if adjust:
+        adjust_holm(list(summary[COMPARISON_KEY].values()))
     return summary
 
 
-def paired_p_value(a: np.ndarray, b: np.ndarray) -> float:
-    """Two-sided paired t-test; NaN below 2 pairs. Identical differences (zero variance): t is
-    infinite, p = 0, or undefined for no difference at all, p = 1."""
-    if len(a) < 2:
-        return float("nan")
-    diff = np.asarray(a) - np.asarray(b)
-    if np.any(np.isnan(diff)):
-        return float("nan")
-    if np.ptp(diff) < 1e-12:  # equal up to rounding: accuracies are multiples of 1/n_test
-        return 0.0 if abs(diff[0]) > 1e-12 else 1.0
-    return float(stats.ttest_rel(a, b).pvalue)
+def adjust_holm(comparisons: list[dict]) -> None:
+    """Set each comparison's ``p_holm``: Holm over the family ``comparisons`` (in place)."""
+    p_values = [math.nan if c["p_value"] is None else c["p_value"] for c in comparisons]
+    for comparison, adjusted in zip(comparisons, holm(p_values)):
+        comparison["p_holm"] = _clean(adjusted)
 
 
 def format_p(p_value: float | None) -> str:
-    return "n/a (needs 2 seeds)" if p_value is None else f"{p_value:.3g}"
+    return "n/a (needs 2 seeds)" if p_value is None else f"{p_value:.2g}"
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
     return "n/a" if value is None else f"{100 * value:.2f}%"
 
 
+def points(value: float | None, sign: bool = True) -> str:
+    """A difference of accuracies in percentage points."""
+    return "n/a" if value is None else f"{100 * value:{'+' if sign else ''}.2f}"
+
+
+def gain_with_interval(comp: dict) -> str:
+    """``+2.44 [+1.80, +3.08]``: the gain and its 95% interval, in points."""
+    if comp["gain_ci_low"] is None:
+        return points(comp["test_accuracy_gain"])
+    return f"{points(comp['test_accuracy_gain'])} [{points(comp['gain_ci_low'])}, {points(comp['gain_ci_high'])}]"
+
+
+def _dz(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f}"
+
+
+COMPARISON_HEADER = ("variant", "test accuracy (mean ± std)", "test loss (mean)", "seeds",
+                     "gain [95% CI] (points)", "d_z", "p", "p exact", "p Holm", "detectable (points)")
+
+
 def comparison_markdown(summary: dict, baseline: str, n_seeds: dict[str, int],
-                        reference: dict[str, float] | None = None) -> str:
-    """The table that `make run` prints and reports/<experiment>/comparison.md holds."""
-    header = f"| variant | test accuracy (mean ± std) | test loss (mean) | seeds | gain over {baseline} | p |"
-    lines = [header + (" reference (1 run) |" if reference else ""),
-             "|---" * (6 + bool(reference)) + "|"]
+                        reference: dict[str, float] | None = None, footnote: bool = True) -> str:
+    """The table that `make run` prints and reports/<experiment>/comparison.md holds: every
+    variant, its gain over the baseline and the tests (see :data:`TEST`)."""
+    header = [*COMPARISON_HEADER, *(["reference (1 run)"] if reference else [])]
+    header[4] = f"gain over {baseline} [95% CI] (points)"
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for variant, row in summary.items():
         if variant == COMPARISON_KEY:
             continue
         comp = summary[COMPARISON_KEY].get(variant)
-        gain = "—" if comp is None else f"{100 * comp['test_accuracy_gain']:+.2f} points"
-        p = "—" if comp is None else format_p(comp["p_value"])
-        line = (f"| {variant} | {_pct(row['test_accuracy_mean'])} ± {_pct(row['test_accuracy_std'])} "
-                f"| {row['test_loss_mean']:.4f} | {n_seeds[variant]} | {gain} | {p} |")
+        tests = (["—"] * 6 if comp is None else
+                 [gain_with_interval(comp), _dz(comp["effect_size_dz"]), format_p(comp["p_value"]),
+                  format_p(comp["p_exact"]), format_p(comp["p_holm"]), points(comp["detectable_gain"], sign=False)])
+        cells = [variant, f"{pct(row['test_accuracy_mean'])} ± {pct(row['test_accuracy_std'])}",
+                 f"{row['test_loss_mean']:.4f}", str(n_seeds[variant]), *tests]
         if reference:
-            line += f" {_pct(reference.get(variant))} |"
-        lines.append(line)
-    return "\n".join(lines) + f"\n\n{TEST}.\n"
+            cells.append(pct(reference.get(variant)))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + (f"\n\n{TEST}.\n" if footnote else "\n")
 
 
 def mean_history(histories: list[dict[str, list[float]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pandas as pd
 
 from bnlab.analysis.columns import SWEEP_COLUMNS
-from bnlab.analysis.statistics import per_seed_frame, summarize
+from bnlab.analysis.statistics import adjust_holm, per_seed_frame, summarize
 from bnlab.experiments.jobs import point_label
+from bnlab.experiments.params import COMPARISON_KEY
 
 
 def sweep_frame(results: list[dict], histories: list[dict], grid_keys: list[str], variants: list[str]) -> pd.DataFrame:
@@ -22,12 +23,14 @@ def sweep_frame(results: list[dict], histories: list[dict], grid_keys: list[str]
 
 def point_summaries(sweep: pd.DataFrame, grid_keys: list[str], variants: list[str], baseline: str) -> dict:
     """metrics.json of a grid experiment: per point (labelled like the jobs, e.g.
-    ``learning_rate=0.001``) the usual summary of that point's per-seed results."""
+    ``learning_rate=0.001``) the usual summary of that point's per-seed results, with Holm's
+    adjustment over every comparison at every point (one family: the experiment)."""
     summaries = {}
     for values, rows in sweep.groupby(grid_keys, sort=True):
         values = values if isinstance(values, tuple) else (values,)
         label = point_label(tuple(zip(grid_keys, values)))
-        summaries[label] = summarize(per_seed_frame(rows.to_dict("records"), variants), baseline)
+        summaries[label] = summarize(per_seed_frame(rows.to_dict("records"), variants), baseline, adjust=False)
+    adjust_holm([comp for summary in summaries.values() for comp in summary[COMPARISON_KEY].values()])
     return summaries
 
 

@@ -34,3 +34,8 @@ def eval_dir(experiment: str) -> Path:
 
 def reports_dir(experiment: str) -> Path:
     return Path("reports") / experiment
+
+
+# The published results (stage `results`): the page and the figures it shows, in git.
+RESULTS_PAGE = Path("docs/results.md")
+RESULTS_FIGURES = Path("docs/figures")

@@ -16,6 +16,7 @@ COMMANDS = {
     "train": "train every job of an experiment into models/<experiment>/, each an MLflow run",
     "evaluate": "evaluate an experiment's models on the test set into eval/<experiment>/",
     "report": "statistics, tables and figures of an experiment into reports/<experiment>/",
+    "results": "every experiment's reports into docs/results.md: tables, verdicts, figures",
     "summary": "print the experiments' comparison tables and how to open the MLflow UI",
     "pipeline": "run an experiment's pipeline (dvc repro / dvc exp run) with overrides",
     "serve": "serve a trained model over HTTP (mlflow models serve)",
@@ -47,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         from bnlab.pipeline.stages import evaluate as command
     elif args.command == "report":
         from bnlab.pipeline.stages import report as command
+    elif args.command == "results":
+        from bnlab.pipeline.stages import results as command
     elif args.command == "summary":
         from bnlab.pipeline import summary as command
     elif args.command == "pipeline":

@@ -3,3 +3,4 @@ params and inputs, call the components, write outputs."""
 
 DATA_STAGES = ("download", "split")
 EXPERIMENT_STAGES = ("train", "evaluate", "report")  # one DVC stage per experiment: train@notebook
+PUBLISHING_STAGES = ("results",)  # after every report: docs/results.md

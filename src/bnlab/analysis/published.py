@@ -1,0 +1,75 @@
+"""What the results page reads of an experiment: the files its report stage wrote into
+reports/<experiment>/ (metrics.json, sweep.csv, probes.csv, steps.csv, figures/), nothing else.
+The baseline, the variants, the seeds and the grid's settings are read from them too."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from bnlab.analysis.columns import SWEEP_COLUMNS
+from bnlab.experiments.params import COMPARISON_KEY
+
+# The report's files this page reads (the results stage's deps in dvc.yaml, per experiment).
+READ = ("metrics.json", "sweep.csv", "probes.csv", "steps.csv", "figures")
+
+
+@dataclass(frozen=True)
+class ExperimentResults:
+    """One experiment's reports, as read back."""
+
+    name: str
+    description: str
+    reference: dict[str, float] | None
+    metrics: dict
+    sweep: pd.DataFrame  # one row per job
+    probes: pd.DataFrame
+    steps: pd.DataFrame
+    figures: Path
+
+    @property
+    def grid_keys(self) -> list[str]:
+        return list(self.sweep.columns[:list(self.sweep.columns).index(SWEEP_COLUMNS[0])])
+
+    @property
+    def variants(self) -> list[str]:
+        return list(dict.fromkeys(self.sweep["variant"]))
+
+    @property
+    def seeds(self) -> list[int]:
+        return sorted(self.sweep["seed"].unique().tolist())
+
+    @property
+    def baseline(self) -> str:
+        point = next(iter(self.metrics.values())) if self.grid_keys else self.metrics
+        compared = set(point[COMPARISON_KEY])
+        return next(v for v in self.variants if v not in compared)
+
+    def points(self) -> dict[str, dict]:
+        """metrics.json per grid point (its labels), or ``{"": metrics}`` without a grid."""
+        return dict(self.metrics) if self.grid_keys else {"": self.metrics}
+
+    def has_point(self, point: dict) -> bool:
+        return set(point) <= set(self.grid_keys) and not self.at_point(point).empty
+
+    def at_point(self, point: dict | None) -> pd.DataFrame:
+        """sweep.csv's rows at one grid point (all rows without a grid; none for a point the
+        grid does not have)."""
+        rows = self.sweep
+        for key, value in (point or {}).items():
+            rows = rows[rows[key] == value] if key in rows else rows.iloc[:0]
+        return rows
+
+
+def read_results(folder: Path, name: str, description: str, reference: dict | None) -> ExperimentResults:
+    """``folder`` = reports/<name>/; a missing file raises FileNotFoundError naming it."""
+    for file in READ:
+        if not (folder / file).exists():
+            raise FileNotFoundError(f"{folder / file} is missing: run `dvc repro report@{name}` first")
+    return ExperimentResults(
+        name, description, reference, json.loads((folder / "metrics.json").read_text()),
+        pd.read_csv(folder / "sweep.csv"), pd.read_csv(folder / "probes.csv", dtype={"unit": str}),
+        pd.read_csv(folder / "steps.csv"), folder / "figures")

@@ -1,0 +1,193 @@
+"""Verdicts: a claim from the literature, the paired measurement that tests it, and the word
+that a stated rule derives from the numbers.
+
+A claim names an experiment, a measure (what is compared, one value per seed), the variant and
+the baseline, and the sign it predicts for ``variant − baseline``. Its row gets the paired
+statistics of :mod:`bnlab.analysis.statistics`; Holm's adjustment runs over every claim of
+the table (one family), and the word follows :data:`RULES`. A generalization ("always use BN")
+is judged from the verdicts of the claims it spans.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from bnlab.analysis.probe_tables import dead_per_run, drift_per_run, nearest_steps
+from bnlab.analysis.published import ExperimentResults
+from bnlab.analysis.statistics import ALPHA, Paired, adjusted_interval, holm, paired
+
+AGREES, DISAGREES, NO_EFFECT, PARTLY, TOO_FEW = "agrees", "disagrees", "no effect shown", "partly", "too few seeds"
+RULES = (
+    f"**{AGREES}**: the Holm-adjusted 95% interval of the difference excludes 0 on the side the claim "
+    f"predicts (equivalently: Holm-adjusted p < {ALPHA} and the mean difference has the predicted sign)",
+    f"**{DISAGREES}**: that interval excludes 0 on the other side",
+    f"**{NO_EFFECT}**: the interval includes 0; the column *detectable* says how large a difference "
+    "these seeds would have found (power 0.8)",
+    f"**{TOO_FEW}**: fewer than 2 paired seeds",
+    f"a generalization is **{AGREES}** when every claim it spans agrees, **{DISAGREES}** when any "
+    f"disagrees, **{PARTLY}** when some agree and none disagrees, **{NO_EFFECT}** when none agrees or disagrees",
+)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """What a claim compares, one value per (variant, seed). ``scale`` and ``unit`` format a
+    value (``96.95%``), ``difference_unit`` a difference of two (``+2.44 points``)."""
+
+    label: str
+    unit: str = ""
+    difference_unit: str = ""
+    scale: float = 1.0
+    digits: int = 2
+
+    def values(self, results: ExperimentResults, point: dict | None) -> pd.DataFrame:
+        raise NotImplementedError
+
+    def number(self, value: float, sign: bool = False) -> str:
+        return "n/a" if math.isnan(value) else f"{value * self.scale:{'+' if sign else ''}.{self.digits}f}"
+
+    def value(self, value: float) -> str:
+        return self.number(value) + self.unit
+
+    def difference(self, value: float, interval: tuple[float, float] | None = None) -> str:
+        """``+2.44 [+1.80, +3.08] points``"""
+        bounds = "" if interval is None else f" [{self.number(interval[0], True)}, {self.number(interval[1], True)}]"
+        return self.number(value, sign=True) + bounds + self.difference_unit
+
+
+@dataclass(frozen=True)
+class TestMetric(Measure):
+    """A test-set metric of the trained model (sweep.csv)."""
+
+    column: str = "test_accuracy"
+
+    def values(self, results, point):
+        return results.at_point(point)[["variant", "seed", self.column]].rename(columns={self.column: "value"})
+
+
+@dataclass(frozen=True)
+class ProbeMeasure(Measure):
+    """A probe quantity per (variant, seed, layer), averaged over the hidden layers or taken at
+    the last one (``last_layer``)."""
+
+    quantity: str = "drift"  # or "dead": the fraction of dead units at the last probe
+    last_layer: bool = False
+
+    def values(self, results, point):
+        per_layer = (drift_per_run(results.probes) if self.quantity == "drift"
+                     else dead_per_run(results.probes).rename(columns={"final": "dead"}))
+        if self.last_layer:
+            per_layer = per_layer[per_layer["layer"] == per_layer["layer"].max()]
+        return (per_layer.groupby(["variant", "seed"], observed=True, sort=False)[self.quantity].mean()
+                .rename("value").reset_index())
+
+
+@dataclass(frozen=True)
+class AccuracyAtStep(Measure):
+    """Test accuracy at the probe nearest to ``step`` (steps.csv)."""
+
+    step: int = 1000
+
+    def values(self, results, point):
+        (at,) = nearest_steps(results.steps, [self.step])
+        rows = results.steps[results.steps["step"] == at]
+        return rows[["variant", "seed", "test_accuracy"]].rename(columns={"test_accuracy": "value"})
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One row of the verdict table."""
+
+    key: str
+    claim: str
+    source: str
+    experiment: str
+    measure: Measure
+    direction: int  # the sign the claim predicts for variant − baseline: +1 or −1
+    variant: str = "batchnorm"
+    baseline: str = "plain"
+    point: dict | None = None  # a grid point, e.g. {"learning_rate": 0.1}
+    figures: tuple[str, ...] = ()  # figure files of the experiment's report
+
+
+@dataclass(frozen=True)
+class Generalization:
+    """A claim judged from several of the table's claims, e.g. "always use BN"."""
+
+    claim: str
+    source: str
+    spans: tuple[str, ...]  # Claim keys
+
+
+@dataclass
+class Verdict:
+    claim: Claim
+    variant_mean: float
+    baseline_mean: float
+    diff: np.ndarray = field(repr=False)
+    test: Paired
+    p_holm: float = math.nan
+    interval: tuple[float, float] = (math.nan, math.nan)
+
+    @property
+    def word(self) -> str:
+        return verdict_word(self.claim.direction, self.test.mean, self.p_holm, self.test.n)
+
+
+def verdict_word(direction: int, mean: float, p_holm: float, n: int) -> str:
+    """:data:`RULES` for one claim."""
+    if n < 2 or math.isnan(p_holm):
+        return TOO_FEW
+    if p_holm >= ALPHA:
+        return NO_EFFECT
+    return AGREES if np.sign(mean) == direction else DISAGREES
+
+
+def generalization_word(words: list[str]) -> str:
+    """:data:`RULES` for a generalization over its claims' words."""
+    if any(word == DISAGREES for word in words):
+        return DISAGREES
+    agreeing = sum(word == AGREES for word in words)
+    return AGREES if agreeing == len(words) else PARTLY if agreeing else NO_EFFECT
+
+
+def unmeasurable(claim: Claim, results: dict[str, ExperimentResults]) -> str | None:
+    """Why this project's experiments cannot test the claim (None: they can): a user's
+    params.yaml may drop an experiment, a variant or a grid point the claim needs."""
+    if claim.experiment not in results:
+        return f"params.yaml declares no experiment {claim.experiment}"
+    found = results[claim.experiment]
+    missing = [name for name in (claim.variant, claim.baseline) if name not in found.variants]
+    if missing:
+        return f"{claim.experiment} has no variant {', '.join(missing)}"
+    if claim.point and not found.has_point(claim.point):
+        return f"{claim.experiment} has no grid point {_point_text(claim.point)}"
+    return None
+
+
+def _point_text(point: dict) -> str:
+    return ", ".join(f"{key} {value}" for key, value in point.items())
+
+
+def measure(claim: Claim, results: ExperimentResults) -> Verdict:
+    """The claim's paired measurement in its experiment (not yet adjusted)."""
+    values = claim.measure.values(results, claim.point)
+    by_seed = values.pivot(index="seed", columns="variant", values="value")[[claim.variant, claim.baseline]].dropna()
+    diff = (by_seed[claim.variant] - by_seed[claim.baseline]).to_numpy()
+    return Verdict(claim, float(by_seed[claim.variant].mean()), float(by_seed[claim.baseline].mean()),
+                   diff, paired(diff))
+
+
+def judge(claims: tuple[Claim, ...], results: dict[str, ExperimentResults]) -> list[Verdict]:
+    """Every claim the experiments can test, measured and Holm-adjusted over the table (one
+    family), with its adjusted interval."""
+    verdicts = [measure(claim, results[claim.experiment]) for claim in claims
+                if unmeasurable(claim, results) is None]
+    for verdict, p_holm in zip(verdicts, holm([v.test.p_value for v in verdicts])):
+        verdict.p_holm = p_holm
+        verdict.interval = adjusted_interval(verdict.diff, verdict.test.p_value, p_holm)
+    return verdicts
