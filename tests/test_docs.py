@@ -54,3 +54,35 @@ def test_no_file_points_outside_the_repository():
             if not (path.parent / found).resolve().is_relative_to(PROJECT):
                 offenders.append(f"{name}: {found}")
     assert offenders == []
+
+
+# Published numbers: every number in the docs that reports an accuracy, a loss, a gain, a p or
+# a drift must be one the results stage generated. benchmarks.md is exempt: its numbers are
+# measurements of speed and memory, each with its machine.
+GENERATED_PAGE = PROJECT / "docs" / "results.md"
+EXEMPT = {GENERATED_PAGE, PROJECT / "docs" / "benchmarks.md"}
+NUMBER = r"(\d+\.\d+)"
+REPORTED = [
+    re.compile(NUMBER + r"\s*%"),                                   # 96.95%
+    re.compile(r"(?<![\w.])[+−]" + NUMBER),                         # +2.44 (a gain)
+    re.compile(r"\bp\s*[=<>≤]\s*" + NUMBER),                        # p = 0.011
+    re.compile(r"(?i)\b(?:loss|drift|accuracy|gain|d_z)\b[^\d\n]{0,25}?" + NUMBER),  # test loss 0.099
+]
+
+
+def reported_numbers(text: str) -> set[str]:
+    return {match.group(1) for pattern in REPORTED for match in pattern.finditer(text)}
+
+
+def generated_numbers() -> set[str]:
+    return set(re.findall(NUMBER, GENERATED_PAGE.read_text()))
+
+
+def test_the_number_finder_finds_each_kind_of_reported_number():
+    text = "BN reached 96.95% (+2.44 points, p = 0.011); test loss 0.0990; drift 0.52 widths; lr 0.01"
+    assert reported_numbers(text) == {"96.95", "2.44", "0.011", "0.0990", "0.52"}  # not the learning rate
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p not in EXEMPT], ids=lambda p: str(p.relative_to(PROJECT)))
+def test_every_published_number_is_a_generated_one(page):
+    assert reported_numbers(page.read_text()) - generated_numbers() == set()

@@ -39,6 +39,9 @@ def reads(tmp_path_factory):
         with recorded_reads(monkeypatch) as keys:
             assert cli.main(["evaluate", "notebook"]) == 0
         found["evaluate"] |= keys
+        with recorded_reads(monkeypatch) as keys:
+            assert cli.main(["results"]) == 0
+        found["results"] = set(keys)
     return found
 
 
@@ -47,6 +50,13 @@ def test_a_stage_lists_exactly_the_params_it_reads(reads, stage):
     listed = declared_params(stage)
     assert not reads[stage] - listed, f"{stage} reads but dvc.yaml does not list: {sorted(reads[stage] - listed)}"
     assert not listed - reads[stage], f"{stage}: dvc.yaml lists but it never reads: {sorted(listed - reads[stage])}"
+
+
+def test_the_results_stage_reads_each_experiments_description_and_reference_only(reads):
+    # A stage that is not per experiment cannot name `experiments.<name>.description` for every
+    # experiment in dvc.yaml: it lists `experiments`; the rest reaches it through reports/.
+    assert reads["results"] == {"experiments.${key}.description", "experiments.${key}.reference"}
+    assert declared_params("results") == {"experiments"}
 
 
 def test_the_recorder_sees_reads_and_ignores_validation(monkeypatch):

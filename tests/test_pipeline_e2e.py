@@ -93,6 +93,19 @@ def test_probes_are_written_for_every_job(project):
             assert (job["p15"] <= job["p50"]).all() and (job["p50"] <= job["p85"]).all()
 
 
+def test_the_results_page_is_generated_from_the_reports(project):
+    root, done, _ = project
+    page = (root / "docs/results.md").read_text()
+    comp = json.loads((root / REPORTS / "metrics.json").read_text())["comparison"]["bn_after"]
+    row = next(line for line in page.splitlines() if line.startswith("| `notebook` | bn_after vs plain |"))
+    assert f"| {100 * comp['test_accuracy_gain']:+.2f} [{100 * comp['gain_ci_low']:+.2f}, " in row
+    assert "| with BN the test accuracy is higher" in page  # the notebook's claims are measured
+    assert "Not tested here: " in page and "params.yaml declares no experiment ioffe2015" in page
+    assert (root / "docs/figures/notebook_val_accuracy.png").read_bytes() == \
+        (root / REPORTS / "figures/val_accuracy.png").read_bytes()
+    assert "wrote docs/results.md" in done.stdout
+
+
 def test_second_repro_does_nothing_and_params_rerun_only_what_follows(project):
     root, _, _ = project
     again = run(["dvc", "repro"], root, env=store_env())

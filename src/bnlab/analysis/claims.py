@@ -1,14 +1,14 @@
 """The claims the lab puts to the test, each with the measurement that decides it: the rows of
 the verdict table in docs/results.md. Adding a row is adding a Claim here."""
 
-from bnlab.analysis.verdicts import AccuracyAtStep, Claim, Generalization, ProbeMeasure, TestMetric
+from bnlab.analysis.verdicts import AccuracyAtStep, Claim, Generalization, ProbeMeasure, ModelMetric
 
 NOTEBOOK = "the TF1 notebook"
 IOFFE = "Ioffe & Szegedy 2015"
 SANTURKAR = "Santurkar et al. 2018"
 
-ACCURACY = TestMetric("test accuracy", unit="%", difference_unit=" points", scale=100)
-LOSS = TestMetric("test loss", column="test_loss", digits=4)
+ACCURACY = ModelMetric("test accuracy", unit="%", difference_unit=" points", scale=100)
+LOSS = ModelMetric("test loss", column="test_loss", digits=4)
 # Pooled over a layer's units, in widths of its 15–85th percentile range (probe_tables.drift_per_run).
 DRIFT = ProbeMeasure("drift of the median input to the nonlinearities, mean over hidden layers",
                      unit=" widths", difference_unit=" widths")

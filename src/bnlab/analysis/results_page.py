@@ -6,13 +6,14 @@ the reports."""
 from __future__ import annotations
 
 import fnmatch
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from bnlab.analysis.probe_tables import probe_markdown
 from bnlab.analysis.published import ExperimentResults
 from bnlab.analysis.statistics import ALPHA, POWER, TEST, comparison_markdown, format_p, gain_with_interval, pct
-from bnlab.analysis.verdicts import RULES, Claim, Generalization, Verdict, generalization_word
+from bnlab.analysis.verdicts import AGREES, RULES, Claim, Generalization, Verdict, generalization_word
 from bnlab.experiments.jobs import format_value, point_label
 from bnlab.experiments.params import COMPARISON_KEY
 
@@ -52,7 +53,7 @@ class ResultsPage:
         return "\n".join([
             GENERATED, "", "# Results: what bnlab measured", "", INTRO, "",
             "## Headline", "", self.headline(), "",
-            "## Verdicts", "", self.verdict_table(), "", self.generalization_table(), "",
+            "## Verdicts", "", self.verdict_table(), "", self.generalization_table(), "", self.unsupported(), "",
             "How a verdict is derived from its numbers (α = {}, two-sided; one Holm family: every claim "
             "of the table):".format(ALPHA), "", *(f"- {rule}" for rule in RULES), "",
             *(section for r in self.results.values() if r.grid_keys for section in self.grid_section(r)),
@@ -103,6 +104,13 @@ class ResultsPage:
             lines.append(f"| {g.claim} | {g.source} | {spans} | **{generalization_word([words[k] for k in g.spans])}** |")
         return "\n".join(lines)
 
+    def unsupported(self) -> str:
+        """The claims these numbers do not support, said plainly (the notebook's too)."""
+        lines = [f"- {v.claim.claim} ({v.claim.source}; {_where(v.claim)}): **{v.word}**"
+                 for v in self.verdicts if not v.word.startswith(AGREES)]
+        return ("Where the measurements do not support a claim:\n\n" + "\n".join(lines)) if lines else \
+            "Every claim of the table agrees with the measurements."
+
     def grid_section(self, r: ExperimentResults) -> list[str]:
         """A grid experiment's table: one row per grid point, each variant's accuracy, each
         comparison's gain, p and Holm p, and the final training loss."""
@@ -144,7 +152,7 @@ def _num(value: float | None, scale: float = 1.0) -> str:
 
 
 def _p(value: float) -> str:
-    return format_p(None if value != value else value)
+    return format_p(None if math.isnan(value) else value)
 
 
 def _point(point: dict) -> str:

@@ -115,11 +115,16 @@ def _clean(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else round(float(value), 6)
 
 
+def _clean_p(value: float | None) -> float | None:
+    """A p-value to 6 significant digits: they span orders of magnitude (1e-12 is not 0)."""
+    return None if value is None or math.isnan(value) else float(f"{value:.6g}")
+
+
 def comparison_entry(test: Paired, p_holm: float = float("nan")) -> dict:
     """metrics.json's ``comparison.<variant>`` (the names design.md's contract gives)."""
     return {"test_accuracy_gain": _clean(test.mean), "gain_ci_low": _clean(test.ci_low),
             "gain_ci_high": _clean(test.ci_high), "effect_size_dz": _clean(test.d_z),
-            "p_value": _clean(test.p_value), "p_exact": _clean(test.p_exact), "p_holm": _clean(p_holm),
+            "p_value": _clean_p(test.p_value), "p_exact": _clean_p(test.p_exact), "p_holm": _clean_p(p_holm),
             "detectable_gain": _clean(test.detectable), "seeds": int(test.n)}
 
 
@@ -162,7 +167,7 @@ def adjust_holm(comparisons: list[dict]) -> None:
     """Set each comparison's ``p_holm``: Holm over the family ``comparisons`` (in place)."""
     p_values = [math.nan if c["p_value"] is None else c["p_value"] for c in comparisons]
     for comparison, adjusted in zip(comparisons, holm(p_values)):
-        comparison["p_holm"] = _clean(adjusted)
+        comparison["p_holm"] = _clean_p(adjusted)
 
 
 def format_p(p_value: float | None) -> str:

@@ -21,6 +21,7 @@ from bnlab.analysis.published import ExperimentResults
 from bnlab.analysis.statistics import ALPHA, Paired, adjusted_interval, holm, paired
 
 AGREES, DISAGREES, NO_EFFECT, PARTLY, TOO_FEW = "agrees", "disagrees", "no effect shown", "partly", "too few seeds"
+T_TEST_ONLY = " (t-test only)"  # added when the exact sign-flip test does not also reach p < α
 RULES = (
     f"**{AGREES}**: the Holm-adjusted 95% interval of the difference excludes 0 on the side the claim "
     f"predicts (equivalently: Holm-adjusted p < {ALPHA} and the mean difference has the predicted sign)",
@@ -28,7 +29,9 @@ RULES = (
     f"**{NO_EFFECT}**: the interval includes 0; the column *detectable* says how large a difference "
     "these seeds would have found (power 0.8)",
     f"**{TOO_FEW}**: fewer than 2 paired seeds",
-    f"a generalization is **{AGREES}** when every claim it spans agrees, **{DISAGREES}** when any "
+    f"*{T_TEST_ONLY.strip()}* is added to {AGREES} or {DISAGREES} when the exact sign-flip test's p "
+    f"(unadjusted, which assumes nothing of the differences' distribution) is not also below {ALPHA}",
+    f"a generalization is **{AGREES}** when every claim it spans agrees (with the t-test or both), **{DISAGREES}** when any "
     f"disagrees, **{PARTLY}** when some agree and none disagrees, **{NO_EFFECT}** when none agrees or disagrees",
 )
 
@@ -60,7 +63,7 @@ class Measure:
 
 
 @dataclass(frozen=True)
-class TestMetric(Measure):
+class ModelMetric(Measure):
     """A test-set metric of the trained model (sweep.csv)."""
 
     column: str = "test_accuracy"
@@ -135,20 +138,22 @@ class Verdict:
 
     @property
     def word(self) -> str:
-        return verdict_word(self.claim.direction, self.test.mean, self.p_holm, self.test.n)
+        return verdict_word(self.claim.direction, self.test.mean, self.p_holm, self.test.n, self.test.p_exact)
 
 
-def verdict_word(direction: int, mean: float, p_holm: float, n: int) -> str:
+def verdict_word(direction: int, mean: float, p_holm: float, n: int, p_exact: float) -> str:
     """:data:`RULES` for one claim."""
     if n < 2 or math.isnan(p_holm):
         return TOO_FEW
     if p_holm >= ALPHA:
         return NO_EFFECT
-    return AGREES if np.sign(mean) == direction else DISAGREES
+    word = AGREES if np.sign(mean) == direction else DISAGREES
+    return word if p_exact < ALPHA else word + T_TEST_ONLY
 
 
 def generalization_word(words: list[str]) -> str:
     """:data:`RULES` for a generalization over its claims' words."""
+    words = [word.removesuffix(T_TEST_ONLY) for word in words]
     if any(word == DISAGREES for word in words):
         return DISAGREES
     agreeing = sum(word == AGREES for word in words)

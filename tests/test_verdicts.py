@@ -1,0 +1,173 @@
+"""The verdict table and the results page: words from the stated rules, Holm over the table,
+claims the experiments cannot test, the page from reports read back from disk, and a missing
+report refused by the stage with its name and nothing written."""
+
+import json
+import math
+import os
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bnlab.analysis import claims as shipped
+from bnlab.analysis.published import READ, ExperimentResults, read_results
+from bnlab.analysis.results_page import ResultsPage
+from bnlab.analysis.statistics import ALPHA, holm, paired, summarize
+from bnlab.analysis.verdicts import (AGREES, DISAGREES, NO_EFFECT, PARTLY, T_TEST_ONLY, TOO_FEW, Claim,
+                                     Generalization, ModelMetric, ProbeMeasure, generalization_word, judge,
+                                     unmeasurable, verdict_word)
+from bnlab.core import layout
+from bnlab.experiments.params import load_params
+from bnlab.ml.probe_rows import POOLED
+from bnlab.pipeline.stages import results as results_stage
+from helpers import PROJECT
+
+ACCURACY = ModelMetric("test accuracy", unit="%", difference_unit=" points", scale=100)
+SEEDS = list(range(8))
+
+
+@pytest.mark.parametrize("direction, mean, p_holm, n, p_exact, word", [
+    (+1, 0.02, 0.001, 8, 0.008, AGREES),
+    (-1, 0.02, 0.001, 8, 0.008, DISAGREES),
+    (+1, 0.02, 0.001, 6, 0.0625, AGREES + T_TEST_ONLY),  # a pair against: the exact test cannot follow
+    (-1, 0.02, 0.001, 6, 0.0625, DISAGREES + T_TEST_ONLY),
+    (+1, 0.02, 0.2, 8, 0.008, NO_EFFECT),
+    (+1, 0.02, ALPHA, 8, 0.008, NO_EFFECT),  # "below α", not "at most"
+    (+1, 0.02, math.nan, 1, math.nan, TOO_FEW),
+])
+def test_a_verdict_word_follows_the_rule(direction, mean, p_holm, n, p_exact, word):
+    assert verdict_word(direction, mean, p_holm, n, p_exact) == word
+
+
+@pytest.mark.parametrize("words, expected", [
+    ([AGREES, AGREES], AGREES), ([AGREES, NO_EFFECT], PARTLY), ([AGREES, DISAGREES], DISAGREES),
+    ([AGREES, AGREES + T_TEST_ONLY], AGREES), ([NO_EFFECT, DISAGREES + T_TEST_ONLY], DISAGREES),
+    ([NO_EFFECT, NO_EFFECT], NO_EFFECT),
+])
+def test_a_generalization_is_judged_from_its_claims(words, expected):
+    assert generalization_word(words) == expected
+
+
+def sweep(gains: dict[str, float], spread: float = 0.002, seed: int = 0) -> pd.DataFrame:
+    """sweep.csv of an experiment: plain, and each variant better by its gain (plus noise)."""
+    rng = np.random.default_rng(seed)
+    plain = 0.95 + rng.normal(0, 0.004, len(SEEDS))
+    rows = [{"variant": "plain", "seed": s, "test_accuracy": a, "test_loss": 0.2, "final_train_loss": 0.1}
+            for s, a in zip(SEEDS, plain)]
+    for variant, gain in gains.items():
+        rows += [{"variant": variant, "seed": s, "test_accuracy": a + gain + rng.normal(0, spread),
+                  "test_loss": 0.1, "final_train_loss": 0.05} for s, a in zip(SEEDS, plain)]
+    return pd.DataFrame(rows)
+
+
+def probes(drifts: dict[str, float]) -> pd.DataFrame:
+    """Pooled probe rows whose median moves by ``drifts[variant]`` widths (width 2) in each layer."""
+    rows = [{"variant": v, "seed": s, "step": step, "layer": layer, "unit": POOLED, "p15": p50 - 1, "p50": p50,
+             "p85": p50 + 1, "dead_fraction": 0.0}
+            for v, d in drifts.items() for s in SEEDS for layer in (1, 2)
+            for step, p50 in ((500, 0.0), (1000, 2 * d * (1 + 0.05 * s)))]
+    return pd.DataFrame(rows)
+
+
+def experiment(name: str, frame: pd.DataFrame, probe_rows: pd.DataFrame | None = None) -> ExperimentResults:
+    variants = list(dict.fromkeys(frame["variant"]))
+    ordered = [*[v for v in variants if v != "plain"], "plain"]
+    frame["variant"] = pd.Categorical(frame["variant"], categories=ordered, ordered=True)
+    frame = frame.sort_values(["variant", "seed"]).reset_index(drop=True)
+    metrics = summarize(frame.drop(columns="final_train_loss"), "plain")
+    frame["variant"] = frame["variant"].astype(str)
+    empty_probes = pd.DataFrame(columns=["variant", "seed", "step", "layer", "unit", "p15", "p50", "p85",
+                                         "dead_fraction"])
+    steps = pd.DataFrame(columns=["variant", "seed", "step", "val_accuracy", "test_accuracy", "train_mode_accuracy"])
+    return ExperimentResults(name, f"{name}'s description", None, metrics, frame,
+                             empty_probes if probe_rows is None else probe_rows, steps, PROJECT / "nowhere")
+
+
+def test_judge_measures_each_claim_and_adjusts_over_the_whole_table():
+    results = {"big": experiment("big", sweep({"batchnorm": 0.02})),
+               "none": experiment("none", sweep({"batchnorm": 0.0}, spread=0.004, seed=1)),
+               "drifty": experiment("drifty", sweep({"batchnorm": 0.0}), probes({"batchnorm": 0.05, "plain": 0.5}))}
+    claims = (Claim("big", "BN helps", "s", "big", ACCURACY, +1),
+              Claim("hurts", "BN hurts", "s", "big", ACCURACY, -1),
+              Claim("none", "BN helps here too", "s", "none", ACCURACY, +1),
+              Claim("drift", "BN stops drift", "s", "drifty", ProbeMeasure("drift", quantity="drift"), -1))
+    verdicts = judge(claims, results)
+    assert [v.word for v in verdicts] == [AGREES, DISAGREES, NO_EFFECT, AGREES]
+    raw = [v.test.p_value for v in verdicts]
+    assert [v.p_holm for v in verdicts] == pytest.approx(holm(raw))
+    diff = results["big"].sweep.pivot(index="seed", columns="variant", values="test_accuracy")
+    expected = paired((diff["batchnorm"] - diff["plain"]).to_numpy())
+    assert verdicts[0].test.mean == pytest.approx(expected.mean) and verdicts[0].test.n == len(SEEDS)
+    low, high = verdicts[0].interval
+    assert 0 < low < expected.ci_low and high > expected.ci_high  # wider than the unadjusted interval
+    assert verdicts[3].test.mean == pytest.approx(-0.45 * np.mean([1 + 0.05 * s for s in SEEDS]))
+
+
+def test_claims_these_experiments_cannot_test_are_named_with_the_reason():
+    results = {"big": experiment("big", sweep({"batchnorm": 0.02}))}
+    assert unmeasurable(Claim("a", "c", "s", "gone", ACCURACY, +1), results) == "params.yaml declares no experiment gone"
+    assert unmeasurable(Claim("b", "c", "s", "big", ACCURACY, +1, variant="noisy_bn"), results) == \
+        "big has no variant noisy_bn"
+    assert unmeasurable(Claim("c", "c", "s", "big", ACCURACY, +1, point={"learning_rate": 0.1}), results) == \
+        "big has no grid point learning_rate 0.1"
+    claim = Claim("d", "BN helps", "s", "big", ACCURACY, +1)
+    gone = Claim("e", "BN helps elsewhere", "s", "gone", ACCURACY, +1)
+    page = ResultsPage(results, judge((claim, gone), results), (Generalization("always", "s", ("d", "e")),),
+                       [(gone, unmeasurable(gone, results))], "figures")
+    text = page.markdown()
+    assert "Not tested here: BN helps elsewhere (s): params.yaml declares no experiment gone." in text
+    assert "| always |" not in text  # a generalization over an untested claim is not judged
+
+
+def write_reports(folder, frame: pd.DataFrame, metrics: dict) -> None:
+    (folder / "figures").mkdir(parents=True)
+    (folder / "figures" / "val_accuracy.png").write_bytes(b"png")
+    (folder / "figures" / "confusion_matrices.png").write_bytes(b"png")
+    (folder / "metrics.json").write_text(json.dumps(metrics))
+    frame.to_csv(folder / "sweep.csv", index=False)
+    probes({"batchnorm": 0.05, "plain": 0.5}).to_csv(folder / "probes.csv", index=False)
+    pd.DataFrame([{"variant": v, "seed": s, "step": step, "val_accuracy": 0.9, "test_accuracy": 0.9 + 0.01 * (v == "batchnorm"),
+                   "train_mode_accuracy": None} for v in ("batchnorm", "plain") for s in SEEDS for step in (500, 1000)]
+                 ).to_csv(folder / "steps.csv", index=False)
+
+
+def test_the_page_shows_the_numbers_of_metrics_json_and_the_figures_it_names(tmp_path):
+    made = experiment("notebook", sweep({"batchnorm": 0.02}))
+    write_reports(tmp_path / "notebook", made.sweep, made.metrics)
+    read = read_results(tmp_path / "notebook", "notebook", "the description", {"batchnorm": 0.9713})
+    assert read.baseline == "plain" and read.variants == ["batchnorm", "plain"] and read.seeds == SEEDS
+    verdicts = judge(shipped.CLAIMS, {"notebook": read})
+    assert {v.claim.key for v in verdicts} == {c.key for c in shipped.CLAIMS if c.experiment == "notebook"}
+    page = ResultsPage({"notebook": read}, verdicts, shipped.GENERALIZATIONS, [], "figures")
+    text = page.markdown()
+    comp = made.metrics["comparison"]["batchnorm"]
+    row = next(line for line in text.splitlines() if line.startswith("| `notebook` | batchnorm vs plain"))
+    assert f"{100 * comp['test_accuracy_gain']:+.2f} [{100 * comp['gain_ci_low']:+.2f}, " \
+           f"{100 * comp['gain_ci_high']:+.2f}]" in row
+    assert f"| {comp['p_exact']:.2g} |" in row and f"| {len(SEEDS)} |" in row
+    assert "97.13%" in text  # the reference
+    assert set(page.figures()) == {"notebook_val_accuracy.png"}  # not the confusion matrices
+    assert "![val_accuracy.png](figures/notebook_val_accuracy.png)" in text
+
+
+def test_the_stage_refuses_a_missing_report_by_name_and_writes_nothing(tmp_path, monkeypatch, capsys):
+    params = load_params(PROJECT / "params.yaml")
+    (tmp_path / "params.yaml").write_text((PROJECT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    for name in params.experiments:
+        made = experiment(name, sweep({"batchnorm": 0.02}))
+        write_reports(layout.reports_dir(name), made.sweep, made.metrics)
+    missing = layout.reports_dir("noisy_bn") / READ[2]
+    os.remove(missing)
+    assert results_stage.main([]) != 0
+    assert str(missing) in capsys.readouterr().err
+    assert not layout.RESULTS_PAGE.exists() and not layout.RESULTS_FIGURES.exists()
+
+
+def test_every_cited_experiment_has_seeds_enough_for_the_exact_test():
+    """At least 6 pairs: the sign-flip test's smallest p, 2 / 2^n, is then below α."""
+    params = load_params(PROJECT / "params.yaml")
+    for name in {claim.experiment for claim in shipped.CLAIMS}:
+        n = len(params.experiment(name).seeds)
+        assert n >= 6 and paired(np.full(n, 0.01)).p_exact < ALPHA, name
