@@ -52,11 +52,9 @@ def test_a_stage_lists_exactly_the_params_it_reads(reads, stage):
     assert not listed - reads[stage], f"{stage}: dvc.yaml lists but it never reads: {sorted(listed - reads[stage])}"
 
 
-def test_the_results_stage_reads_each_experiments_description_and_reference_only(reads):
-    # A stage that is not per experiment cannot name `experiments.<name>.description` for every
-    # experiment in dvc.yaml: it lists `experiments`; the rest reaches it through reports/.
-    assert reads["results"] == {"experiments.${key}.description", "experiments.${key}.reference"}
-    assert declared_params("results") == {"experiments"}
+def test_the_results_stage_reads_no_params_only_the_reports(reads):
+    # It is not per experiment, so dvc.yaml could not name each one's keys: it reads reports/.
+    assert reads["results"] == set() == declared_params("results")
 
 
 def test_the_recorder_sees_reads_and_ignores_validation(monkeypatch):

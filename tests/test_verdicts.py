@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from bnlab.analysis import claims as shipped
-from bnlab.analysis.published import READ, ExperimentResults, read_results
+from bnlab.analysis.published import ExperimentResults, read_results
 from bnlab.analysis.results_page import ResultsPage
 from bnlab.analysis.statistics import ALPHA, holm, paired, summarize
 from bnlab.analysis.verdicts import (AGREES, DISAGREES, NO_EFFECT, PARTLY, T_TEST_ONLY, TOO_FEW, Claim,
@@ -80,7 +80,7 @@ def experiment(name: str, frame: pd.DataFrame, probe_rows: pd.DataFrame | None =
     empty_probes = pd.DataFrame(columns=["variant", "seed", "step", "layer", "unit", "p15", "p50", "p85",
                                          "dead_fraction"])
     steps = pd.DataFrame(columns=["variant", "seed", "step", "val_accuracy", "test_accuracy", "train_mode_accuracy"])
-    return ExperimentResults(name, f"{name}'s description", None, metrics, frame,
+    return ExperimentResults(name, f"{name}'s description", f"# {name}: {name}'s description\n", metrics, frame,
                              empty_probes if probe_rows is None else probe_rows, steps, PROJECT / "nowhere")
 
 
@@ -106,37 +106,43 @@ def test_judge_measures_each_claim_and_adjusts_over_the_whole_table():
 
 def test_claims_these_experiments_cannot_test_are_named_with_the_reason():
     results = {"big": experiment("big", sweep({"batchnorm": 0.02}))}
-    assert unmeasurable(Claim("a", "c", "s", "gone", ACCURACY, +1), results) == "params.yaml declares no experiment gone"
+    assert unmeasurable(Claim("a", "c", "s", "gone", ACCURACY, +1), results) == \
+        "no experiment gone was reported (reports/gone/)"
     assert unmeasurable(Claim("b", "c", "s", "big", ACCURACY, +1, variant="noisy_bn"), results) == \
         "big has no variant noisy_bn"
     assert unmeasurable(Claim("c", "c", "s", "big", ACCURACY, +1, point={"learning_rate": 0.1}), results) == \
         "big has no grid point learning_rate 0.1"
+    drift = ProbeMeasure("drift", quantity="drift")
+    assert unmeasurable(Claim("f", "c", "s", "big", drift, -1), results) == "big has no probes"
     claim = Claim("d", "BN helps", "s", "big", ACCURACY, +1)
     gone = Claim("e", "BN helps elsewhere", "s", "gone", ACCURACY, +1)
     page = ResultsPage(results, judge((claim, gone), results), (Generalization("always", "s", ("d", "e")),),
                        [(gone, unmeasurable(gone, results))], "figures")
     text = page.markdown()
-    assert "Not tested here: BN helps elsewhere (s): params.yaml declares no experiment gone." in text
+    assert "Not tested here: BN helps elsewhere (s): no experiment gone was reported (reports/gone/)." in text
     assert "| always |" not in text  # a generalization over an untested claim is not judged
 
 
-def write_reports(folder, frame: pd.DataFrame, metrics: dict) -> None:
+def write_reports(folder, frame: pd.DataFrame, metrics: dict, description: str = "the description") -> None:
     (folder / "figures").mkdir(parents=True)
+    (folder / "comparison.md").write_text(f"# {folder.name}: {description}\n\n| the table |\n\n## Probes\n")
     (folder / "figures" / "val_accuracy.png").write_bytes(b"png")
     (folder / "figures" / "confusion_matrices.png").write_bytes(b"png")
     (folder / "metrics.json").write_text(json.dumps(metrics))
     frame.to_csv(folder / "sweep.csv", index=False)
     probes({"batchnorm": 0.05, "plain": 0.5}).to_csv(folder / "probes.csv", index=False)
-    pd.DataFrame([{"variant": v, "seed": s, "step": step, "val_accuracy": 0.9, "test_accuracy": 0.9 + 0.01 * (v == "batchnorm"),
-                   "train_mode_accuracy": None} for v in ("batchnorm", "plain") for s in SEEDS for step in (500, 1000)]
-                 ).to_csv(folder / "steps.csv", index=False)
+    steps = [{"variant": v, "seed": s, "step": step, "val_accuracy": 0.9,
+              "test_accuracy": 0.9 + 0.01 * (v == "batchnorm"), "train_mode_accuracy": None}
+             for v in ("batchnorm", "plain") for s in SEEDS for step in (500, 1000)]
+    pd.DataFrame(steps).to_csv(folder / "steps.csv", index=False)
 
 
 def test_the_page_shows_the_numbers_of_metrics_json_and_the_figures_it_names(tmp_path):
     made = experiment("notebook", sweep({"batchnorm": 0.02}))
-    write_reports(tmp_path / "notebook", made.sweep, made.metrics)
-    read = read_results(tmp_path / "notebook", "notebook", "the description", {"batchnorm": 0.9713})
+    write_reports(tmp_path / "notebook", made.sweep, made.metrics, "784-32-32-10: BN vs plain")
+    read = read_results(tmp_path / "notebook")
     assert read.baseline == "plain" and read.variants == ["batchnorm", "plain"] and read.seeds == SEEDS
+    assert read.description == "784-32-32-10: BN vs plain"  # from comparison.md's title
     verdicts = judge(shipped.CLAIMS, {"notebook": read})
     assert {v.claim.key for v in verdicts} == {c.key for c in shipped.CLAIMS if c.experiment == "notebook"}
     page = ResultsPage({"notebook": read}, verdicts, shipped.GENERALIZATIONS, [], "figures")
@@ -146,22 +152,39 @@ def test_the_page_shows_the_numbers_of_metrics_json_and_the_figures_it_names(tmp
     assert f"{100 * comp['test_accuracy_gain']:+.2f} [{100 * comp['gain_ci_low']:+.2f}, " \
            f"{100 * comp['gain_ci_high']:+.2f}]" in row
     assert f"| {comp['p_exact']:.2g} |" in row and f"| {len(SEEDS)} |" in row
-    assert "97.13%" in text  # the reference
+    assert "### `notebook`: 784-32-32-10: BN vs plain\n" in text and "| the table |" in text  # comparison.md
+    assert "\n##### Probes\n" in text  # its headings below the page's
     assert set(page.figures()) == {"notebook_val_accuracy.png"}  # not the confusion matrices
     assert "![val_accuracy.png](figures/notebook_val_accuracy.png)" in text
 
 
-def test_the_stage_refuses_a_missing_report_by_name_and_writes_nothing(tmp_path, monkeypatch, capsys):
-    params = load_params(PROJECT / "params.yaml")
+def test_the_stage_reads_every_report_the_default_first(tmp_path, monkeypatch, capsys):
     (tmp_path / "params.yaml").write_text((PROJECT / "params.yaml").read_text())
     monkeypatch.chdir(tmp_path)
-    for name in params.experiments:
+    for name in ("zeta", "notebook", "alpha"):
         made = experiment(name, sweep({"batchnorm": 0.02}))
         write_reports(layout.reports_dir(name), made.sweep, made.metrics)
-    missing = layout.reports_dir("noisy_bn") / READ[2]
-    os.remove(missing)
+    assert results_stage.main([]) == 0
+    page = layout.RESULTS_PAGE.read_text()
+    assert page.index("### `notebook`") < page.index("### `alpha`") < page.index("### `zeta`")
+    assert "wrote docs/results.md" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("damage", ["missing", "not the report's table"])
+def test_the_stage_refuses_a_broken_report_by_name_and_writes_nothing(tmp_path, monkeypatch, capsys, damage):
+    (tmp_path / "params.yaml").write_text((PROJECT / "params.yaml").read_text())
+    monkeypatch.chdir(tmp_path)
+    for name in ("notebook", "noisy_bn"):
+        made = experiment(name, sweep({"batchnorm": 0.02}))
+        write_reports(layout.reports_dir(name), made.sweep, made.metrics)
+    broken = layout.reports_dir("noisy_bn") / ("probes.csv" if damage == "missing" else "comparison.md")
+    if damage == "missing":
+        os.remove(broken)
+    else:
+        broken.write_text("| a table someone pasted |\n")
     assert results_stage.main([]) != 0
-    assert str(missing) in capsys.readouterr().err
+    error = capsys.readouterr().err
+    assert str(broken) in error and damage in error and "Traceback" not in error
     assert not layout.RESULTS_PAGE.exists() and not layout.RESULTS_FIGURES.exists()
 
 

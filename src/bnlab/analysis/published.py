@@ -1,6 +1,6 @@
 """What the results page reads of an experiment: the files its report stage wrote into
-reports/<experiment>/ (metrics.json, sweep.csv, probes.csv, steps.csv, figures/), nothing else.
-The baseline, the variants, the seeds and the grid's settings are read from them too."""
+reports/<experiment>/, nothing else. The description, the baseline, the variants, the seeds
+and the grid's settings are read from them too, so the page depends on reports/ alone."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bnlab.analysis.columns import SWEEP_COLUMNS
+from bnlab.analysis.columns import SWEEP_COLUMNS, description_in
 from bnlab.experiments.params import COMPARISON_KEY
 
-# The report's files this page reads (the results stage's deps in dvc.yaml, per experiment).
-READ = ("metrics.json", "sweep.csv", "probes.csv", "steps.csv", "figures")
+# The report's files this page reads, in reports/<experiment>/.
+READ = ("comparison.md", "metrics.json", "sweep.csv", "probes.csv", "steps.csv", "figures")
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class ExperimentResults:
 
     name: str
     description: str
-    reference: dict[str, float] | None
+    comparison: str  # comparison.md: the report's tables, as `make run` prints them
     metrics: dict
     sweep: pd.DataFrame  # one row per job
     probes: pd.DataFrame
@@ -64,12 +64,23 @@ class ExperimentResults:
         return rows
 
 
-def read_results(folder: Path, name: str, description: str, reference: dict | None) -> ExperimentResults:
-    """``folder`` = reports/<name>/; a missing file raises FileNotFoundError naming it."""
+def read_results(folder: Path) -> ExperimentResults:
+    """``folder`` = reports/<experiment>/; a missing file raises FileNotFoundError naming it."""
+    name = folder.name
     for file in READ:
         if not (folder / file).exists():
             raise FileNotFoundError(f"{folder / file} is missing: run `dvc repro report@{name}` first")
+    comparison = (folder / "comparison.md").read_text()
     return ExperimentResults(
-        name, description, reference, json.loads((folder / "metrics.json").read_text()),
+        name, description_in(comparison, name), comparison, json.loads((folder / "metrics.json").read_text()),
         pd.read_csv(folder / "sweep.csv"), pd.read_csv(folder / "probes.csv", dtype={"unit": str}),
         pd.read_csv(folder / "steps.csv"), folder / "figures")
+
+
+def reported_experiments(reports: Path, first: str) -> list[Path]:
+    """Every experiment's folder under reports/, ``first`` (the default experiment) first, then
+    by name: the page shows what the reports hold, as DVC sees them."""
+    folders = sorted((p for p in reports.iterdir() if p.is_dir()), key=lambda p: (p.name != first, p.name))
+    if not folders:
+        raise FileNotFoundError(f"{reports}/ holds no experiment's report: run `dvc repro` first")
+    return folders

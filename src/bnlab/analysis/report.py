@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from bnlab.analysis import figures as plots
+from bnlab.analysis.columns import comparison_title
 from bnlab.analysis.probe_tables import probe_markdown
 from bnlab.analysis.statistics import comparison_markdown, format_p, gain_with_interval, mean_history, summarize
 from bnlab.analysis.sweep import curve_stats, point_summaries, sweep_frame
@@ -46,7 +47,7 @@ class Report:
 
     def table(self) -> str:
         """comparison.md: the comparison table(s), then the probes' tables."""
-        return (f"# {self.name}: {self.experiment.description}\n\n"
+        return (comparison_title(self.name, self.experiment.description) + "\n\n"
                 + comparison_tables(self.summary, self.experiment, self.grid_keys, len(self.experiment.seeds))
                 + probe_markdown(self.probes, self.steps))
 

@@ -10,9 +10,8 @@ import math
 from dataclasses import dataclass
 from pathlib import Path
 
-from bnlab.analysis.probe_tables import probe_markdown
 from bnlab.analysis.published import ExperimentResults
-from bnlab.analysis.statistics import ALPHA, POWER, TEST, comparison_markdown, format_p, gain_with_interval, pct
+from bnlab.analysis.statistics import ALPHA, POWER, TEST, format_p, gain_with_interval, pct
 from bnlab.analysis.verdicts import AGREES, RULES, Claim, Generalization, Verdict, generalization_word
 from bnlab.experiments.jobs import format_value, point_label
 from bnlab.experiments.params import COMPARISON_KEY
@@ -82,12 +81,11 @@ class ResultsPage:
         for v in self.verdicts:
             c, m = v.claim, v.claim.measure
             figures = "".join(f" [figure]({self.figures_folder}/{figure_file(c.experiment, f)})" for f in c.figures)
-            where = f"`{c.experiment}`" + (f" at {_point(c.point)}" if c.point else "")
+            means = f"{c.variant} {m.value(v.variant_mean)} vs {c.baseline} {m.value(v.baseline_mean)}"
             lines.append(
-                f"| {c.claim}{figures} | {c.source} | {where}: {m.label} | {c.variant} {m.value(v.variant_mean)} vs "
-                f"{c.baseline} {m.value(v.baseline_mean)} | {m.difference(v.test.mean, v.interval)} "
-                f"| {_p(v.p_holm)} | {_p(v.test.p_exact)} | {v.test.n} | {m.number(v.test.detectable)}{m.difference_unit} "
-                f"| **{v.word}** |")
+                f"| {c.claim}{figures} | {c.source} | {_where(c)}: {m.label} | {means} "
+                f"| {m.difference(v.test.mean, v.interval)} | {_p(v.p_holm)} | {_p(v.test.p_exact)} | {v.test.n} "
+                f"| {m.number(v.test.detectable)}{m.difference_unit} | **{v.word}** |")
         notes = [f"Difference: variant minus baseline, the mean over paired seeds; detectable: the smallest "
                  f"difference these seeds find with power {POWER}."]
         notes += [f"Not tested here: {c.claim} ({c.source}): {why}." for c, why in self.unmeasured]
@@ -101,7 +99,8 @@ class ResultsPage:
             if not set(g.spans) <= set(words):
                 continue  # a claim it spans is not tested here (listed under the verdict table)
             spans = "; ".join(f"{_where(claims[key])}: {words[key]}" for key in g.spans)
-            lines.append(f"| {g.claim} | {g.source} | {spans} | **{generalization_word([words[k] for k in g.spans])}** |")
+            word = generalization_word([words[key] for key in g.spans])
+            lines.append(f"| {g.claim} | {g.source} | {spans} | **{word}** |")
         return "\n".join(lines)
 
     def unsupported(self) -> str:
@@ -134,13 +133,13 @@ class ResultsPage:
         return [*lines, ""]
 
     def experiment_section(self, r: ExperimentResults) -> list[str]:
-        seeds = {variant: len(r.seeds) for variant in r.variants}
-        tables = [f"{f'#### {label}' + chr(10) + chr(10) if label else ''}"
-                  f"{comparison_markdown(summary, r.baseline, seeds, r.reference, footnote=False)}"
-                  for label, summary in r.points().items()]
+        """The report's own comparison.md (its title dropped, its headings one level down), then
+        the figures."""
+        body = r.comparison.split("\n", 1)[1].strip("\n").splitlines()
+        body = [f"###{line}" if line.startswith("#") else line for line in body]
         figures = [f"![{figure}]({self.figures_folder}/{figure_file(r.name, figure)})" for figure in shown_figures(r)]
         return [f"### `{r.name}`: {r.description}", "", f"Seeds: {', '.join(map(str, r.seeds))}.", "",
-                *tables, probe_markdown(r.probes, r.steps, heading="####"), *figures, ""]
+                *body, "", *figures, ""]
 
 
 def _acc(row: dict) -> str:
@@ -177,8 +176,9 @@ it cannot go below 2/2^n) and a Holm-adjusted p. Where an interval includes 0, t
 *detectable* says how large a difference the seeds would have found."""
 
 EXPERIMENTS_INTRO = """\
-Every experiment without a grid: its comparison table (the columns of the headline), its probe
-tables and its figures. Drift is how far the median input to a layer's nonlinearity (all
-units pooled) moves from the first probe to the last, in units of its 15–85th percentile width
-at the end; a unit is dead when no probe image gives it a positive output. Probes run in
-inference mode on the first validation images (experiments.md)."""
+Every experiment without a grid: its report's tables (`reports/<experiment>/comparison.md`, the
+table `make run` prints, with the published reference where there is one), then its figures.
+Drift is how far the median input to a layer's nonlinearity (all units pooled) moves from the
+first probe to the last, in units of its 15–85th percentile width at the end; a unit is dead
+when no probe image gives it a positive output. Probes run in inference mode on the first
+validation images (experiments.md)."""

@@ -18,7 +18,7 @@ import pandas as pd
 
 from bnlab.analysis.probe_tables import dead_per_run, drift_per_run, nearest_steps
 from bnlab.analysis.published import ExperimentResults
-from bnlab.analysis.statistics import ALPHA, Paired, adjusted_interval, holm, paired
+from bnlab.analysis.statistics import ALPHA, POWER, Paired, adjusted_interval, holm, paired
 
 AGREES, DISAGREES, NO_EFFECT, PARTLY, TOO_FEW = "agrees", "disagrees", "no effect shown", "partly", "too few seeds"
 T_TEST_ONLY = " (t-test only)"  # added when the exact sign-flip test does not also reach p < α
@@ -27,12 +27,13 @@ RULES = (
     f"predicts (equivalently: Holm-adjusted p < {ALPHA} and the mean difference has the predicted sign)",
     f"**{DISAGREES}**: that interval excludes 0 on the other side",
     f"**{NO_EFFECT}**: the interval includes 0; the column *detectable* says how large a difference "
-    "these seeds would have found (power 0.8)",
+    f"these seeds would have found (power {POWER})",
     f"**{TOO_FEW}**: fewer than 2 paired seeds",
     f"*{T_TEST_ONLY.strip()}* is added to {AGREES} or {DISAGREES} when the exact sign-flip test's p "
     f"(unadjusted, which assumes nothing of the differences' distribution) is not also below {ALPHA}",
-    f"a generalization is **{AGREES}** when every claim it spans agrees (with the t-test or both), **{DISAGREES}** when any "
-    f"disagrees, **{PARTLY}** when some agree and none disagrees, **{NO_EFFECT}** when none agrees or disagrees",
+    f"a generalization is **{AGREES}** when every claim it spans agrees (with the t-test or both), "
+    f"**{DISAGREES}** when any disagrees, **{PARTLY}** when some agree and none disagrees, "
+    f"**{NO_EFFECT}** when none agrees or disagrees",
 )
 
 
@@ -49,6 +50,10 @@ class Measure:
 
     def values(self, results: ExperimentResults, point: dict | None) -> pd.DataFrame:
         raise NotImplementedError
+
+    def missing(self, results: ExperimentResults) -> str | None:
+        """What the experiment lacks for this measure (None: nothing)."""
+        return None
 
     def number(self, value: float, sign: bool = False) -> str:
         return "n/a" if math.isnan(value) else f"{value * self.scale:{'+' if sign else ''}.{self.digits}f}"
@@ -88,6 +93,9 @@ class ProbeMeasure(Measure):
         return (per_layer.groupby(["variant", "seed"], observed=True, sort=False)[self.quantity].mean()
                 .rename("value").reset_index())
 
+    def missing(self, results):
+        return "no probes" if results.probes.empty else None
+
 
 @dataclass(frozen=True)
 class AccuracyAtStep(Measure):
@@ -99,6 +107,9 @@ class AccuracyAtStep(Measure):
         (at,) = nearest_steps(results.steps, [self.step])
         rows = results.steps[results.steps["step"] == at]
         return rows[["variant", "seed", "test_accuracy"]].rename(columns={"test_accuracy": "value"})
+
+    def missing(self, results):
+        return "no probes" if results.steps.empty else None
 
 
 @dataclass(frozen=True)
@@ -164,14 +175,15 @@ def unmeasurable(claim: Claim, results: dict[str, ExperimentResults]) -> str | N
     """Why this project's experiments cannot test the claim (None: they can): a user's
     params.yaml may drop an experiment, a variant or a grid point the claim needs."""
     if claim.experiment not in results:
-        return f"params.yaml declares no experiment {claim.experiment}"
+        return f"no experiment {claim.experiment} was reported (reports/{claim.experiment}/)"
     found = results[claim.experiment]
     missing = [name for name in (claim.variant, claim.baseline) if name not in found.variants]
     if missing:
         return f"{claim.experiment} has no variant {', '.join(missing)}"
     if claim.point and not found.has_point(claim.point):
         return f"{claim.experiment} has no grid point {_point_text(claim.point)}"
-    return None
+    lacks = claim.measure.missing(found)
+    return f"{claim.experiment} has {lacks}" if lacks else None
 
 
 def _point_text(point: dict) -> str:

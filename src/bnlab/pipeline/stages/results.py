@@ -8,19 +8,21 @@ import sys
 from contextlib import ExitStack
 
 from bnlab.analysis.claims import CLAIMS, GENERALIZATIONS
-from bnlab.analysis.published import read_results
+from bnlab.analysis.published import read_results, reported_experiments
 from bnlab.analysis.results_page import ResultsPage
 from bnlab.analysis.verdicts import judge, unmeasurable
 from bnlab.core import layout
 from bnlab.core.atomic import atomic_path
-from bnlab.experiments.params import load_params
+from bnlab.experiments.params import DEFAULT_EXPERIMENT
 from bnlab.pipeline.command import stage_main
 
 
 def run(params_path: str = "params.yaml") -> None:
-    params = load_params(params_path)
-    results = {name: read_results(layout.reports_dir(name), name, experiment.description, experiment.reference)
-               for name, experiment in params.experiments.items()}
+    # Every experiment reported under reports/ (params.yaml was validated by stage_main): the
+    # page reads nothing else, so DVC knows all it depends on.
+    reports = layout.reports_dir(DEFAULT_EXPERIMENT).parent  # reports/, the experiments' parent
+    folders = reported_experiments(reports, DEFAULT_EXPERIMENT)
+    results = {folder.name: read_results(folder) for folder in folders}
     figures = os.path.relpath(layout.RESULTS_FIGURES, layout.RESULTS_PAGE.parent)
     unmeasured = [(claim, why) for claim in CLAIMS if (why := unmeasurable(claim, results))]
     page = ResultsPage(results, judge(CLAIMS, results), GENERALIZATIONS, unmeasured, figures)
