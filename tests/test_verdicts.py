@@ -153,7 +153,7 @@ def test_the_page_shows_the_numbers_of_metrics_json_and_the_figures_it_names(tmp
            f"{100 * comp['gain_ci_high']:+.2f}]" in row
     assert f"| {comp['p_exact']:.2g} |" in row and f"| {len(SEEDS)} |" in row
     assert "### `notebook`: 784-32-32-10: BN vs plain\n" in text and "| the table |" in text  # comparison.md
-    assert "\n##### Probes\n" in text  # its headings below the page's
+    assert "\n#### Probes\n" in text  # its headings below the page's
     assert set(page.figures()) == {"notebook_val_accuracy.png"}  # not the confusion matrices
     assert "![val_accuracy.png](figures/notebook_val_accuracy.png)" in text
 

@@ -136,7 +136,7 @@ class ResultsPage:
         """The report's own comparison.md (its title dropped, its headings one level down), then
         the figures."""
         body = r.comparison.split("\n", 1)[1].strip("\n").splitlines()
-        body = [f"###{line}" if line.startswith("#") else line for line in body]
+        body = [f"##{line}" if line.startswith("#") else line for line in body]  # level 2 → 4
         figures = [f"![{figure}]({self.figures_folder}/{figure_file(r.name, figure)})" for figure in shown_figures(r)]
         return [f"### `{r.name}`: {r.description}", "", f"Seeds: {', '.join(map(str, r.seeds))}.", "",
                 *body, "", *figures, ""]
