@@ -48,10 +48,6 @@ class ExperimentResults:
         compared = set(point[COMPARISON_KEY])
         return next(v for v in self.variants if v not in compared)
 
-    def points(self) -> dict[str, dict]:
-        """metrics.json per grid point (its labels), or ``{"": metrics}`` without a grid."""
-        return dict(self.metrics) if self.grid_keys else {"": self.metrics}
-
     def has_point(self, point: dict) -> bool:
         return set(point) <= set(self.grid_keys) and not self.at_point(point).empty
 

@@ -128,18 +128,18 @@ class ResultsPage:
                        f"{format_p(comps[v]['p_holm'])}" for v in challengers),
                      " / ".join(f"{loss[v]:.3f}" for v in r.variants)]
             lines.append("| " + " | ".join(cells) + " |")
-        lines += ["", "Gains in points; p Holm adjusts over every point's comparisons.", ""]
-        lines += [f"![{figure}]({self.figures_folder}/{figure_file(r.name, figure)})" for figure in shown_figures(r)]
-        return [*lines, ""]
+        return [*lines, "", "Gains in points; p Holm adjusts over every point's comparisons.", "", *self.images(r), ""]
 
     def experiment_section(self, r: ExperimentResults) -> list[str]:
         """The report's own comparison.md (its title dropped, its headings one level down), then
         the figures."""
         body = r.comparison.split("\n", 1)[1].strip("\n").splitlines()
         body = [f"##{line}" if line.startswith("#") else line for line in body]  # level 2 → 4
-        figures = [f"![{figure}]({self.figures_folder}/{figure_file(r.name, figure)})" for figure in shown_figures(r)]
         return [f"### `{r.name}`: {r.description}", "", f"Seeds: {', '.join(map(str, r.seeds))}.", "",
-                *body, "", *figures, ""]
+                *body, "", *self.images(r), ""]
+
+    def images(self, r: ExperimentResults) -> list[str]:
+        return [f"![{figure}]({self.figures_folder}/{figure_file(r.name, figure)})" for figure in shown_figures(r)]
 
 
 def _acc(row: dict) -> str:

@@ -104,9 +104,11 @@ def adjusted_interval(diff: np.ndarray, p_value: float, p_holm: float) -> tuple[
     diff = diff[~np.isnan(diff)]
     if len(diff) < 2 or math.isnan(p_holm):
         return float("nan"), float("nan")
-    if np.ptp(diff) < TIE or p_value == 0.0:
+    if np.ptp(diff) < TIE:
         return float(diff.mean()), float(diff.mean())
-    level = 1 - ALPHA * p_value / p_holm
+    # p so small that it underflowed to 0 leaves the ratio unknown; every level's interval then
+    # excludes 0, and the plain 95% one is shown.
+    level = 1 - ALPHA * (p_value / p_holm if p_holm > 0 else 1.0)
     return tuple(float(x) for x in stats.ttest_1samp(diff, 0.0).confidence_interval(level))
 
 
@@ -120,11 +122,12 @@ def _clean_p(value: float | None) -> float | None:
     return None if value is None or math.isnan(value) else float(f"{value:.6g}")
 
 
-def comparison_entry(test: Paired, p_holm: float = float("nan")) -> dict:
-    """metrics.json's ``comparison.<variant>`` (the names design.md's contract gives)."""
+def comparison_entry(test: Paired) -> dict:
+    """metrics.json's ``comparison.<variant>`` (the names design.md's contract gives); its
+    ``p_holm`` is set by :func:`adjust_holm` once the family is known."""
     return {"test_accuracy_gain": _clean(test.mean), "gain_ci_low": _clean(test.ci_low),
             "gain_ci_high": _clean(test.ci_high), "effect_size_dz": _clean(test.d_z),
-            "p_value": _clean_p(test.p_value), "p_exact": _clean_p(test.p_exact), "p_holm": _clean_p(p_holm),
+            "p_value": _clean_p(test.p_value), "p_exact": _clean_p(test.p_exact), "p_holm": None,
             "detectable_gain": _clean(test.detectable), "seeds": int(test.n)}
 
 
@@ -194,16 +197,13 @@ def _dz(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
-COMPARISON_HEADER = ("variant", "test accuracy (mean ± std)", "test loss (mean)", "seeds",
-                     "gain [95% CI] (points)", "d_z", "p", "p exact", "p Holm", "detectable (points)")
-
-
 def comparison_markdown(summary: dict, baseline: str, n_seeds: dict[str, int],
-                        reference: dict[str, float] | None = None, footnote: bool = True) -> str:
+                        reference: dict[str, float] | None = None) -> str:
     """The table that `make run` prints and reports/<experiment>/comparison.md holds: every
     variant, its gain over the baseline and the tests (see :data:`TEST`)."""
-    header = [*COMPARISON_HEADER, *(["reference (1 run)"] if reference else [])]
-    header[4] = f"gain over {baseline} [95% CI] (points)"
+    header = ["variant", "test accuracy (mean ± std)", "test loss (mean)", "seeds",
+              f"gain over {baseline} [95% CI] (points)", "d_z", "p", "p exact", "p Holm", "detectable (points)",
+              *(["reference (1 run)"] if reference else [])]
     lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
     for variant, row in summary.items():
         if variant == COMPARISON_KEY:
@@ -217,7 +217,7 @@ def comparison_markdown(summary: dict, baseline: str, n_seeds: dict[str, int],
         if reference:
             cells.append(pct(reference.get(variant)))
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + (f"\n\n{TEST}.\n" if footnote else "\n")
+    return "\n".join(lines) + f"\n\n{TEST}.\n"
 
 
 def mean_history(histories: list[dict[str, list[float]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
