@@ -33,7 +33,7 @@ def print_summary(experiments: list[str] | None = None, params_file: Path = Path
     if len(missing) == len(tables):
         return 1
     uri = redact(tracking_uri())
-    # MLflow 3 opens on a GenAI home page: point at the experiment's runs table instead.
+    # MLflow 3 opens an experiment on its GenAI pages: point at the runs table instead.
     runs_page = runs_table_path(uri)
     if uri.startswith(("http://", "https://")):
         print(f"Browse the runs: open {uri.rstrip('/')}/{runs_page}")
@@ -45,9 +45,15 @@ def print_summary(experiments: list[str] | None = None, params_file: Path = Path
     return 0
 
 
+# MLflow 3.17's UI opens an experiment in its GenAI layout (traces) unless told otherwise; this
+# query opens the model-training layout on the runs table (seen in headless Chromium).
+MODEL_TRAINING = "?workflowType=machine_learning"
+
+
 def runs_table_path(uri: str) -> str:
-    """``#/experiments/<id>/runs`` for the project's MLflow experiment when a SQLite store can
-    tell its id without starting MLflow, else ``#/experiments``."""
+    """``#/experiments/<id>/runs`` (in the model-training layout) for the project's MLflow
+    experiment when a SQLite store can tell its id without starting MLflow, else
+    ``#/experiments``."""
     database = uri.removeprefix("sqlite:///")
     if uri.startswith("sqlite:///") and Path(database).exists():
         try:
@@ -55,7 +61,7 @@ def runs_table_path(uri: str) -> str:
                 found = db.execute("select experiment_id from experiments where name = ?",
                                    (experiment_name(),)).fetchone()
             if found:
-                return f"#/experiments/{found[0]}/runs"
+                return f"#/experiments/{found[0]}/runs{MODEL_TRAINING}"
         except sqlite3.Error:
             pass
     return "#/experiments"
