@@ -111,7 +111,7 @@ def test_claims_these_experiments_cannot_test_are_named_with_the_reason():
     assert unmeasurable(Claim("b", "c", "s", "big", ACCURACY, +1, variant="noisy_bn"), results) == \
         "big has no variant noisy_bn"
     assert unmeasurable(Claim("c", "c", "s", "big", ACCURACY, +1, point={"learning_rate": 0.1}), results) == \
-        "big has no grid point learning_rate 0.1"
+        "big has no grid point learning_rate=0.1"
     drift = ProbeMeasure("drift", quantity="drift")
     assert unmeasurable(Claim("f", "c", "s", "big", drift, -1), results) == "big has no probes"
     claim = Claim("d", "BN helps", "s", "big", ACCURACY, +1)

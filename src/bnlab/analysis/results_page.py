@@ -6,13 +6,12 @@ the reports."""
 from __future__ import annotations
 
 import fnmatch
-import math
 from dataclasses import dataclass
 from pathlib import Path
 
 from bnlab.analysis.published import ExperimentResults
-from bnlab.analysis.statistics import ALPHA, POWER, TEST, format_p, gain_with_interval, pct
-from bnlab.analysis.verdicts import AGREES, RULES, Claim, Generalization, Verdict, generalization_word
+from bnlab.analysis.statistics import ALPHA, POWER, TEST, accuracy_spread, format_p, gain_with_interval, two_decimals
+from bnlab.analysis.verdicts import AGREES, RULES, Claim, Generalization, Verdict, generalization_word, point_text
 from bnlab.experiments.jobs import format_value, point_label
 from bnlab.experiments.params import COMPARISON_KEY
 
@@ -68,11 +67,11 @@ class ResultsPage:
             if r.grid_keys:
                 continue
             for variant, comp in r.metrics[COMPARISON_KEY].items():
-                accuracy = f"{_acc(r.metrics[variant])} vs {_acc(r.metrics[r.baseline])}"
+                accuracy = f"{accuracy_spread(r.metrics[variant])} vs {accuracy_spread(r.metrics[r.baseline])}"
                 lines.append(f"| `{name}` | {variant} vs {r.baseline} | {accuracy} | {gain_with_interval(comp)} "
-                             f"| {_num(comp['effect_size_dz'])} | {format_p(comp['p_value'])} "
+                             f"| {two_decimals(comp['effect_size_dz'])} | {format_p(comp['p_value'])} "
                              f"| {format_p(comp['p_exact'])} | {format_p(comp['p_holm'])} | {comp['seeds']} "
-                             f"| {_num(comp['detectable_gain'], 100)} |")
+                             f"| {two_decimals(comp['detectable_gain'], 100)} |")
         return "\n".join(lines) + f"\n\n{TEST}."
 
     def verdict_table(self) -> str:
@@ -84,7 +83,8 @@ class ResultsPage:
             means = f"{c.variant} {m.value(v.variant_mean)} vs {c.baseline} {m.value(v.baseline_mean)}"
             lines.append(
                 f"| {c.claim}{figures} | {c.source} | {_where(c)}: {m.label} | {means} "
-                f"| {m.difference(v.test.mean, v.interval)} | {_p(v.p_holm)} | {_p(v.test.p_exact)} | {v.test.n} "
+                f"| {m.difference(v.test.mean, v.interval)} | {format_p(v.p_holm)} | {format_p(v.test.p_exact)} "
+                f"| {v.test.n} "
                 f"| {m.number(v.test.detectable)}{m.difference_unit} | **{v.word}** |")
         notes = [f"Difference: variant minus baseline, the mean over paired seeds; detectable: the smallest "
                  f"difference these seeds find with power {POWER}."]
@@ -123,7 +123,7 @@ class ResultsPage:
             point = tuple(zip(r.grid_keys, values if isinstance(values, tuple) else (values,)))
             summary, comps = r.metrics[point_label(point)], r.metrics[point_label(point)][COMPARISON_KEY]
             loss = rows.groupby("variant", sort=False)["final_train_loss"].mean()
-            cells = [*(format_value(value) for _, value in point), *(_acc(summary[v]) for v in r.variants),
+            cells = [*(format_value(value) for _, value in point), *(accuracy_spread(summary[v]) for v in r.variants),
                      *(f"{gain_with_interval(comps[v])}, {format_p(comps[v]['p_value'])}, "
                        f"{format_p(comps[v]['p_holm'])}" for v in challengers),
                      " / ".join(f"{loss[v]:.3f}" for v in r.variants)]
@@ -142,24 +142,8 @@ class ResultsPage:
         return [f"![{figure}]({self.figures_folder}/{figure_file(r.name, figure)})" for figure in shown_figures(r)]
 
 
-def _acc(row: dict) -> str:
-    return f"{pct(row['test_accuracy_mean'])} ± {pct(row['test_accuracy_std'])}"
-
-
-def _num(value: float | None, scale: float = 1.0) -> str:
-    return "n/a" if value is None else f"{value * scale:.2f}"
-
-
-def _p(value: float) -> str:
-    return format_p(None if math.isnan(value) else value)
-
-
-def _point(point: dict) -> str:
-    return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in point.items())
-
-
 def _where(claim: Claim) -> str:
-    return f"`{claim.experiment}`" + (f" at {_point(claim.point)}" if claim.point else "")
+    return f"`{claim.experiment}`" + (f" at {point_text(claim.point)}" if claim.point else "")
 
 
 INTRO = """\

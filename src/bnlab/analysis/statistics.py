@@ -138,11 +138,15 @@ def per_seed_frame(results: list[dict], variants: list[str]) -> pd.DataFrame:
     return frame.sort_values(["variant", "seed"]).reset_index(drop=True)
 
 
+def seed_pairs(per_seed: pd.DataFrame, variant: str, baseline: str, column: str = "test_accuracy") -> pd.DataFrame:
+    """``column`` of ``variant`` and of the baseline side by side, one row per seed both have."""
+    return per_seed.pivot(index="seed", columns="variant", values=column)[[variant, baseline]].dropna()
+
+
 def paired_differences(per_seed: pd.DataFrame, variant: str, baseline: str,
                        column: str = "test_accuracy") -> np.ndarray:
     """``column`` of ``variant`` minus the baseline's, per seed both have."""
-    by_seed = per_seed.pivot(index="seed", columns="variant", values=column)
-    pairs = by_seed[[variant, baseline]].dropna()
+    pairs = seed_pairs(per_seed, variant, baseline, column)
     return (pairs[variant] - pairs[baseline]).to_numpy()
 
 
@@ -173,8 +177,21 @@ def adjust_holm(comparisons: list[dict]) -> None:
         comparison["p_holm"] = _clean_p(adjusted)
 
 
+def _undefined(value: float | None) -> bool:
+    return value is None or math.isnan(value)
+
+
 def format_p(p_value: float | None) -> str:
-    return "n/a (needs 2 seeds)" if p_value is None else f"{p_value:.2g}"
+    return "n/a (needs 2 seeds)" if _undefined(p_value) else f"{p_value:.2g}"
+
+
+def two_decimals(value: float | None, scale: float = 1.0) -> str:
+    return "n/a" if _undefined(value) else f"{value * scale:.2f}"
+
+
+def accuracy_spread(row: dict) -> str:
+    """A variant's ``96.95% ± 0.37%`` (mean ± std over seeds) from its metrics.json entry."""
+    return f"{pct(row['test_accuracy_mean'])} ± {pct(row['test_accuracy_std'])}"
 
 
 def pct(value: float | None) -> str:
@@ -193,10 +210,6 @@ def gain_with_interval(comp: dict) -> str:
     return f"{points(comp['test_accuracy_gain'])} [{points(comp['gain_ci_low'])}, {points(comp['gain_ci_high'])}]"
 
 
-def _dz(value: float | None) -> str:
-    return "n/a" if value is None else f"{value:.2f}"
-
-
 def comparison_markdown(summary: dict, baseline: str, n_seeds: dict[str, int],
                         reference: dict[str, float] | None = None) -> str:
     """The table that `make run` prints and reports/<experiment>/comparison.md holds: every
@@ -210,9 +223,9 @@ def comparison_markdown(summary: dict, baseline: str, n_seeds: dict[str, int],
             continue
         comp = summary[COMPARISON_KEY].get(variant)
         tests = (["—"] * 6 if comp is None else
-                 [gain_with_interval(comp), _dz(comp["effect_size_dz"]), format_p(comp["p_value"]),
+                 [gain_with_interval(comp), two_decimals(comp["effect_size_dz"]), format_p(comp["p_value"]),
                   format_p(comp["p_exact"]), format_p(comp["p_holm"]), points(comp["detectable_gain"], sign=False)])
-        cells = [variant, f"{pct(row['test_accuracy_mean'])} ± {pct(row['test_accuracy_std'])}",
+        cells = [variant, accuracy_spread(row),
                  f"{row['test_loss_mean']:.4f}", str(n_seeds[variant]), *tests]
         if reference:
             cells.append(pct(reference.get(variant)))

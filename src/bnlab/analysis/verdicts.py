@@ -18,7 +18,8 @@ import pandas as pd
 
 from bnlab.analysis.probe_tables import dead_per_run, drift_per_run, nearest_steps
 from bnlab.analysis.published import ExperimentResults
-from bnlab.analysis.statistics import ALPHA, POWER, Paired, adjusted_interval, holm, paired
+from bnlab.analysis.statistics import ALPHA, POWER, Paired, adjusted_interval, holm, paired, seed_pairs
+from bnlab.experiments.jobs import point_label
 
 AGREES, DISAGREES, NO_EFFECT, PARTLY, TOO_FEW = "agrees", "disagrees", "no effect shown", "partly", "too few seeds"
 T_TEST_ONLY = " (t-test only)"  # added when the exact sign-flip test does not also reach p < α
@@ -181,22 +182,21 @@ def unmeasurable(claim: Claim, results: dict[str, ExperimentResults]) -> str | N
     if missing:
         return f"{claim.experiment} has no variant {', '.join(missing)}"
     if claim.point and not found.has_point(claim.point):
-        return f"{claim.experiment} has no grid point {_point_text(claim.point)}"
+        return f"{claim.experiment} has no grid point {point_text(claim.point)}"
     lacks = claim.measure.missing(found)
     return f"{claim.experiment} has {lacks}" if lacks else None
 
 
-def _point_text(point: dict) -> str:
-    return ", ".join(f"{key} {value}" for key, value in point.items())
+def point_text(point: dict) -> str:
+    """A claim's grid point as the jobs name it: ``learning_rate=0.1``."""
+    return point_label(tuple(point.items()))
 
 
 def measure(claim: Claim, results: ExperimentResults) -> Verdict:
     """The claim's paired measurement in its experiment (not yet adjusted)."""
-    values = claim.measure.values(results, claim.point)
-    by_seed = values.pivot(index="seed", columns="variant", values="value")[[claim.variant, claim.baseline]].dropna()
-    diff = (by_seed[claim.variant] - by_seed[claim.baseline]).to_numpy()
-    return Verdict(claim, float(by_seed[claim.variant].mean()), float(by_seed[claim.baseline].mean()),
-                   diff, paired(diff))
+    pairs = seed_pairs(claim.measure.values(results, claim.point), claim.variant, claim.baseline, "value")
+    diff = (pairs[claim.variant] - pairs[claim.baseline]).to_numpy()
+    return Verdict(claim, float(pairs[claim.variant].mean()), float(pairs[claim.baseline].mean()), diff, paired(diff))
 
 
 def judge(claims: tuple[Claim, ...], results: dict[str, ExperimentResults]) -> list[Verdict]:
