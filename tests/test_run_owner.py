@@ -3,6 +3,7 @@
 that job again instead of restoring it from a run that lacks its files."""
 
 import errno
+import time
 
 import pytest
 import yaml
@@ -14,7 +15,7 @@ from bnlab.data.splits import split_mnist
 from bnlab.execution.job import JobRequest, load_splits, run_job
 from bnlab.experiments.jobs import jobs
 from bnlab.experiments.params import parse_params
-from bnlab.tracking import runs
+from bnlab.tracking import logged, runs
 from bnlab.tracking.job_cache import ARTIFACT_DIR, JOB_KEY_TAG, code_fingerprint
 from helpers import make_mnist, small_params
 
@@ -79,3 +80,30 @@ def test_a_finished_job_run_holds_its_model_folder_and_key_and_is_restored_next_
     again = run_job(request)
     assert again.restored and again.files == first.files
     assert client.get_run(again.run_id).info.status == "FINISHED"
+
+
+def test_a_training_run_records_its_step_time_and_the_systems_load(request_for_one_job):
+    client, request = request_for_one_job
+    trained = client.get_run(run_job(request).run_id)
+    [step_time] = client.get_metric_history(trained.info.run_id, "seconds_per_step")
+    assert step_time.step == 1 and 0 < step_time.value < trained.data.metrics["fit_seconds"]
+    assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(trained.data.metrics)
+
+
+def test_system_metrics_sample_a_ten_second_fit_at_least_five_times(tmp_path):
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    run_id = client.create_run(client.create_experiment("monitored")).info.run_id
+    with logged.system_metrics(f"sqlite:///{tmp_path / 'mlflow.db'}", run_id):
+        time.sleep(10)
+    samples = client.get_metric_history(run_id, "system/cpu_utilization_percentage")
+    assert len(samples) >= 5 and [m.step for m in samples] == list(range(len(samples)))
+
+
+def test_the_experiment_is_tagged_as_model_training_also_when_it_existed_untagged(tmp_path, monkeypatch):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    untagged = client.create_experiment("made-elsewhere")
+    assert runs.EXPERIMENT_KIND_TAG not in client.get_experiment(untagged).tags
+    for name in ("made-elsewhere", "made-here"):
+        _, experiment_id = runs.connect(name)
+        assert client.get_experiment(experiment_id).tags[runs.EXPERIMENT_KIND_TAG] == "custom_model_development"

@@ -38,9 +38,10 @@ def make_probes(experiment: ExperimentParams, estimator: KerasMLPClassifier, spl
 
 def fit_into_run(client, store: str, run_id: str, params: Params, job: Job, splits: dict,
                  sources: dict[str, str]) -> tuple[KerasMLPClassifier, ProbeRecorder | None]:
-    """Fit the job's model; params, datasets, each epoch's metrics as the epoch ends, probe
-    metrics as they are measured, the fit's time and the served model go to run ``run_id`` of
-    the store at ``store``."""
+    """Fit the job's model; params, datasets, each epoch's metrics (and its time per optimizer
+    step) as the epoch ends, probe metrics as they are measured, the system's CPU and memory
+    while it fits, the fit's time and the served model go to run ``run_id`` of the store at
+    ``store``."""
     experiment = params.experiment(job.experiment)
     (x_train, y_train), (x_val, y_val) = splits["train"], splits["validation"]
     estimator = make_estimator(experiment, job)
@@ -49,7 +50,8 @@ def fit_into_run(client, store: str, run_id: str, params: Params, job: Job, spli
     logged.log_params(client, run_id, job_params(params, estimator, len(y_train), len(y_val)))
     logged.log_datasets(client, run_id, {k: splits[k] for k in sources}, sources)
     started = time.perf_counter()
-    estimator.fit(flat_pixels(x_train), y_train, validation_data=(flat_pixels(x_val), y_val))
+    with logged.system_metrics(store, run_id):
+        estimator.fit(flat_pixels(x_train), y_train, validation_data=(flat_pixels(x_val), y_val))
     logged.log_metrics(client, run_id, {"fit_seconds": time.perf_counter() - started})
     estimator.set_params(callbacks=None)  # the loggers belong to this run, not the model
     log_served_model(client, run_id, estimator.model_, estimator.n_features_in_)

@@ -21,6 +21,7 @@ from bnlab.ml.saving import EstimatorFiles
 from bnlab.ml.tf_runtime import keras, tf
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
+STEP_TIME = "seconds_per_step"  # in each epoch's callback logs, beside the history's values
 # Raw pixels stay uint8 until a batch is drawn (a quarter of float32's memory per worker); any
 # other input becomes float32. Both reach the network as the same float32 values.
 INPUT_DTYPES = [np.float32, np.uint8]
@@ -77,7 +78,8 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
     callbacks : list or None, default=None
         Objects with Keras's callback methods (``set_model``, ``on_train_begin``,
         ``on_epoch_end(epoch, logs)``, ``on_train_end``), e.g. ``keras.callbacks.LambdaCallback``.
-        ``epoch`` counts from 0 as in Keras; ``logs`` holds this epoch's history values. Setting
+        ``epoch`` counts from 0 as in Keras; ``logs`` holds this epoch's history values and
+        ``seconds_per_step``, the wall time of its optimizer steps (not in ``history_``). Setting
         ``model.stop_training`` (as ``keras.callbacks.EarlyStopping`` does) ends training after
         that epoch. A callback with an ``every_steps`` attribute (an int) also gets
         ``on_step_end(step, logs)`` after every ``every_steps`` optimizer steps (``step`` counts
@@ -262,13 +264,13 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
                 self.history_[key].append(value)
             if self.verbose:
                 print(f"epoch {epoch + 1} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
-            _call(callbacks, "on_epoch_end", epoch, dict(logs))
+            _call(callbacks, "on_epoch_end", epoch, {**logs, STEP_TIME: train_steps.seconds_per_step()})
             return bool(model.stop_training)
 
         model.stop_training = False
         _call(callbacks, "set_model", model)
         _call(callbacks, "on_train_begin", {})
-        train_steps = loop.compile_train_steps(model, optimizer, self.batch_size)
+        train_steps = loop.TimedSteps(loop.compile_train_steps(model, optimizer, self.batch_size))
         self.n_steps_, self.n_iter_ = loop.run(train_steps, x_all, y_all, self.batch_size, budget,
                                                rng, self.shuffle, step_hooks, on_epoch_end)
         _call(callbacks, "on_train_end", {})

@@ -13,6 +13,7 @@ Nothing here knows about scikit-learn; :class:`bnlab.ml.estimator.KerasMLPClassi
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -43,6 +44,27 @@ class StepHook:
 
     every: int
     call: Callable[[int], None]
+
+
+class TimedSteps:
+    """``train_steps``, timed: the wall seconds its calls took and the steps they ran, so that
+    :meth:`seconds_per_step` says what one optimizer step costs, without the epoch's evaluation.
+    Wall time differs run to run: it goes to the callbacks' logs, never into a model's files."""
+
+    def __init__(self, train_steps):
+        self.train_steps, self.seconds, self.steps = train_steps, 0.0, 0
+
+    def __call__(self, x, y, batches, first: int, count: int) -> None:
+        started = time.perf_counter()
+        self.train_steps(x, y, batches, first, count)
+        self.seconds += time.perf_counter() - started
+        self.steps += count
+
+    def seconds_per_step(self) -> float:
+        """Since the last call (an epoch's steps, the first epoch's with XLA's compilation)."""
+        found = self.seconds / max(self.steps, 1)
+        self.seconds, self.steps = 0.0, 0
+        return found
 
 
 def as_tensor(array: np.ndarray):

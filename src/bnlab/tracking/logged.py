@@ -4,6 +4,7 @@ Every write goes through a client for the store it is given."""
 from __future__ import annotations
 
 import json
+import logging
 import signal
 import threading
 import time
@@ -94,6 +95,31 @@ class ProbeLogger(_RunWriter):
 
     def __call__(self, step: int, rows: list[dict], accuracy: dict) -> None:
         self._log(probe_rows.metrics(rows, accuracy), step=step)
+
+
+# MLflow's system metrics (system/cpu_utilization_percentage, system/system_memory_usage_megabytes,
+# ...), sampled every half second and logged each sample (each also reads the run: about 1.3 a
+# second measured), so a 10-second fit gets over 10 points.
+SYSTEM_METRICS_INTERVAL = 0.5
+
+
+@contextmanager
+def system_metrics(store: str, run_id: str) -> Iterator[None]:
+    """Record MLflow's system metrics into run ``run_id`` while the block runs. MLflow's own
+    monitor, started on a run of this client's store (the fluent ``log_system_metrics`` needs
+    an active fluent run, which a job does not have)."""
+    from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
+
+    # Its INFO lines ("Started monitoring...", "Skip logging GPU metrics") would fill the stage's
+    # log, one set per job.
+    logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
+    monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_INTERVAL, samples_before_logging=1,
+                                   tracking_uri=store)
+    monitor.start()
+    try:
+        yield
+    finally:
+        monitor.finish()
 
 
 def log_history(client: MlflowClient, run_id: str, history: dict[str, list[float]]) -> None:

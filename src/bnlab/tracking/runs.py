@@ -61,6 +61,8 @@ COPIED_FROM_TAG = "bnlab.copied_from"  # a run copied for another DVC experiment
 MODEL_DIGEST_TAG = "model_digest"  # sha256 of a job's weights.npz: which model the run holds
 RESTORED_TAG = "restored"  # "true" on a run whose model was trained by another run
 TEST_METRICS = ("test_loss", "test_accuracy")  # what evaluate logs into a job's run
+# MLflow 3 shows an experiment as GenAI or model training by this tag (and its UI's own switch).
+EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 # --- the store -----------------------------------------------------------------------------
@@ -86,14 +88,24 @@ def _connect(experiment: str, root: Path | None) -> tuple[MlflowClient, str]:
     client = MlflowClient(uri)
     try:
         if os.environ.get("MLFLOW_RUN_ID"):  # under `mlflow run`: the project run's experiment
-            return client, client.get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id
-        found = client.get_experiment_by_name(experiment)
-        if found is not None:
-            return client, found.experiment_id
-        location = default_artifacts(root).as_uri() if default_store else None
-        return client, client.create_experiment(experiment, artifact_location=location)
+            experiment_id = client.get_run(os.environ["MLFLOW_RUN_ID"]).info.experiment_id
+        elif (found := client.get_experiment_by_name(experiment)) is not None:
+            experiment_id = found.experiment_id
+        else:
+            location = default_artifacts(root).as_uri() if default_store else None
+            experiment_id = client.create_experiment(experiment, artifact_location=location,
+                                                     tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+        mark_model_training(client, experiment_id)
+        return client, experiment_id
     except mlflow.exceptions.MlflowException as exc:
         raise TrackingError(f"MLflow tracking store {redact(given)}: {redact_text(exc.message, given)}") from None
+
+
+def mark_model_training(client: MlflowClient, experiment_id: str) -> None:
+    """Tag the experiment as model training (not GenAI), also one created before this tag
+    existed or by someone else, so that a UI that reads the kind shows its training runs."""
+    if client.get_experiment(experiment_id).tags.get(EXPERIMENT_KIND_TAG) != MODEL_TRAINING:
+        client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
 
 
 # --- names, keys and lineage ---------------------------------------------------------------
