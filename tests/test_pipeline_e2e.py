@@ -65,7 +65,7 @@ def test_outputs_follow_the_contracts(project):
         assert 0 <= comp["p_value"] <= comp["p_holm"] <= 1 and comp["p_exact"] >= 0.5  # 2 pairs: 2 / 2^2 at least
     figures = {p.name for p in (root / REPORTS / "figures").iterdir()}
     assert {"train_loss.png", "train_accuracy.png", "val_loss.png", "val_accuracy.png",
-            "confusion_matrices.png", "test_accuracy_by_step.png", "percentiles_layer1_unit0.png",
+            "test_accuracy_by_step.png", "percentiles_layer1_unit0.png",
             "input_median_by_layer.png", "train_vs_inference_mode.png"} <= figures
     table = (root / REPORTS / "comparison.md").read_text()
     assert all(f"| {variant} |" in table for variant in VARIANTS)
@@ -208,22 +208,76 @@ def test_model_runs_record_their_datasets(store):
     client, _, runs = store
     run_ = next(r for r in runs if r.info.run_name == "notebook/batchnorm-seed0")
     inputs = {d.dataset.name: d for d in run_.inputs.dataset_inputs}
-    assert set(inputs) == {"mnist-train", "mnist-validation", "mnist-test"}
+    assert set(inputs) == {"mnist-train", "mnist-validation", "mnist-test", "mnist-test-predictions"}
     assert all(d.dataset.digest for d in inputs.values())
-    contexts = {d.tags[0].value for d in inputs.values()}
-    assert contexts == {"train", "validation", "test"}
+    contexts = {d.tags[0].value for d in inputs.values() if d.tags}
+    assert contexts == {"train", "validation", "test"}  # the predictions are evaluate's, untagged
 
 
-def test_parent_run_carries_the_comparison(store):
+def test_model_runs_hold_mlflows_classifier_evaluation(project, store, tmp_path):
+    root, _, _ = project
+    client, _, runs = store
+    run_ = next(r for r in runs if r.info.run_name == "notebook/plain-seed0")
+    metrics = run_.data.metrics
+    assert metrics["accuracy_score"] == pytest.approx(metrics["test_accuracy"], abs=1e-12)
+    assert metrics["example_count"] == 200 and 0 < metrics["f1_score"] <= 1
+    assert {a.path for a in client.list_artifacts(run_.info.run_id)} >= {"confusion_matrix.png",
+                                                                         "per_class_metrics.csv"}
+    per_class = pd.read_csv(client.download_artifacts(run_.info.run_id, "per_class_metrics.csv", str(tmp_path)))
+    assert sorted(per_class["positive_class"]) == list(range(10))
+    assert {"precision_score", "recall_score", "f1_score"} <= set(per_class.columns)
+    predicted = pd.read_csv(root / "eval/notebook/predictions.csv").query("variant == 'plain' and seed == 0")
+    recall_of_0 = (predicted.query("actual == 0")["predicted"] == 0).mean()
+    assert per_class.set_index("positive_class").loc[0, "recall_score"] == pytest.approx(recall_of_0)
+    [model] = client.search_logged_models([run_.info.experiment_id], filter_string=f"source_run_id = '{run_.info.run_id}'")
+    assert "accuracy_score" in {m.key for m in model.metrics}  # on the UI's Models tab too
+
+
+def test_model_runs_record_the_step_time_and_the_systems_load(store):
+    client, _, runs = store
+    run_ = next(r for r in runs if r.info.run_name == "notebook/batchnorm-seed1")
+    step_time = client.get_metric_history(run_.info.run_id, "seconds_per_step")
+    assert [m.step for m in step_time] == list(range(1, EPOCHS + 1)) and all(m.value > 0 for m in step_time)
+    assert "system/cpu_utilization_percentage" in run_.data.metrics
+
+
+def test_each_variant_is_registered_with_its_champion_and_seed_aliases(project, store):
+    root, _, _ = project
+    client, _, runs = store
+    for variant in VARIANTS:
+        name = f"bnlab-notebook-{variant}"
+        versions = {v.version: v for v in client.search_model_versions(f"name = '{name}'")}
+        assert len(versions) == len(SEEDS)
+        aliases = client.get_registered_model(name).aliases
+        assert set(aliases) == {"champion", *(f"seed-{s}" for s in SEEDS)}
+        val = {s: json.loads((root / f"models/notebook/{variant}-seed{s}/estimator.json").read_text())
+               ["history"]["val_accuracy"][-1] for s in SEEDS}
+        best = max(SEEDS, key=lambda s: (val[s], -s))
+        assert aliases["champion"] == aliases[f"seed-{best}"]
+        for seed in SEEDS:
+            version = versions[aliases[f"seed-{seed}"]]
+            assert version.tags["seed"] == str(seed)
+            assert version.run_id == next(r.info.run_id for r in runs if r.info.run_name == f"notebook/{variant}-seed{seed}")
+    # Reporting the same models again adds no version.
+    run(["dvc", "repro", "--force", "report@notebook"], root, env=store_env())
+    assert len(client.search_model_versions("name = 'bnlab-notebook-batchnorm'")) == len(SEEDS)
+
+
+def test_parent_run_carries_the_comparison(project, store):
+    root, _, _ = project
     client, _, runs = store
     parent = next(r for r in runs if r.data.tags.get("bnlab.role") == "pipeline")
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     figures = {a.path for a in client.list_artifacts(parent.info.run_id, "figures")}
     assert {"comparison.md", "metrics.json", "figures"} <= artifacts
-    assert "figures/val_accuracy.png" in figures and "figures/confusion_matrices.png" in figures
-    assert {"batchnorm_test_accuracy_mean", "bn_after_test_accuracy_mean", "plain_test_accuracy_mean",
-            "batchnorm_test_accuracy_gain", "bn_after_p_value", "bn_after_p_holm", "batchnorm_gain_ci_low",
-            "batchnorm_gain_ci_high"} <= set(parent.data.metrics)
+    assert "figures/val_accuracy.png" in figures and "figures/input_median_by_layer.png" in figures
+    summary = json.loads((root / REPORTS / "metrics.json").read_text())
+    for variant in VARIANTS:  # the seed-level summary, the same numbers as metrics.json
+        for key in ("test_accuracy_mean", "test_accuracy_std", "test_loss_mean"):
+            assert parent.data.metrics[f"{variant}_{key}"] == pytest.approx(summary[variant][key], abs=0)
+    for variant in CHALLENGERS:
+        for key in ("test_accuracy_gain", "gain_ci_low", "gain_ci_high", "p_value", "p_holm"):
+            assert parent.data.metrics[f"{variant}_{key}"] == pytest.approx(summary["comparison"][variant][key], abs=0)
 
 
 def test_logged_model_loads_and_predicts_digits(project, store):

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bnlab.analysis import figures
-from bnlab.analysis.report import FILES, FOLDERS, Report
+from bnlab.analysis.report import FILES, FOLDERS, Report, grid_step_tags, parent_metrics
 from bnlab.analysis.statistics import summarize
 from bnlab.analysis.sweep import sweep_frame
 from bnlab.experiments.jobs import jobs, ordered_variants
@@ -31,14 +31,14 @@ def synthetic_report(experiment: ExperimentParams) -> Report:
     rng = np.random.default_rng(0)
     job_list = jobs("many", experiment)
     results = {job.name: {"variant": job.variant, "seed": job.seed, "test_accuracy": float(rng.uniform(0.9, 1)),
-                          "test_loss": float(rng.uniform(0.1, 0.3)), "confusion_matrix": (np.eye(10, dtype=int) * 9).tolist()}
+                          "test_loss": float(rng.uniform(0.1, 0.3))}
                for job in job_list}
     history = {"train_loss": [0.5, 0.3], "train_accuracy": [0.9, 0.95], "val_loss": [0.4, 0.3], "val_accuracy": [0.9, 0.94]}
     histories = {variant: [history for _ in SEEDS] for variant in experiment.variants}
     sweep = sweep_frame([results[job.name] for job in job_list], [history for _ in job_list], [],
                         ordered_variants(experiment))
     summary = summarize(sweep.drop(columns="final_train_loss"), experiment.baseline)
-    return Report("many", experiment, results, histories, sweep, summary,
+    return Report("many", experiment, histories, sweep, summary,
                   pd.DataFrame(columns=["variant", "seed", *PROBE_COLUMNS]),
                   pd.DataFrame(columns=["variant", "seed", *STEP_COLUMNS]))
 
@@ -53,7 +53,7 @@ def test_twelve_variants_make_a_report_each_variant_with_its_own_colour(tmp_path
     assert set(json.loads(paths["metrics.json"].read_text())) == {*experiment.variants, COMPARISON_KEY}
     assert len(json.loads(paths["metrics.json"].read_text())[COMPARISON_KEY]) == 11
     assert all(f"| {variant} |" in paths["comparison.md"].read_text() for variant in experiment.variants)
-    assert {p.name for p in paths["figures"].iterdir()} >= {"val_accuracy.png", "confusion_matrices.png"}
+    assert {p.name for p in paths["figures"].iterdir()} >= {"val_accuracy.png", "train_loss.png"}
     palette = figures.colors(ordered_variants(experiment), experiment.baseline)
     assert len(set(palette.values())) == 12 and palette["plain"] == figures.BASELINE_COLOR
 
@@ -70,3 +70,17 @@ def test_a_variant_named_like_the_comparison_key_is_refused_with_its_name():
     raw["experiments"]["notebook"]["variants"][COMPARISON_KEY] = {"batch_norm": True}
     with pytest.raises(ParamsError, match=f"a variant may not be named '{COMPARISON_KEY}'"):
         parse_params(raw)
+
+
+def test_a_grids_summary_goes_to_the_parent_run_one_step_per_grid_point():
+    experiment = experiment_with(2)
+    point = synthetic_report(experiment).summary
+    other = json.loads(json.dumps(point))
+    other["plain"]["test_accuracy_mean"] = 0.5
+    other[COMPARISON_KEY]["v0"]["gain_ci_low"] = None  # undefined: left out
+    summary = {"learning_rate=0.001": point, "learning_rate=0.01": other}
+    steps = parent_metrics(summary, grid=True)
+    assert len(steps) == 2 and steps[0] == parent_metrics(point)[0]
+    assert steps[1]["plain_test_accuracy_mean"] == 0.5 and "v0_gain_ci_low" not in steps[1]
+    assert {"v0_test_accuracy_std", "v0_gain_ci_high", "v0_p_holm"} <= set(steps[0])
+    assert grid_step_tags(summary) == {"grid_step.0": "learning_rate=0.001", "grid_step.1": "learning_rate=0.01"}

@@ -1,5 +1,6 @@
-"""A trained model served by the real `mlflow models serve` (through `bnlab serve`) answers real
-HTTP requests with the evaluate stage's very predictions, and logs nothing but access lines."""
+"""The registry's champion, served by the real `mlflow models serve` (through `bnlab serve`),
+answers real HTTP requests with the evaluate stage's very predictions of that seed, and logs
+nothing but access lines."""
 
 import json
 import re
@@ -24,8 +25,8 @@ ACCESS_LINE = re.compile(r'^INFO:\s+127\.0\.0\.1:\d+ - "(POST /invocations|GET /
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
     root = make_project(tmp_path_factory.mktemp("serving") / "proj", make_mnist(600, N_TEST),
-                        {"epochs": 1, "seeds": [0], "hidden_units": [16], "probes": None})
-    run(["dvc", "repro", "evaluate@notebook"], root, env=store_env())
+                        {"epochs": 1, "seeds": [0, 1], "hidden_units": [16], "probes": None})
+    run(["dvc", "repro", "report@notebook"], root, env=store_env())
     return root
 
 
@@ -39,29 +40,24 @@ def post(url: str, body: dict) -> tuple[int, dict]:
         return error.code, json.loads(error.read())
 
 
-def add_newer_run_without_a_model(root):
-    """A later FINISHED run of the same job (as a `dvc exp run` of other settings would leave):
-    serving must still pick the run of the models in the workspace."""
+def champion_seed(root) -> int:
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
-    experiment_id = client.get_experiment_by_name("batchnorm-mnist").experiment_id
-    decoy = client.create_run(experiment_id, tags={"experiment": "notebook", "variant": "batchnorm", "seed": "0"})
-    client.set_terminated(decoy.info.run_id, "FINISHED")
+    return int(client.get_model_version_by_alias("bnlab-notebook-batchnorm", "champion").tags["seed"])
 
 
 @pytest.mark.slow
 def test_the_served_model_gives_the_pipelines_predictions_quietly(evaluated):
     root = evaluated
-    add_newer_run_without_a_model(root)
     port = free_port()
     log = root / "serve.log"
     with open(log, "w") as out:
-        server = subprocess.Popen(["bnlab", "serve", "notebook", "--variant", "batchnorm", "--port", str(port)],
+        server = subprocess.Popen(["bnlab", "serve", "--port", str(port)],
                                   cwd=root, env=store_env(), stdout=out, stderr=subprocess.STDOUT,
                                   start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, server, seconds=120)
-        assert "(the run of the models in models/notebook)" in log.read_text().splitlines()[0]
+        assert log.read_text().startswith("serving models:/bnlab-notebook-batchnorm@champion (version ")
         started = len(log.read_text().splitlines())
         x_test, _ = splits.load_split(root / "data/prepared/test.npz")
         pixels = x_test.reshape(len(x_test), -1).astype(np.float32)
@@ -79,7 +75,7 @@ def test_the_served_model_gives_the_pipelines_predictions_quietly(evaluated):
         stop(server)
 
     predictions = pd.read_csv(root / "eval/notebook/predictions.csv")
-    expected = predictions.query("variant == 'batchnorm' and seed == 0")["predicted"].to_numpy()
+    expected = predictions.query(f"variant == 'batchnorm' and seed == {champion_seed(root)}")["predicted"].to_numpy()
     assert len(digits) == N_TEST and np.array_equal(np.array(digits), expected)
     probabilities = np.array(probabilities)
     assert probabilities.shape == (N_TEST, 10)
@@ -90,9 +86,9 @@ def test_the_served_model_gives_the_pipelines_predictions_quietly(evaluated):
     assert not noise, "the server logged more than access lines:\n" + "\n".join(noise[:20])
 
 
-def test_serving_a_job_that_was_never_trained_says_how_to_train_it(tmp_path):
+def test_serving_a_model_that_was_never_registered_says_how_to_register_it(tmp_path):
     root = make_project(tmp_path / "proj", make_mnist(60, 20))
     done = run(["bnlab", "serve", "notebook", "--seed", "0"], root, env=store_env(), check=False)
     assert done.returncode == 1
-    assert done.stderr.strip() == ("bnlab serve: error: no finished run of notebook/batchnorm-seed0 holds "
-                                   "a model: train it first (`make run`, or `dvc repro train@notebook`)")
+    assert done.stderr.strip() == ("bnlab serve: error: the registry has no models:/bnlab-notebook-batchnorm@seed-0: "
+                                   "the report stage registers it (`make run`, or `dvc repro report@notebook`)")

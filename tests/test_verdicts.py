@@ -127,7 +127,7 @@ def write_reports(folder, frame: pd.DataFrame, metrics: dict, description: str =
     (folder / "figures").mkdir(parents=True)
     (folder / "comparison.md").write_text(f"# {folder.name}: {description}\n\n| the table |\n\n## Probes\n")
     (folder / "figures" / "val_accuracy.png").write_bytes(b"png")
-    (folder / "figures" / "confusion_matrices.png").write_bytes(b"png")
+    (folder / "figures" / "train_loss.png").write_bytes(b"png")
     (folder / "metrics.json").write_text(json.dumps(metrics))
     frame.to_csv(folder / "sweep.csv", index=False)
     probes({"batchnorm": 0.05, "plain": 0.5}).to_csv(folder / "probes.csv", index=False)
@@ -154,7 +154,7 @@ def test_the_page_shows_the_numbers_of_metrics_json_and_the_figures_it_names(tmp
     assert f"| {comp['p_exact']:.2g} |" in row and f"| {len(SEEDS)} |" in row
     assert "### `notebook`: 784-32-32-10: BN vs plain\n" in text and "| the table |" in text  # comparison.md
     assert "\n#### Probes\n" in text  # its headings below the page's
-    assert set(page.figures()) == {"notebook_val_accuracy.png"}  # not the confusion matrices
+    assert set(page.figures()) == {"notebook_val_accuracy.png"}  # not the training loss
     assert "![val_accuracy.png](figures/notebook_val_accuracy.png)" in text
 
 

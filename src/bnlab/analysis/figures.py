@@ -60,27 +60,6 @@ def curve_figure(metric: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], 
     return fig
 
 
-def confusion_figure(matrices: dict[str, np.ndarray], classes: list, n_seeds: int) -> Figure:
-    """Confusion matrices side by side, counts summed over seeds."""
-    fig = Figure(figsize=(5 * len(matrices), 4.5), dpi=100)
-    for i, (variant, matrix) in enumerate(matrices.items(), start=1):
-        ax = fig.add_subplot(1, len(matrices), i)
-        # log scale of counts + 1: the diagonal would otherwise drown every error
-        ax.imshow(np.log1p(matrix), cmap="Blues")
-        errors = int(matrix.sum() - np.trace(matrix))
-        ax.set_title(f"{variant}: {errors} errors ({n_seeds} seeds summed)")
-        ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
-        ax.set_xticks(range(len(classes)), [str(c) for c in classes])
-        ax.set_yticks(range(len(classes)), [str(c) for c in classes])
-        for (r, c), count in np.ndenumerate(matrix):
-            if count:
-                ax.text(c, r, str(count), ha="center", va="center", fontsize=6,
-                        color="white" if r == c else "black")
-    fig.tight_layout()
-    return fig
-
-
 def steps_figure(steps: pd.DataFrame, column: str, title: str, palette: dict[str, str]) -> Figure:
     """``column`` of steps.csv against optimizer steps, one line per variant: mean ± std over
     seeds (Ioffe & Szegedy's Figure 1a with column="test_accuracy")."""

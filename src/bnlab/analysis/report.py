@@ -8,7 +8,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
 from bnlab.analysis import figures as plots
@@ -30,7 +29,6 @@ class Report:
 
     name: str
     experiment: ExperimentParams
-    results: dict  # eval/<experiment>/test_metrics.json
     histories: dict  # {group: [history per seed]}
     sweep: pd.DataFrame
     summary: dict  # metrics.json
@@ -45,6 +43,11 @@ class Report:
     def per_seed(self) -> pd.DataFrame:
         return self.sweep.drop(columns="final_train_loss")
 
+    def final_val_accuracy(self, job) -> float:
+        """A job's validation accuracy after its last epoch (what the registry's champion is
+        chosen by: the test set stays for the comparison)."""
+        return self.histories[job.group][self.experiment.seeds.index(job.seed)]["val_accuracy"][-1]
+
     def table(self) -> str:
         """comparison.md: the comparison table(s), then the probes' tables."""
         return (comparison_title(self.name, self.experiment.description) + "\n\n"
@@ -58,8 +61,7 @@ class Report:
         if self.grid_keys:
             write_sweep_figures(paths["figures"], self.sweep, self.grid_keys, palette, n_seeds)
         else:
-            write_figures(paths["figures"], self.experiment, self.histories, self.results, self.probes,
-                          self.steps, palette)
+            write_figures(paths["figures"], self.experiment, self.histories, self.probes, self.steps, palette)
         self.sweep.round(6).to_csv(paths["sweep.csv"], index=False)
         write_curves(paths["curves"], self.histories, self.experiment.seeds)
         paths["metrics.json"].write_text(json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
@@ -87,7 +89,7 @@ def build_report(name: str, experiment: ExperimentParams, models: Path, results:
                         grid_keys, variants)
     summary = (point_summaries(sweep, grid_keys, variants, experiment.baseline) if grid_keys
                else summarize(sweep.drop(columns="final_train_loss"), experiment.baseline))
-    return Report(name, experiment, results, histories, sweep, summary,
+    return Report(name, experiment, histories, sweep, summary,
                   load_per_job(models, name, experiment, "probes.csv", PROBE_COLUMNS),
                   load_per_job(models, name, experiment, "steps.csv", STEP_COLUMNS))
 
@@ -133,16 +135,13 @@ def load_per_job(models: Path, name: str, experiment: ExperimentParams, file: st
     return frame[["variant", "seed", *columns]].reset_index(drop=True)
 
 
-def write_figures(folder: Path, experiment: ExperimentParams, histories: dict, results: dict,
-                  probes: pd.DataFrame, steps: pd.DataFrame, palette: dict[str, str]) -> None:
+def write_figures(folder: Path, experiment: ExperimentParams, histories: dict, probes: pd.DataFrame,
+                  steps: pd.DataFrame, palette: dict[str, str]) -> None:
     n_seeds = len(experiment.seeds)
     curves = {variant: mean_history(histories[variant]) for variant in palette}
     for metric in plots.TITLES:
         plots.save_png(plots.curve_figure(metric, {v: curves[v][metric] for v in palette}, n_seeds, palette),
                        folder / f"{metric}.png")
-    confusion = {v: np.sum([r["confusion_matrix"] for r in results.values() if r["variant"] == v], axis=0)
-                 for v in palette}
-    plots.save_png(plots.confusion_figure(confusion, list(range(10)), n_seeds), folder / "confusion_matrices.png")
     if probes.empty:
         return
     plots.save_png(plots.steps_figure(steps, "test_accuracy", f"Test accuracy during training "
@@ -178,16 +177,21 @@ def write_curves(folder: Path, histories: dict, seeds: list[int]) -> None:
         pd.DataFrame(rows).round(6).to_csv(folder / f"{metric}.csv", index=False)
 
 
-def aggregate_metrics(summary: dict, grid: bool = False) -> dict[str, float]:
-    """The summary as flat MLflow metrics on the parent run (undefined ones left out); a grid's
-    per point, e.g. ``learning_rate_0.001/batchnorm_test_accuracy_mean`` (MLflow's metric names
-    allow no '=' or ',')."""
+def parent_metrics(summary: dict, grid: bool = False) -> list[dict[str, float]]:
+    """The summary as flat MLflow metrics of the parent run, one dict per step (undefined values
+    left out): each variant's ``<variant>_test_accuracy_mean``, ``_std``, ``_test_loss_mean`` and
+    each compared variant's gain, its interval and tests (``<variant>_gain_ci_low``, ...). A grid
+    has one step per grid point, in the grid's order (:func:`grid_step_tags` names them), so the
+    UI charts each against the point."""
     if grid:
-        return {f"{label.replace('=', '_').replace(',', '/')}/{key}": value
-                for label, point_summary in summary.items()
-                for key, value in aggregate_metrics(point_summary).items()}
+        return [parent_metrics(point_summary)[0] for point_summary in summary.values()]
     flat = {f"{variant}_{key}": value for variant, row in summary.items() if variant != COMPARISON_KEY
             for key, value in row.items()}
     for variant, comp in summary[COMPARISON_KEY].items():
         flat |= {f"{variant}_{key}": value for key, value in comp.items() if key != "seeds"}
-    return {k: v for k, v in flat.items() if v is not None}
+    return [{k: v for k, v in flat.items() if v is not None}]
+
+
+def grid_step_tags(summary: dict) -> dict[str, str]:
+    """``grid_step.<i>``: the grid point that the parent run's metrics at step i are of."""
+    return {f"grid_step.{index}": label for index, label in enumerate(summary)}

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 
 from mlflow.entities import Metric, Param
 
+from bnlab.tracking import evaluation
 from bnlab.tracking.logged import log_metrics
 from bnlab.tracking.runs import (
     COPIED_FROM_TAG, KEY_TAG, MODEL_DIGEST_TAG, PARENT_RUN_ID, RESTORED_TAG, ROLE_TAG, TEST_METRICS, MlflowClient,
@@ -67,21 +68,30 @@ def carry_over_results(client: MlflowClient, experiment_id: str, key: str, paren
             continue
         for name, (run_id, _) in children.items():
             source = old[name]
-            log_metrics(client, run_id, {k: source.data.metrics[k] for k in TEST_METRICS})
+            log_metrics(client, run_id, {k: v for k, v in source.data.metrics.items()
+                                         if k in (*TEST_METRICS, *evaluation.METRICS)})
+            copy_artifacts(client, source.info.run_id, run_id, evaluation.ARTIFACTS)
             client.set_tag(run_id, "test_metrics_from", source.info.run_id)
         if not client.list_artifacts(previous.info.run_id, "figures"):
             return None  # its report never ran: the test metrics are all there is to copy
-        with tempfile.TemporaryDirectory() as tmp:
-            for item in client.list_artifacts(previous.info.run_id):
-                local = client.download_artifacts(previous.info.run_id, item.path, tmp)
-                if item.is_dir:
-                    client.log_artifacts(parent_id, local, item.path)
-                else:
-                    client.log_artifact(parent_id, local)
-        log_metrics(client, parent_id, {k: v for k, v in previous.data.metrics.items()})
+        copy_artifacts(client, previous.info.run_id, parent_id)
+        copy_metric_histories(client, previous, parent_id)
         client.set_tag(parent_id, "results_from", previous.info.run_id)
         return previous.info.run_id
     return None
+
+
+def copy_artifacts(client: MlflowClient, source_id: str, run_id: str, names: tuple[str, ...] | None = None) -> None:
+    """The artifacts of run ``source_id`` (or those ``names`` of them it has) into ``run_id``."""
+    with tempfile.TemporaryDirectory() as tmp:
+        for item in client.list_artifacts(source_id):
+            if names is not None and item.path not in names:
+                continue
+            local = client.download_artifacts(source_id, item.path, tmp)
+            if item.is_dir:
+                client.log_artifacts(run_id, local, item.path)
+            else:
+                client.log_artifact(run_id, local)
 
 
 def copy_execution(client: MlflowClient, experiment_id: str, source_parent, parent_id: str, tags: dict) -> None:
@@ -106,6 +116,12 @@ def _copied_tags(run) -> dict[str, str]:
 
 def _copy_data(client: MlflowClient, source, run_id: str) -> None:
     client.log_batch(run_id, params=[Param(k, v) for k, v in source.data.params.items()])
+    copy_metric_histories(client, source, run_id)
+
+
+def copy_metric_histories(client: MlflowClient, source, run_id: str) -> None:
+    """Every metric of run ``source`` into ``run_id`` with its steps (a grid's summary is one
+    step per grid point)."""
     history = [m for key in source.data.metrics for m in client.get_metric_history(source.info.run_id, key)]
     for start in range(0, len(history), MAX_BATCH):
         client.log_batch(run_id, metrics=[Metric(m.key, m.value, m.timestamp, m.step)

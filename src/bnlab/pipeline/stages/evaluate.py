@@ -1,5 +1,6 @@
-"""Stage `evaluate@<experiment>`: each model on the official test set → eval/<experiment>/,
-test metrics to its MLflow run."""
+"""Stage `evaluate@<experiment>`: each model on the official test set → eval/<experiment>/;
+test metrics and MLflow's classifier evaluation (per-class metrics, confusion matrix) to its
+MLflow run."""
 
 import json
 import sys
@@ -25,6 +26,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     from bnlab.ml.estimator import KerasMLPClassifier
     from bnlab.ml.evaluation import evaluate
     from bnlab.tracking import copies, logged, runs
+    from bnlab.tracking.evaluation import evaluate_predictions
     from bnlab.tracking.job_runs import record_restored_model
 
     client, experiment_id = runs.connect()
@@ -42,9 +44,9 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
             logged.log_metrics(client, run_id, scores)
             logged.log_datasets(client, run_id, {layout.SPLITS["test"]: (x_test, y_test)},
                                 {layout.SPLITS["test"]: str(test)})
+            evaluate_predictions(client, run_id, y_test, metrics["predicted"], estimator.classes_.tolist(), str(test))
             point = point_columns(job.point)  # a grid's settings, as columns beside variant and seed
-            results[job.name] = {"variant": job.variant, "seed": job.seed, **point, **scores,
-                                 "confusion_matrix": metrics["confusion_matrix"]}
+            results[job.name] = {"variant": job.variant, "seed": job.seed, **point, **scores}
             predictions.append(pd.DataFrame({"variant": job.variant, "seed": job.seed, **point,
                                              "actual": y_test, "predicted": metrics["predicted"]}))
             print(f"evaluated {job.run_name}: {scores}", flush=True)

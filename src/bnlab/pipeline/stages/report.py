@@ -1,14 +1,17 @@
 """Stage `report@<experiment>`: statistics across seeds, the comparison table, probe tables and
 figures → reports/<experiment>/ (:mod:`bnlab.analysis.report`), all of it also on the
-experiment's parent run in MLflow."""
+experiment's parent run in MLflow; an experiment without a grid also has its models registered
+(:mod:`bnlab.tracking.registry`)."""
 
 import json
 import sys
 from contextlib import ExitStack
 
-from bnlab.analysis.report import FILES, FOLDERS, aggregate_metrics, build_report
+from bnlab.analysis.report import FILES, FOLDERS, build_report, grid_step_tags, parent_metrics
 from bnlab.core import layout
 from bnlab.core.atomic import atomic_path
+from bnlab.data.mnist import file_digest
+from bnlab.experiments.jobs import jobs, model_dir
 from bnlab.experiments.params import load_params
 from bnlab.pipeline.command import stage_main
 
@@ -21,7 +24,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     report = build_report(experiment_name, experiment, models, results)
     meta = json.loads((models / layout.PIPELINE_FILE).read_text())
     # Only now the import that takes seconds (MLflow): bad inputs are reported first.
-    from bnlab.tracking import copies, logged, runs
+    from bnlab.tracking import copies, logged, registry, runs
 
     client, experiment_id = runs.connect()
     lineage = runs.lineage(f"report@{experiment_name}", meta["data_fingerprint"])
@@ -35,9 +38,20 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         client.log_artifacts(parent_id, str(paths["figures"]), "figures")  # the same PNGs
         client.log_text(parent_id, report.table(), "comparison.md")
         client.log_dict(parent_id, report.summary, "metrics.json")
-        logged.log_metrics(client, parent_id, aggregate_metrics(report.summary, bool(report.grid_keys)))
+        for step, metrics in enumerate(parent_metrics(report.summary, bool(report.grid_keys))):
+            logged.log_metrics(client, parent_id, metrics, step=step)
+        for tag, point in (grid_step_tags(report.summary) if report.grid_keys else {}).items():
+            client.set_tag(parent_id, tag, point)
+        # A grid's variants have a model per grid point: no one model to register by its name.
+        registered = [] if report.grid_keys else registry.register(
+            client, experiment_name, experiment.description,
+            [registry.Candidate(job.variant, job.seed, runs.find_child(client, experiment_id, parent_id, job),
+                                file_digest(model_dir(models, job) / "weights.npz"), report.final_val_accuracy(job))
+             for job in jobs(experiment_name, experiment)])
     for line in report.lines():
         print(f"wrote {output}/: {line}")
+    for line in registered:
+        print(line)
 
 
 def main(argv: list[str] | None = None) -> int:
