@@ -62,9 +62,10 @@ lock: $(STAMP)
 	$(BIN)/pip-compile --quiet --extra dev --strip-extras --no-emit-index-url \
 	    --no-emit-find-links -o requirements.lock pyproject.toml
 
-## ui: browse the runs
+## ui: browse the runs (it prints the address of the runs table)
 ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1
+	@MLFLOW_TRACKING_URI=sqlite:///mlflow.db $(BIN)/bnlab summary --url
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db --host 127.0.0.1 --port 5000
 
 ## server: a local tracking server (SQLite, proxied artifacts) on 127.0.0.1:5000
 server: $(STAMP)

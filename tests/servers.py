@@ -122,6 +122,34 @@ def mlflow_server(backend_uri: str, artifacts: Path, admin_password: str | None 
         log.close()
 
 
+@contextmanager
+def mlflow_ui(backend_uri: str, folder: Path):
+    """`mlflow ui` on 127.0.0.1 over a store; yields its URL. Its log goes into ``folder``."""
+    port = free_port()
+    log = open(folder / f"mlflow-ui-{port}.log", "w")
+    command = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", backend_uri,
+               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_for_health(url, process)
+        yield url
+    finally:
+        stop(process)
+        log.close()
+
+
+CHROMIUM_HELP = ("no chromium: the browser tests drive Debian's package (`apt-get install chromium`; "
+                 "Playwright's own browser builds cannot be downloaded here)")
+
+
+def require_chromium() -> str:
+    found = shutil.which("chromium")
+    if found is None:
+        pytest.skip(CHROMIUM_HELP)
+    return found
+
+
 def stop(process: subprocess.Popen) -> None:
     if process.poll() is None:
         os.killpg(process.pid, 15)

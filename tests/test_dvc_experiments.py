@@ -11,6 +11,8 @@ import sqlite3
 import subprocess
 import time
 
+import dvc.api
+import pandas
 import pytest
 
 from helpers import make_mnist, make_project, run, store_env
@@ -120,11 +122,17 @@ def test_an_experiment_restored_from_the_run_cache_has_its_runs(project):
 
 
 def assert_metrics_compare_with_the_baseline(root) -> None:
-    """`dvc exp show` lists the experiment's learning rate and metrics beside the baseline's, and
-    `dvc metrics diff` sees its test metrics move."""
-    table = list(csv.DictReader(io.StringIO(run(["dvc", "exp", "show", "--csv"], root, env=store_env()).stdout)))
+    """`dvc exp show --only-changed` lists the experiment's learning rate and metrics beside the
+    baseline's and no setting they share, `dvc.api.exp_show()` gives pandas the same table, and
+    `dvc metrics diff` sees its test metrics move (docs/scale.md's commands)."""
+    shown = run(["dvc", "exp", "show", "--only-changed", "--csv"], root, env=store_env()).stdout
+    table = list(csv.DictReader(io.StringIO(shown)))
     assert {"batchnorm.test_accuracy_mean", "plain.test_loss_mean", LEARNING_RATE} <= set(table[0])
+    assert "experiments.notebook.model.epochs" not in table[0]  # the same in both: left out
     assert len({row[LEARNING_RATE] for row in table}) == 2  # the baseline's and the experiment's
+    frame = pandas.DataFrame(dvc.api.exp_show(repo=str(root)))
+    assert {"batchnorm.test_accuracy_mean", LEARNING_RATE} <= set(frame.columns)
+    assert frame[LEARNING_RATE].nunique() == 2
     diff = json.loads(run(["dvc", "metrics", "diff", "--json"], root, env=store_env()).stdout)
     moved = diff["reports/notebook/metrics.json"]["plain.test_loss_mean"]
     assert moved["old"] != moved["new"]

@@ -3,7 +3,7 @@ project's experiment in MLflow's model-training layout (a real SQLite store made
 
 from mlflow import MlflowClient
 
-from bnlab.pipeline.summary import MODEL_TRAINING, print_summary, runs_table_path
+from bnlab.pipeline.summary import MODEL_TRAINING, main, print_summary, runs_table_path
 from bnlab.tracking.store import experiment_name
 from helpers import PROJECT
 
@@ -27,3 +27,11 @@ def test_summary_prints_each_reported_table_and_where_to_browse(tmp_path, monkey
     out = capsys.readouterr().out
     assert "# notebook: the table" in out
     assert f"http://127.0.0.1:5000/#/experiments/{experiment_id}/runs?workflowType=machine_learning" in out
+
+
+def test_summary_url_prints_only_the_runs_tables_address(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
+    experiment_id = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment(experiment_name())
+    assert main(["--url"]) == 0
+    assert capsys.readouterr().out == (f"The runs table: http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
+                                       f"{MODEL_TRAINING}\n")

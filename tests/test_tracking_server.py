@@ -42,6 +42,17 @@ def check_runs_over_rest(url: str, root, artifacts) -> None:
     x_test, y_test = splits.load_split(root / "data/prepared/test.npz")
     digits = np.asarray(model.predict(x_test.reshape(len(x_test), -1).astype(np.float32))).ravel()
     assert np.mean(digits == y_test) == pytest.approx(metrics["test_accuracy"])
+    # the registry works the same on the server: the champion, served by its registry URI
+    champion = rest(url, "registered-models/alias", params="?name=bnlab-notebook-batchnorm&alias=champion")
+    assert champion["model_version"]["run_id"] == child["info"]["run_id"]  # one seed: it is the champion
+    registered = mlflow.pyfunc.load_model("models:/bnlab-notebook-batchnorm@champion")
+    assert np.array_equal(np.asarray(registered.predict(x_test.reshape(len(x_test), -1).astype(np.float32))).ravel(),
+                          digits)
+    # the experiment says it is model training, and the summary's address opens its runs table
+    assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
+    env = {**project_env(), "MLFLOW_TRACKING_URI": url}
+    summary = run(["bnlab", "summary", "--url"], root, env=env).stdout
+    assert f"{url}/#/experiments/{experiment['experiment_id']}/runs?workflowType=machine_learning" in summary
 
 
 @pytest.mark.slow

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 from pathlib import Path
@@ -17,7 +18,12 @@ TABLE = "comparison.md"  # in reports/<experiment>/
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="bnlab summary", description=__doc__.splitlines()[0])
     parser.add_argument("experiments", nargs="*", help="experiments to print (default: every one in params.yaml)")
-    return print_summary(parser.parse_args(argv).experiments)
+    parser.add_argument("--url", action="store_true", help="print only the address of the runs table")
+    args = parser.parse_args(argv)
+    if args.url:
+        print(f"The runs table: {runs_url(redact(tracking_uri()))}")
+        return 0
+    return print_summary(args.experiments)
 
 
 def print_summary(experiments: list[str] | None = None, params_file: Path = Path("params.yaml")) -> int:
@@ -32,17 +38,28 @@ def print_summary(experiments: list[str] | None = None, params_file: Path = Path
         print(f"not run yet: {', '.join(missing)} (`dvc repro` runs every experiment)", file=sys.stderr)
     if len(missing) == len(tables):
         return 1
-    uri = redact(tracking_uri())
-    # MLflow 3 opens an experiment on its GenAI pages: point at the runs table instead.
-    runs_page = runs_table_path(uri)
-    if uri.startswith(("http://", "https://")):
-        print(f"Browse the runs: open {uri.rstrip('/')}/{runs_page}")
-    else:
-        mlflow = ".venv/bin/mlflow" if Path(".venv/bin/mlflow").exists() else "mlflow"
-        print(f"Browse the runs: {mlflow} ui --backend-store-uri {uri} --port 5000, then open "
-              f"http://127.0.0.1:5000/{runs_page} and expand a parent run (the + beside its name) "
-              f"to see its model runs")
+    print(browse_line(redact(tracking_uri())))
     return 0
+
+
+UI = "http://127.0.0.1:5000"  # where `mlflow ui` (and `make ui`) serves a local store
+
+
+def runs_url(uri: str) -> str:
+    """The address of the runs table of the store at ``uri`` (password redacted): on the server
+    itself, or on ``mlflow ui`` for a local store. MLflow 3 opens an experiment on its GenAI
+    pages, so this points at the runs table instead."""
+    server = uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI
+    return f"{server}/{runs_table_path(uri)}"
+
+
+def browse_line(uri: str) -> str:
+    """How to open the runs table of the store at ``uri`` (password redacted)."""
+    if uri.startswith(("http://", "https://")):
+        return f"Browse the runs: open {runs_url(uri)}"
+    mlflow = ".venv/bin/mlflow" if Path(".venv/bin/mlflow").exists() else "mlflow"
+    return (f"Browse the runs: {mlflow} ui --backend-store-uri {uri} --port 5000 (or `make ui`), then open "
+            f"{runs_url(uri)} and expand a parent run (the + beside its name) to see its model runs")
 
 
 # MLflow 3.17's UI opens an experiment in its GenAI layout (traces) unless told otherwise; this
@@ -52,16 +69,37 @@ MODEL_TRAINING = "?workflowType=machine_learning"
 
 def runs_table_path(uri: str) -> str:
     """``#/experiments/<id>/runs`` (in the model-training layout) for the project's MLflow
-    experiment when a SQLite store can tell its id without starting MLflow, else
-    ``#/experiments``."""
+    experiment, else (no such experiment yet, an unreachable store) ``#/experiments``."""
+    found = sqlite_experiment_id(uri) if uri.startswith("sqlite:///") else server_experiment_id(uri)
+    return f"#/experiments/{found}/runs{MODEL_TRAINING}" if found else "#/experiments"
+
+
+def sqlite_experiment_id(uri: str) -> str | None:
+    """Read from the database itself, without starting MLflow."""
     database = uri.removeprefix("sqlite:///")
-    if uri.startswith("sqlite:///") and Path(database).exists():
-        try:
-            with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
-                found = db.execute("select experiment_id from experiments where name = ?",
-                                   (experiment_name(),)).fetchone()
-            if found:
-                return f"#/experiments/{found[0]}/runs{MODEL_TRAINING}"
-        except sqlite3.Error:
-            pass
-    return "#/experiments"
+    if not Path(database).exists():
+        return None
+    try:
+        with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as db:
+            found = db.execute("select experiment_id from experiments where name = ?", (experiment_name(),)).fetchone()
+    except sqlite3.Error:
+        return None
+    return str(found[0]) if found else None
+
+
+def server_experiment_id(uri: str) -> str | None:
+    """Asked of the tracking server at ``uri`` (the environment's, if ``uri`` is it with its
+    password redacted) through MLflow's client; None if it cannot answer."""
+    if not uri.startswith(("http://", "https://")):
+        return None
+    from bnlab.tracking.runs import MlflowClient, mlflow  # MLflow: seconds; its retries made short
+    from bnlab.tracking.store import TrackingError, check_reachable, server_credentials, store_uri
+
+    given = tracking_uri() if redact(tracking_uri()) == uri else uri
+    try:
+        check_reachable(given, timeout=5)
+        os.environ.update(server_credentials(given))
+        found = MlflowClient(store_uri(given)).get_experiment_by_name(experiment_name())
+    except (TrackingError, mlflow.exceptions.MlflowException):
+        return None
+    return found.experiment_id if found else None
