@@ -97,6 +97,10 @@ def test_system_metrics_sample_a_ten_second_fit_at_least_five_times(tmp_path):
         time.sleep(10)
     samples = client.get_metric_history(run_id, "system/cpu_utilization_percentage")
     assert len(samples) >= 5 and [m.step for m in samples] == list(range(len(samples)))
+    quick = client.create_run(client.get_experiment_by_name("monitored").experiment_id).info.run_id
+    with logged.system_metrics(f"sqlite:///{tmp_path / 'mlflow.db'}", quick):
+        pass  # shorter than one interval: still one sample
+    assert len(client.get_metric_history(quick, "system/cpu_utilization_percentage")) == 1
 
 
 def test_the_experiment_is_tagged_as_model_training_also_when_it_existed_untagged(tmp_path, monkeypatch):

@@ -120,6 +120,12 @@ def system_metrics(store: str, run_id: str) -> Iterator[None]:
         yield
     finally:
         monitor.finish()
+    # The monitor logs a sample only once a whole interval has passed: a shorter fit would have
+    # none. A last sample at the end (of a fit that did not fail) gives every run one.
+    monitor.collect_metrics()
+    with signals_held():
+        monitor.publish_metrics(monitor.aggregate_metrics())
+        monitor.mlflow_logger.flush()
 
 
 def log_history(client: MlflowClient, run_id: str, history: dict[str, list[float]]) -> None:
