@@ -14,7 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from bnlab.data import splits
-from helpers import make_mnist, make_project, run, store_env
+from helpers import PROJECT, make_mnist, make_project, run, store_env
 from servers import free_port, stop, wait_for_health
 
 N_TEST = 10_000
@@ -92,3 +92,15 @@ def test_serving_a_model_that_was_never_registered_says_how_to_register_it(tmp_p
     assert done.returncode == 1
     assert done.stderr.strip() == ("bnlab serve: error: the registry has no models:/bnlab-notebook-batchnorm@seed-0: "
                                    "the report stage registers it (`make run`, or `dvc repro report@notebook`)")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["notebook", "--variant", "bn"], "experiment 'notebook' has no variant 'bn'; choose one of batchnorm, plain"),
+    (["notebook", "--seed", "99"], "experiment 'notebook' has no seed 99; choose one of "),
+    (["lr_sweep"], "experiment 'lr_sweep' has a grid, so its models are not registered"),
+])
+def test_a_model_the_params_do_not_declare_is_refused_by_name(args, message, capsys):
+    from bnlab.pipeline import serve
+
+    assert serve.main([*args, "--params", str(PROJECT / "params.yaml")]) == 2  # a usage error
+    assert message in capsys.readouterr().err

@@ -45,12 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     return finish("serve", lambda: serve(args))
 
 
-def chosen_model(params, experiment: str, variant: str | None, seed: int | None) -> str:
+def chosen_model(params, name: str, variant: str | None, seed: int | None) -> str:
     """The registry URI to serve; a name or seed the experiment does not declare, or a grid
-    experiment (not registered: a model per grid point), is a ParamsError."""
-    from bnlab.tracking import registry
-
-    name = experiment
+    experiment (not registered: a model per grid point), is a ParamsError, before MLflow loads."""
     declared = params.experiment(name)  # names the choices if `name` is unknown
     variant = variant or next(iter(declared.variants))
     if variant not in declared.variants:
@@ -62,6 +59,8 @@ def chosen_model(params, experiment: str, variant: str | None, seed: int | None)
     if declared.grid:
         raise ParamsError(f"experiment {name!r} has a grid, so its models are not registered (one per grid "
                           f"point): serve one of its runs with `mlflow models serve -m runs:/<run id>/model`")
+    from bnlab.tracking import registry
+
     return registry.model_uri(name, variant, registry.CHAMPION if seed is None else registry.seed_alias(seed))
 
 
