@@ -72,8 +72,8 @@ server: $(STAMP)
 	$(BIN)/mlflow server --host 127.0.0.1 --port 5000 --backend-store-uri sqlite:///mlflow.db \
 	    --artifacts-destination ./mlartifacts --serve-artifacts
 
-## serve: a trained model over HTTP on 127.0.0.1:5001 (after `make run`); more with
-## SERVE_ARGS="--variant plain --seed 1 --port 5002" (see `bnlab serve --help`)
+## serve: the registry's models:/bnlab-notebook-batchnorm@champion over HTTP on 127.0.0.1:5001
+## (after `make run`); others with SERVE_ARGS="--variant plain --seed 1 --port 5002" (`bnlab serve --help`)
 serve: $(STAMP)
 	$(BIN)/bnlab serve $(EXPERIMENT) $(SERVE_ARGS)
 
