@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bnlab.analysis import figures
-from bnlab.analysis.report import FILES, FOLDERS, Report, grid_step_tags, parent_metrics
+from bnlab.analysis.report import FILES, FOLDERS, Report, parent_metrics
 from bnlab.analysis.statistics import summarize
 from bnlab.analysis.sweep import sweep_frame
 from bnlab.experiments.jobs import jobs, ordered_variants
@@ -83,4 +83,3 @@ def test_a_grids_summary_goes_to_the_parent_run_one_step_per_grid_point():
     assert len(steps) == 2 and steps[0] == parent_metrics(point)[0]
     assert steps[1]["plain_test_accuracy_mean"] == 0.5 and "v0_gain_ci_low" not in steps[1]
     assert {"v0_test_accuracy_std", "v0_gain_ci_high", "v0_p_holm"} <= set(steps[0])
-    assert grid_step_tags(summary) == {"grid_step.0": "learning_rate=0.001", "grid_step.1": "learning_rate=0.01"}

@@ -181,8 +181,7 @@ def parent_metrics(summary: dict, grid: bool = False) -> list[dict[str, float]]:
     """The summary as flat MLflow metrics of the parent run, one dict per step (undefined values
     left out): each variant's ``<variant>_test_accuracy_mean``, ``_std``, ``_test_loss_mean`` and
     each compared variant's gain, its interval and tests (``<variant>_gain_ci_low``, ...). A grid
-    has one step per grid point, in the grid's order (:func:`grid_step_tags` names them), so the
-    UI charts each against the point."""
+    has one step per grid point, in the grid's order (``summary``'s keys name them)."""
     if grid:
         return [parent_metrics(point_summary)[0] for point_summary in summary.values()]
     flat = {f"{variant}_{key}": value for variant, row in summary.items() if variant != COMPARISON_KEY
@@ -191,7 +190,3 @@ def parent_metrics(summary: dict, grid: bool = False) -> list[dict[str, float]]:
         flat |= {f"{variant}_{key}": value for key, value in comp.items() if key != "seeds"}
     return [{k: v for k, v in flat.items() if v is not None}]
 
-
-def grid_step_tags(summary: dict) -> dict[str, str]:
-    """``grid_step.<i>``: the grid point that the parent run's metrics at step i are of."""
-    return {f"grid_step.{index}": label for index, label in enumerate(summary)}

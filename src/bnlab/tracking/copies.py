@@ -9,7 +9,7 @@ from contextlib import contextmanager
 
 from mlflow.entities import Metric, Param
 
-from bnlab.tracking import evaluation
+from bnlab.tracking import comparison, evaluation
 from bnlab.tracking.logged import log_metrics
 from bnlab.tracking.runs import (
     COPIED_FROM_TAG, KEY_TAG, MODEL_DIGEST_TAG, PARENT_RUN_ID, RESTORED_TAG, ROLE_TAG, TEST_METRICS, MlflowClient,
@@ -76,6 +76,9 @@ def carry_over_results(client: MlflowClient, experiment_id: str, key: str, paren
             return None  # its report never ran: the test metrics are all there is to copy
         copy_artifacts(client, previous.info.run_id, parent_id)
         copy_metric_histories(client, previous, parent_id)
+        for tag, point in previous.data.tags.items():  # which grid point each step is
+            if tag.startswith(comparison.GRID_STEP_TAG):
+                client.set_tag(parent_id, tag, point)
         client.set_tag(parent_id, "results_from", previous.info.run_id)
         return previous.info.run_id
     return None

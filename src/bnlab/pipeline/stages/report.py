@@ -7,7 +7,7 @@ import json
 import sys
 from contextlib import ExitStack
 
-from bnlab.analysis.report import FILES, FOLDERS, build_report, grid_step_tags, parent_metrics
+from bnlab.analysis.report import FILES, FOLDERS, build_report, parent_metrics
 from bnlab.core import layout
 from bnlab.core.atomic import atomic_path
 from bnlab.data.mnist import file_digest
@@ -24,7 +24,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     report = build_report(experiment_name, experiment, models, results)
     meta = json.loads((models / layout.PIPELINE_FILE).read_text())
     # Only now the import that takes seconds (MLflow): bad inputs are reported first.
-    from bnlab.tracking import copies, logged, registry, runs
+    from bnlab.tracking import comparison, copies, registry, runs
 
     client, experiment_id = runs.connect()
     lineage = runs.lineage(f"report@{experiment_name}", meta["data_fingerprint"])
@@ -38,10 +38,8 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         client.log_artifacts(parent_id, str(paths["figures"]), "figures")  # the same PNGs
         client.log_text(parent_id, report.table(), "comparison.md")
         client.log_dict(parent_id, report.summary, "metrics.json")
-        for step, metrics in enumerate(parent_metrics(report.summary, bool(report.grid_keys))):
-            logged.log_metrics(client, parent_id, metrics, step=step)
-        for tag, point in (grid_step_tags(report.summary) if report.grid_keys else {}).items():
-            client.set_tag(parent_id, tag, point)
+        comparison.log_summary(client, parent_id, parent_metrics(report.summary, bool(report.grid_keys)),
+                               list(report.summary) if report.grid_keys else None)
         # A grid's variants have a model per grid point: no one model to register by its name.
         registered = [] if report.grid_keys else registry.register(
             client, experiment_name, experiment.description,
