@@ -101,8 +101,13 @@ def wait_for_queue(root, env, timeout: float = 600) -> None:
 @pytest.mark.slow
 def test_an_experiment_restored_from_the_run_cache_has_its_runs(project):
     root = project
-    run(["dvc", "exp", "run", "-n", "first", "-S", f"{LEARNING_RATE}=0.005"], root, env=store_env())
+    done = run(["dvc", "exp", "run", "-n", "first", "-S", f"{LEARNING_RATE}=0.005"], root, env=store_env())
     assert_metrics_compare_with_the_baseline(root)
+    # A DVC experiment is a variation: the registry keeps the baseline's models and aliases.
+    assert "not registered: DVC experiment first" in done.stdout
+    with sqlite3.connect(root / "mlflow.db") as db:
+        versions = db.execute("select name, count(*) from model_versions group by name").fetchall()
+    assert sorted(versions) == [("bnlab-notebook-batchnorm", 1), ("bnlab-notebook-plain", 1)]
     run(["git", "checkout", "--", "."], root)  # back to the baseline's params, lock and outputs
     run(["dvc", "checkout"], root, env=store_env())
     done = run(["dvc", "exp", "run", "-n", "second", "-S", f"{LEARNING_RATE}=0.005"], root, env=store_env())

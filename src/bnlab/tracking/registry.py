@@ -2,7 +2,8 @@
 ``bnlab-<experiment>-<variant>``, with one version per distinct trained model (told apart by
 the digest of its weights), the alias ``seed-<n>`` on each seed's version and ``champion`` on
 the seed with the best validation accuracy (the lowest seed on a tie). The report stage
-registers; ``models:/bnlab-notebook-batchnorm@champion`` is what `bnlab serve` serves.
+registers (not for a grid, nor under `dvc exp run`: :func:`skipped`);
+``models:/bnlab-notebook-batchnorm@champion`` is what `bnlab serve` serves.
 
 A re-run that trains the same models adds no version: their digests are registered already,
 and only the aliases are set again.
@@ -40,6 +41,18 @@ class Candidate:
     run_id: str  # the job's run under the experiment's parent run
     digest: str  # sha256 of its weights.npz
     val_accuracy: float  # after the last epoch
+
+
+def skipped(grid: dict | None, lineage: dict[str, str]) -> list[str]:
+    """Why this report registers nothing, if it does not (one line for the stage's log): a
+    grid's variants have a model per grid point, so no one model to register under the
+    variant's name; a DVC experiment (`dvc exp run`, `mlflow run` with other values) is a
+    variation, and the registry's aliases follow the workspace's own runs."""
+    if grid:
+        return ["not registered: a grid experiment has a model per grid point"]
+    if lineage.get("dvc.exp_name"):
+        return [f"not registered: DVC experiment {lineage['dvc.exp_name']} (the registry follows `dvc repro`)"]
+    return []
 
 
 def register(client: MlflowClient, experiment: str, description: str, candidates: list[Candidate]) -> list[str]:

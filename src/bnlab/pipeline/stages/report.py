@@ -40,8 +40,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         client.log_dict(parent_id, report.summary, "metrics.json")
         comparison.log_summary(client, parent_id, parent_metrics(report.summary, bool(report.grid_keys)),
                                list(report.summary) if report.grid_keys else None)
-        # A grid's variants have a model per grid point: no one model to register by its name.
-        registered = [] if report.grid_keys else registry.register(
+        registered = registry.skipped(experiment.grid, lineage) or registry.register(
             client, experiment_name, experiment.description,
             [registry.Candidate(job.variant, job.seed, runs.find_child(client, experiment_id, parent_id, job),
                                 file_digest(model_dir(models, job) / "weights.npz"), report.final_val_accuracy(job))
