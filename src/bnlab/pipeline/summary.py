@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--url", action="store_true", help="print only the address of the runs table")
     args = parser.parse_args(argv)
     if args.url:
-        print(f"The runs table: {runs_url(redact(tracking_uri()))}")
+        print(f"The runs table: {runs_url(tracking_uri())}")
         return 0
     return print_summary(args.experiments)
 
@@ -38,7 +38,7 @@ def print_summary(experiments: list[str] | None = None, params_file: Path = Path
         print(f"not run yet: {', '.join(missing)} (`dvc repro` runs every experiment)", file=sys.stderr)
     if len(missing) == len(tables):
         return 1
-    print(browse_line(redact(tracking_uri())))
+    print(browse_line(tracking_uri()))
     return 0
 
 
@@ -46,19 +46,19 @@ UI = "http://127.0.0.1:5000"  # where `mlflow ui` (and `make ui`) serves a local
 
 
 def runs_url(uri: str) -> str:
-    """The address of the runs table of the store at ``uri`` (password redacted): on the server
-    itself, or on ``mlflow ui`` for a local store. MLflow 3 opens an experiment on its GenAI
-    pages, so this points at the runs table instead."""
-    server = uri.rstrip("/") if uri.startswith(("http://", "https://")) else UI
+    """The address of the runs table of the store at ``uri``, its password redacted: on the
+    server itself, or on ``mlflow ui`` for a local store. MLflow 3 opens an experiment on its
+    GenAI pages, so this points at the runs table instead."""
+    server = redact(uri).rstrip("/") if uri.startswith(("http://", "https://")) else UI
     return f"{server}/{runs_table_path(uri)}"
 
 
 def browse_line(uri: str) -> str:
-    """How to open the runs table of the store at ``uri`` (password redacted)."""
+    """How to open the runs table of the store at ``uri`` (its password redacted)."""
     if uri.startswith(("http://", "https://")):
         return f"Browse the runs: open {runs_url(uri)}"
     mlflow = ".venv/bin/mlflow" if Path(".venv/bin/mlflow").exists() else "mlflow"
-    return (f"Browse the runs: {mlflow} ui --backend-store-uri {uri} --port 5000 (or `make ui`), then open "
+    return (f"Browse the runs: {mlflow} ui --backend-store-uri {redact(uri)} --port 5000 (or `make ui`), then open "
             f"{runs_url(uri)} and expand a parent run (the + beside its name) to see its model runs")
 
 
@@ -88,18 +88,17 @@ def sqlite_experiment_id(uri: str) -> str | None:
 
 
 def server_experiment_id(uri: str) -> str | None:
-    """Asked of the tracking server at ``uri`` (the environment's, if ``uri`` is it with its
-    password redacted) through MLflow's client; None if it cannot answer."""
+    """Asked of the tracking server at ``uri`` through MLflow's client (with the credentials in
+    ``uri``, if any); None if it cannot answer."""
     if not uri.startswith(("http://", "https://")):
         return None
     from bnlab.tracking.runs import MlflowClient, mlflow  # MLflow: seconds; its retries made short
     from bnlab.tracking.store import TrackingError, check_reachable, server_credentials, store_uri
 
-    given = tracking_uri() if redact(tracking_uri()) == uri else uri
     try:
-        check_reachable(given, timeout=5)
-        os.environ.update(server_credentials(given))
-        found = MlflowClient(store_uri(given)).get_experiment_by_name(experiment_name())
+        check_reachable(uri, timeout=5)
+        os.environ.update(server_credentials(uri))
+        found = MlflowClient(store_uri(uri)).get_experiment_by_name(experiment_name())
     except (TrackingError, mlflow.exceptions.MlflowException):
         return None
     return found.experiment_id if found else None
