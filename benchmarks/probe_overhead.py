@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
+
+from alternating import alternate, machine
 
 
 EVERY = 500
@@ -44,12 +43,6 @@ def child(probes: bool) -> float:
     return time.perf_counter() - start
 
 
-def measure(probes: bool) -> float:
-    done = subprocess.run([sys.executable, __file__, "--child", "probes" if probes else "plain"],
-                          capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -62,20 +55,15 @@ def main() -> None:
 
     if not split_file("train").exists():
         sys.exit("benchmarks/probe_overhead.py: run `dvc repro split` first (needs data/prepared)")
-    times = {False: [], True: []}
-    for i in range(args.repeats):
-        for probes in times:
-            times[probes].append(measure(probes))
-            print(f"run {i + 1} {'probes' if probes else 'no probes':9s} {times[probes][-1]:6.2f} s", flush=True)
-    best = {k: min(v) for k, v in times.items()}
-    median = {k: statistics.median(v) for k, v in times.items()}
-    print(f"\nmachine: {platform.machine()}, {platform.processor() or '?'}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    found = alternate(__file__, ["plain", "probes"], args.repeats, lambda r: f"{r['seconds']:6.2f} s")
+    best = {k: min(r["seconds"] for r in v) for k, v in found.items()}
+    median = {k: statistics.median(r["seconds"] for r in v) for k, v in found.items()}
+    print(f"\n{machine()}")
     print("| fit, BN network, 10 epochs | s (best) | s (median) |\n|---|---|---|")
-    print(f"| without probes | {best[False]:.2f} | {median[False]:.2f} |")
-    print(f"| with probes every {EVERY} steps | {best[True]:.2f} | {median[True]:.2f} |")
-    print(f"\noverhead: {100 * (best[True] / best[False] - 1):+.1f}% (best runs), "
-          f"{100 * (median[True] / median[False] - 1):+.1f}% (medians)")
+    print(f"| without probes | {best['plain']:.2f} | {median['plain']:.2f} |")
+    print(f"| with probes every {EVERY} steps | {best['probes']:.2f} | {median['probes']:.2f} |")
+    print(f"\noverhead: {100 * (best['probes'] / best['plain'] - 1):+.1f}% (best runs), "
+          f"{100 * (median['probes'] / median['plain'] - 1):+.1f}% (medians)")
 
 
 if __name__ == "__main__":

@@ -13,13 +13,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
+
+from alternating import alternate, machine
 
 
 def child(monitored: bool) -> dict:
@@ -47,12 +46,6 @@ def child(monitored: bool) -> dict:
     return {"seconds": seconds, "samples": samples}
 
 
-def measure(monitored: bool) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--child", "monitored" if monitored else "plain"],
-                          capture_output=True, text=True, check=True)
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -65,23 +58,17 @@ def main() -> None:
 
     if not split_file("train").exists():
         sys.exit("benchmarks/system_metrics.py: run `dvc repro split` first (needs data/prepared)")
-    found = {False: [], True: []}
-    for i in range(args.repeats):
-        for monitored in found:
-            found[monitored].append(measure(monitored))
-            last = found[monitored][-1]
-            print(f"run {i + 1} {'monitored' if monitored else 'plain':9s} {last['seconds']:6.2f} s, "
-                  f"{last['samples']} samples", flush=True)
+    found = alternate(__file__, ["plain", "monitored"], args.repeats,
+                      lambda r: f"{r['seconds']:6.2f} s, {r['samples']} samples")
     best = {k: min(r["seconds"] for r in v) for k, v in found.items()}
     median = {k: statistics.median(r["seconds"] for r in v) for k, v in found.items()}
-    samples = statistics.median(r["samples"] for r in found[True])
-    print(f"\nmachine: {platform.machine()}, {platform.processor() or '?'}, {os.cpu_count()} cores, "
-          f"Python {platform.python_version()}")
+    samples = statistics.median(r["samples"] for r in found["monitored"])
+    print(f"\n{machine()}")
     print("| fit, BN network, 10 epochs | s (best) | s (median) |\n|---|---|---|")
-    print(f"| without system metrics | {best[False]:.2f} | {median[False]:.2f} |")
-    print(f"| with system metrics ({samples:.0f} samples) | {best[True]:.2f} | {median[True]:.2f} |")
-    print(f"\noverhead: {100 * (best[True] / best[False] - 1):+.1f}% (best runs), "
-          f"{100 * (median[True] / median[False] - 1):+.1f}% (medians)")
+    print(f"| without system metrics | {best['plain']:.2f} | {median['plain']:.2f} |")
+    print(f"| with system metrics ({samples:.0f} samples) | {best['monitored']:.2f} | {median['monitored']:.2f} |")
+    print(f"\noverhead: {100 * (best['monitored'] / best['plain'] - 1):+.1f}% (best runs), "
+          f"{100 * (median['monitored'] / median['plain'] - 1):+.1f}% (medians)")
 
 
 if __name__ == "__main__":

@@ -1,0 +1,32 @@
+"""What the benchmarks that compare two ways of fitting share: each fit in a fresh process (this
+script again, with ``--child <arm>``, printing a JSON line last), the arms alternating round by
+round so that a noisy neighbour hurts both alike, and the line that names the machine."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from collections.abc import Callable
+
+
+def in_fresh_process(script: str, arm: str) -> dict:
+    done = subprocess.run([sys.executable, script, "--child", arm], capture_output=True, text=True, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def alternate(script: str, arms: list[str], repeats: int, describe: Callable[[dict], str]) -> dict[str, list[dict]]:
+    """``repeats`` rounds, each measuring every arm once in a fresh process; one line per fit."""
+    found = {arm: [] for arm in arms}
+    for round_ in range(1, repeats + 1):
+        for arm in arms:
+            found[arm].append(in_fresh_process(script, arm))
+            print(f"run {round_} {arm:9s} {describe(found[arm][-1])}", flush=True)
+    return found
+
+
+def machine() -> str:
+    return (f"machine: {platform.machine()}, {platform.processor() or '?'}, {os.cpu_count()} cores, "
+            f"Python {platform.python_version()}")
