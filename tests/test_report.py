@@ -13,7 +13,7 @@ from bnlab.analysis.statistics import summarize
 from bnlab.analysis.sweep import sweep_frame
 from bnlab.experiments.jobs import jobs, ordered_variants
 from bnlab.experiments.params import COMPARISON_KEY, ExperimentParams, ParamsError, parse_params
-from bnlab.ml.probe_rows import PROBE_COLUMNS, STEP_COLUMNS
+from bnlab.ml.probe_rows import PROBE_COLUMNS, STEP_COLUMNS, TABLES
 from test_config import default_raw
 
 SEEDS = [0, 1]
@@ -39,8 +39,7 @@ def synthetic_report(experiment: ExperimentParams) -> Report:
                         ordered_variants(experiment))
     summary = summarize(sweep.drop(columns="final_train_loss"), experiment.baseline)
     return Report("many", experiment, histories, sweep, summary,
-                  pd.DataFrame(columns=["variant", "seed", *PROBE_COLUMNS]),
-                  pd.DataFrame(columns=["variant", "seed", *STEP_COLUMNS]))
+                  *(pd.DataFrame(columns=["variant", "seed", *columns]) for columns in TABLES.values()))
 
 
 def test_twelve_variants_make_a_report_each_variant_with_its_own_colour(tmp_path):
@@ -56,6 +55,27 @@ def test_twelve_variants_make_a_report_each_variant_with_its_own_colour(tmp_path
     assert {p.name for p in paths["figures"].iterdir()} >= {"val_accuracy.png", "train_loss.png"}
     palette = figures.colors(ordered_variants(experiment), experiment.baseline)
     assert len(set(palette.values())) == 12 and palette["plain"] == figures.BASELINE_COLOR
+
+
+def test_landscape_and_shift_get_tables_figures_and_their_csvs(tmp_path):
+    from test_verdicts import geometry_frames
+
+    experiment = experiment_with(2)
+    report = synthetic_report(experiment)
+    geometry = {file: frame.replace({"batchnorm": "v0", "plain": experiment.baseline})
+                for file, frame in geometry_frames(0.5).items()}
+    report.landscape, report.ics = geometry["landscape.csv"], geometry["ics.csv"]
+    paths = {name: tmp_path / name for name in (*FILES, *FOLDERS)}
+    for folder in FOLDERS:
+        paths[folder].mkdir()
+    report.write(paths)
+    assert {p.name for p in paths["figures"].iterdir()} >= {"landscape_gradient.png", "covariate_shift.png"}
+    assert pd.read_csv(paths["landscape.csv"]).equals(report.landscape.reset_index(drop=True))
+    table = paths["comparison.md"].read_text()
+    # β-smoothness of each probe = max(grad_change / distance) = 0.5 * noise for v0: log10 ≈ -0.3
+    v0 = next(line for line in table.splitlines() if line.startswith("| v0 | gradient |"))
+    assert float(v0.split("|")[5].split("±")[0]) == pytest.approx(np.log10(0.5), abs=0.05)
+    assert "| v0 | 2 |" in table and "| plain | 2 |" in table  # covariate shift per layer
 
 
 @pytest.mark.parametrize("n", [1, 7, 8, 18, 19, 40])

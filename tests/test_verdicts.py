@@ -19,7 +19,7 @@ from bnlab.analysis.verdicts import (AGREES, DISAGREES, NO_EFFECT, PARTLY, T_TES
                                      unmeasurable, verdict_word)
 from bnlab.core import layout
 from bnlab.experiments.params import load_params
-from bnlab.ml.probe_rows import POOLED
+from bnlab.ml.probe_rows import POOLED, TABLES
 from bnlab.pipeline.stages import results as results_stage
 from helpers import PROJECT
 
@@ -70,18 +70,18 @@ def probes(drifts: dict[str, float]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def experiment(name: str, frame: pd.DataFrame, probe_rows: pd.DataFrame | None = None) -> ExperimentResults:
+def experiment(name: str, frame: pd.DataFrame, probe_rows: pd.DataFrame | None = None,
+               geometry: dict[str, pd.DataFrame] | None = None) -> ExperimentResults:
     variants = list(dict.fromkeys(frame["variant"]))
     ordered = [*[v for v in variants if v != "plain"], "plain"]
     frame["variant"] = pd.Categorical(frame["variant"], categories=ordered, ordered=True)
     frame = frame.sort_values(["variant", "seed"]).reset_index(drop=True)
     metrics = summarize(frame.drop(columns="final_train_loss"), "plain")
     frame["variant"] = frame["variant"].astype(str)
-    empty_probes = pd.DataFrame(columns=["variant", "seed", "step", "layer", "unit", "p15", "p50", "p85",
-                                         "dead_fraction"])
-    steps = pd.DataFrame(columns=["variant", "seed", "step", "val_accuracy", "test_accuracy", "train_mode_accuracy"])
+    empty = {file: pd.DataFrame(columns=["variant", "seed", *columns]) for file, columns in TABLES.items()}
+    tables = {**empty, "probes.csv": empty["probes.csv"] if probe_rows is None else probe_rows, **(geometry or {})}
     return ExperimentResults(name, f"{name}'s description", f"# {name}: {name}'s description\n", metrics, frame,
-                             empty_probes if probe_rows is None else probe_rows, steps, PROJECT / "nowhere")
+                             *tables.values(), PROJECT / "nowhere")
 
 
 def test_judge_measures_each_claim_and_adjusts_over_the_whole_table():
@@ -135,6 +135,8 @@ def write_reports(folder, frame: pd.DataFrame, metrics: dict, description: str =
               "test_accuracy": 0.9 + 0.01 * (v == "batchnorm"), "train_mode_accuracy": None}
              for v in ("batchnorm", "plain") for s in SEEDS for step in (500, 1000)]
     pd.DataFrame(steps).to_csv(folder / "steps.csv", index=False)
+    for file in ("landscape.csv", "ics.csv"):
+        pd.DataFrame(columns=["variant", "seed", *TABLES[file]]).to_csv(folder / file, index=False)
 
 
 def test_the_page_shows_the_numbers_of_metrics_json_and_the_figures_it_names(tmp_path):
@@ -194,3 +196,37 @@ def test_every_cited_experiment_has_seeds_enough_for_the_exact_test():
     for name in {claim.experiment for claim in shipped.CLAIMS}:
         n = len(params.experiment(name).seeds)
         assert n >= 6 and paired(np.full(n, 0.01)).p_exact < ALPHA, name
+
+
+def geometry_frames(bn_factor: float) -> dict[str, pd.DataFrame]:
+    """landscape.csv and ics.csv of 6 seeds, 3 probes: BN's gradient changes and shift
+    ``bn_factor`` times the plain network's, with seed-to-seed noise."""
+    rng = np.random.default_rng(4)
+    landscape, ics = [], []
+    for variant, factor in (("batchnorm", bn_factor), ("plain", 1.0)):
+        for seed in SEEDS:
+            for step in (1, 10, 100):
+                noise = rng.uniform(0.9, 1.1)
+                for eta in (0.5, 1.0, 2.0):
+                    landscape.append({"variant": variant, "seed": seed, "step": step, "direction": "gradient",
+                                      "eta": eta, "loss": 1.0 + factor * noise * eta, "grad_change": factor * noise * eta,
+                                      "distance": eta})
+                ics.append({"variant": variant, "seed": seed, "step": step, "layer": 2, "ics_l2": factor * noise,
+                            "ics_cosine": 0.9})
+    return {"landscape.csv": pd.DataFrame(landscape), "ics.csv": pd.DataFrame(ics)}
+
+
+def test_landscape_and_shift_claims_are_judged_from_the_runs_log_averages():
+    frame = sweep({"batchnorm": 0.0})
+    claims = (Claim("smooth", "BN smooths", "s", "geo", shipped.SMOOTHNESS, -1),
+              Claim("loss", "BN varies less", "s", "geo", shipped.LOSS_VARIATION, -1),
+              Claim("ics", "BN shifts less", "s", "geo", shipped.SHIFT_NORM, -1))
+    smoother = judge(claims, {"geo": experiment("geo", frame.copy(), geometry=geometry_frames(0.5))})
+    assert [v.word for v in smoother] == [AGREES, AGREES, AGREES]
+    # β-smoothness of a probe: max(grad_change / distance) = factor * noise; log10 of 0.5 per run.
+    assert smoother[0].test.mean == pytest.approx(np.log10(0.5), abs=0.05)
+    rougher = judge(claims, {"geo": experiment("geo", frame.copy(), geometry=geometry_frames(2.0))})
+    assert [v.word.removesuffix(T_TEST_ONLY) for v in rougher] == [DISAGREES] * 3
+    without = experiment("geo", frame.copy())
+    assert unmeasurable(claims[0], {"geo": without}) == "geo has no landscape probes"
+    assert unmeasurable(claims[2], {"geo": without}) == "geo has no covariate-shift probes"

@@ -1,11 +1,13 @@
 """The claims the lab puts to the test, each with the measurement that decides it: the rows of
 the verdict table in docs/results.md. Adding a row is adding a Claim here."""
 
-from bnlab.analysis.verdicts import AccuracyAtStep, Claim, Generalization, ProbeMeasure, ModelMetric
+from bnlab.analysis.verdicts import (AccuracyAtStep, Claim, Fall, Generalization, LandscapeMeasure, ModelMetric,
+                                    ProbeMeasure, ShiftMeasure)
 
 NOTEBOOK = "the TF1 notebook"
 IOFFE = "Ioffe & Szegedy 2015"
 SANTURKAR = "Santurkar et al. 2018"
+SMALL_BATCHES = "Ioffe 2017; Wu & He 2018"
 
 ACCURACY = ModelMetric("test accuracy", unit="%", difference_unit=" points", scale=100)
 LOSS = ModelMetric("test loss", column="test_loss", digits=4)
@@ -17,6 +19,21 @@ LAST_LAYER_DRIFT = ProbeMeasure("drift of the median input to the last hidden la
 DEAD = ProbeMeasure("fraction of dead ReLUs at the end, mean over hidden layers", quantity="dead",
                     unit="%", difference_unit=" points", scale=100, digits=1)
 EARLY = AccuracyAtStep("test accuracy at step 1,000", unit="%", difference_unit=" points", scale=100, step=1000)
+# Santurkar et al.'s quantities: one value per run, log10 averaged over its probes
+# (bnlab.analysis.geometry_tables); a difference of -0.30 is a factor of 2 smaller.
+LOG10 = dict(difference_unit=" (log10)", digits=3)
+SHIFT_NORM = ShiftMeasure("internal covariate shift ‖G − G′‖₂, log10, mean over probes and layers", **LOG10)
+SHIFT_COSINE = ShiftMeasure("cos(G, G′), mean over probes and layers", quantity="ics_cosine", digits=3)
+LOSS_VARIATION = LandscapeMeasure("loss variation along the gradient, log10, mean over probes",
+                                  quantity="loss_variation", **LOG10)
+PREDICTIVENESS = LandscapeMeasure("largest gradient change along the gradient, log10, mean over probes",
+                                  quantity="grad_predictiveness", **LOG10)
+SMOOTHNESS = LandscapeMeasure("effective β-smoothness along the gradient, log10, mean over probes", **LOG10)
+UPDATE_SMOOTHNESS = LandscapeMeasure("effective β-smoothness along Adam's update, log10, mean over probes",
+                                     direction="update", **LOG10)
+# From batch 128 to batch 2 at the same number of samples seen (the small_batches grid).
+SMALL_BATCH_FALL = Fall("fall in test accuracy from batch 128 to batch 2", unit=" points", difference_unit=" points",
+                        scale=100)
 
 CLAIMS = (
     Claim("shift", "BN reduces covariate shift: the inputs to the nonlinearities stop drifting", NOTEBOOK,
@@ -45,10 +62,36 @@ CLAIMS = (
           "lr_sweep", ACCURACY, +1, point={"learning_rate": 0.1}, figures=("test_accuracy_vs_learning_rate.png",)),
     Claim("plain_best_rate", "BN helps at the learning rate best for the plain network (Adam 0.001)", NOTEBOOK,
           "lr_sweep", ACCURACY, +1, point={"learning_rate": 0.001}),
+    Claim("ics", "BN reduces internal covariate shift (Santurkar et al.'s definition: the gradient change "
+          "a layer sees when the layers below it take their step)", IOFFE, "santurkar", SHIFT_NORM, -1,
+          figures=("covariate_shift.png",)),
+    Claim("ics_cosine", "the same, as the cosine between the two gradients (higher: less shift)", IOFFE,
+          "santurkar", SHIFT_COSINE, +1),
+    Claim("smooth_loss", "BN makes the loss landscape smoother: the loss varies less along the gradient",
+          SANTURKAR, "santurkar", LOSS_VARIATION, -1, figures=("landscape_gradient.png",)),
+    Claim("predictive", "BN makes gradients more predictive: they change less along the gradient", SANTURKAR,
+          "santurkar", PREDICTIVENESS, -1),
+    Claim("beta_smooth", "BN lowers the effective β-smoothness along the gradient", SANTURKAR, "santurkar",
+          SMOOTHNESS, -1),
+    Claim("beta_smooth_update", "the same along the optimizer's actual step (Adam here, SGD in the paper)",
+          SANTURKAR, "santurkar", UPDATE_SMOOTHNESS, -1, figures=("landscape_update.png",)),
+    Claim("small_batch_bn", "BN needs large batches: from batch 128 to 2 its accuracy falls more than the plain "
+          "network's", SMALL_BATCHES, "small_batches", SMALL_BATCH_FALL, +1,
+          figures=("test_accuracy_vs_batch_size.png", "train_vs_inference_mode_vs_batch_size.png")),
+    Claim("small_batch_ln", "LayerNorm does not: its accuracy falls less than BN's", "Ba et al. 2016", "small_batches",
+          SMALL_BATCH_FALL, +1, baseline="layernorm"),
+    Claim("small_batch_gn", "GroupNorm does not: its accuracy falls less than BN's", "Wu & He 2018", "small_batches",
+          SMALL_BATCH_FALL, +1, baseline="groupnorm"),
+    Claim("small_batch_renorm", "batch renormalization's accuracy falls less than BN's", "Ioffe 2017",
+          "small_batches", SMALL_BATCH_FALL, +1, baseline="batch_renorm"),
 )
 
 GENERALIZATIONS = (
     Generalization("always use BN: it raises test accuracy in every setting", NOTEBOOK,
                    ("notebook", "ioffe_higher", "ioffe_slow_higher", "plain_best_rate")),
     Generalization("BN makes training faster (Fig. 1a)", IOFFE, ("ioffe_faster", "ioffe_slow_faster")),
+    Generalization("BN makes the loss landscape smoother / gradients more predictive", SANTURKAR,
+                   ("smooth_loss", "predictive", "beta_smooth", "beta_smooth_update")),
+    Generalization("BN needs large batches; LayerNorm and GroupNorm do not", SMALL_BATCHES,
+                   ("small_batch_bn", "small_batch_ln", "small_batch_gn")),
 )

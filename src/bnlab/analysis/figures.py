@@ -149,6 +149,62 @@ def sweep_figure(stats: dict[str, pd.DataFrame], x: str, ylabel: str, title: str
     return fig
 
 
+def _bands_by_step(ax, frame: pd.DataFrame, column: str, palette: dict[str, str], log: bool) -> None:
+    """One line per variant against optimizer steps: the mean over seeds ± 1 std (of log10
+    where ``log``: the geometric mean, times or divided by the geometric std)."""
+    for variant, color in palette.items():
+        rows = frame[frame["variant"] == variant]
+        if rows.empty:
+            continue
+        values = np.log10(rows[column]) if log else rows[column]
+        stats = rows.assign(value=values).groupby("step")["value"].agg(["mean", "std"]).fillna(0.0)
+        mean, std = stats["mean"].to_numpy(), stats["std"].to_numpy()
+        if log:
+            ax.plot(stats.index, 10 ** mean, color=color, label=variant)
+            ax.fill_between(stats.index, 10 ** (mean - std), 10 ** (mean + std), color=color, alpha=0.2)
+            ax.set_yscale("log")
+        else:
+            _band(ax, stats.index.to_numpy(), mean, std, color, variant)
+    ax.set_xscale("log")
+    ax.set_xlabel("optimizer step")
+    ax.grid(alpha=0.3, which="both")
+
+
+def landscape_figure(per_probe: pd.DataFrame, direction: str, labels: dict[str, str], palette: dict[str, str],
+                     n_seeds: int) -> Figure:
+    """Santurkar et al.'s Figure 4 for one direction: each probe's loss variation, gradient
+    predictiveness and β-smoothness (``labels``: column → axis label) against steps, one line
+    per variant: the geometric mean over seeds with a ±1 geometric-std band."""
+    fig = Figure(figsize=(5 * len(labels), 3.8), dpi=100)
+    axes = fig.subplots(1, len(labels), squeeze=False)[0]
+    rows = per_probe[per_probe["direction"] == direction]
+    for ax, (column, label) in zip(axes, labels.items()):
+        _bands_by_step(ax, rows, column, palette, log=True)
+        ax.set_title(label, fontsize=9)
+    axes[0].legend()
+    fig.suptitle(f"The loss landscape along the {direction} direction (band over {n_seeds} seeds)")
+    fig.tight_layout()
+    return fig
+
+
+def shift_figure(ics: pd.DataFrame, labels: dict[str, str], logged: set[str], palette: dict[str, str],
+                 n_seeds: int) -> Figure:
+    """Santurkar et al.'s Figure 3: each of ``labels``' columns (‖G − G′‖₂, cos(G, G′))
+    against steps, one column of panels per layer, one line per variant (mean ± std over seeds,
+    geometric and on a log scale for the columns in ``logged``)."""
+    layers = sorted(ics["layer"].unique())
+    fig = Figure(figsize=(max(4.5 * len(layers), 7), 6.4), dpi=100)
+    axes = fig.subplots(len(labels), len(layers), squeeze=False)
+    for j, layer in enumerate(layers):
+        for i, (quantity, label) in enumerate(labels.items()):
+            _bands_by_step(axes[i][j], ics[ics["layer"] == layer], quantity, palette, log=quantity in logged)
+            axes[i][j].set_title(f"layer {layer}: {label}", fontsize=9)
+    axes[0][0].legend()
+    fig.suptitle(f"Internal covariate shift (Santurkar et al., Def. 2.1; band over {n_seeds} seeds)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def save_png(fig: Figure, path) -> None:
     # No timestamps or version in the file: the same figure gives the same bytes.
     fig.savefig(path, format="png", metadata={"Software": None})

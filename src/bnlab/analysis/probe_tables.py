@@ -12,7 +12,7 @@ import pandas as pd
 from bnlab.ml.probe_rows import POOLED
 
 
-def _over_seeds(frame: pd.DataFrame, by: list[str], column: str) -> pd.DataFrame:
+def over_seeds(frame: pd.DataFrame, by: list[str], column: str) -> pd.DataFrame:
     """Mean, std and count over seeds; variants in order of first appearance, the rest sorted."""
     order = {variant: i for i, variant in enumerate(dict.fromkeys(frame["variant"]))}
     grouped = frame.groupby(by, observed=True, sort=False)[column]
@@ -36,7 +36,7 @@ def drift_per_run(probes: pd.DataFrame) -> pd.DataFrame:
 
 def drift(probes: pd.DataFrame) -> pd.DataFrame:
     """:func:`drift_per_run`'s mean and std over seeds, per (variant, layer)."""
-    return _over_seeds(drift_per_run(probes), ["variant", "layer"], "drift")
+    return over_seeds(drift_per_run(probes), ["variant", "layer"], "drift")
 
 
 def dead_per_run(probes: pd.DataFrame) -> pd.DataFrame:
@@ -50,8 +50,8 @@ def dead_per_run(probes: pd.DataFrame) -> pd.DataFrame:
 def dead_units(probes: pd.DataFrame) -> pd.DataFrame:
     """:func:`dead_per_run`'s mean and std over seeds, per (variant, layer)."""
     per_run = dead_per_run(probes)
-    final = _over_seeds(per_run, ["variant", "layer"], "final")
-    peak = _over_seeds(per_run, ["variant", "layer"], "peak")
+    final = over_seeds(per_run, ["variant", "layer"], "final")
+    peak = over_seeds(per_run, ["variant", "layer"], "peak")
     return final.merge(peak, on=["variant", "layer", "seeds"], suffixes=("_final", "_peak"))
 
 
@@ -64,19 +64,40 @@ def nearest_steps(steps: pd.DataFrame, at: list[int]) -> list[int]:
 def accuracy_at(steps: pd.DataFrame, at: list[int], column: str = "test_accuracy") -> pd.DataFrame:
     """``column`` at the probes nearest to each of ``at`` steps, mean and std over seeds."""
     picked = steps[steps["step"].isin(nearest_steps(steps, at))]
-    return _over_seeds(picked, ["variant", "step"], column)
+    return over_seeds(picked, ["variant", "step"], column)
 
 
-def moving_average_cost(steps: pd.DataFrame) -> pd.DataFrame:
-    """For BN variants, at the last probe: accuracy on the probe images in training mode
-    (mini-batch statistics) minus accuracy on the same images with the moving averages."""
-    last = steps.sort_values("step").groupby(["variant", "seed"], observed=True, sort=False).last().reset_index()
+def moving_average_cost(steps: pd.DataFrame, by: list[str] = ()) -> pd.DataFrame:
+    """For BN variants, at the last probe (of each grid point ``by``): accuracy on the probe
+    images in training mode (mini-batch statistics) minus accuracy on the same images with the
+    moving averages."""
+    return over_seeds(moving_average_gaps(steps, by), [*by, "variant"], "gap")
+
+
+def moving_average_gaps(steps: pd.DataFrame, by: list[str] = ()) -> pd.DataFrame:
+    """:func:`moving_average_cost` per run: one ``gap`` per (grid point, variant, seed)."""
+    keys = [*by, "variant", "seed"]
+    last = steps.sort_values("step").groupby(keys, observed=True, sort=False).last().reset_index()
     last = last.dropna(subset=["train_mode_accuracy"])
-    last["gap"] = last["train_mode_accuracy"] - last["val_accuracy"]
-    return _over_seeds(last, ["variant"], "gap")
+    return last.assign(gap=last["train_mode_accuracy"] - last["val_accuracy"])
 
 
-def _mean_std(row, column: str = "", scale: float = 1.0, digits: int = 2) -> str:
+def grid_probe_markdown(steps: pd.DataFrame, grid_keys: list[str], heading: str = "##") -> str:
+    """A grid's probe numbers: BN's training-mode minus inference-mode accuracy at each point's
+    last probe (mean ± std over seeds, points); empty without BN or probes."""
+    cost = moving_average_cost(steps, grid_keys) if not steps.empty else steps
+    if cost.empty:
+        return ""
+    lines = ["", f"{heading} BN's batch statistics against its moving averages", "",
+             "Accuracy on the probe images in training mode (each batch of the training size normalized "
+             "by its own statistics) minus inference mode (moving averages), at the last probe (points):", "",
+             "| " + " | ".join(grid_keys) + " | variant | difference |", "|---" * (len(grid_keys) + 2) + "|"]
+    lines += ["| " + " | ".join(str(row[k]) for k in grid_keys) + f" | {row['variant']} | "
+              f"{mean_std(row, scale=100)} |" for _, row in cost.iterrows()]
+    return "\n".join(lines) + "\n"
+
+
+def mean_std(row, column: str = "", scale: float = 1.0, digits: int = 2) -> str:
     mean, std = row[f"mean{column}"] * scale, row[f"std{column}"] * scale
     return f"{mean:.{digits}f} ± {0.0 if pd.isna(std) else std:.{digits}f}"
 
@@ -94,17 +115,17 @@ def probe_markdown(probes: pd.DataFrame, steps: pd.DataFrame, heading: str = "##
     dead = dead_units(probes).set_index(["variant", "layer"])
     for _, row in drift(probes).iterrows():
         d = dead.loc[(row["variant"], row["layer"])]
-        lines.append(f"| {row['variant']} | {row['layer']} | {_mean_std(row)} "
-                     f"| {_mean_std(d, '_final', 100, 1)}% | {_mean_std(d, '_peak', 100, 1)}% |")
+        lines.append(f"| {row['variant']} | {row['layer']} | {mean_std(row)} "
+                     f"| {mean_std(d, '_final', 100, 1)}% | {mean_std(d, '_peak', 100, 1)}% |")
     checkpoints = sorted({min(1000, last), last // 10, last // 2, last})
     lines += ["", "Test accuracy during training (%):", "",
               "| variant | step | test accuracy |", "|---|---|---|"]
     for _, row in accuracy_at(steps, checkpoints).iterrows():
-        lines.append(f"| {row['variant']} | {row['step']} | {_mean_std(row, scale=100)} |")
+        lines.append(f"| {row['variant']} | {row['step']} | {mean_std(row, scale=100)} |")
     cost = moving_average_cost(steps)
     if not cost.empty:
         lines += ["", "BN in training mode (batch statistics) minus inference mode (moving averages), "
                   f"accuracy on the probe images at step {last} (points):", "",
                   "| variant | difference |", "|---|---|"]
-        lines += [f"| {row['variant']} | {_mean_std(row, scale=100)} |" for _, row in cost.iterrows()]
+        lines += [f"| {row['variant']} | {mean_std(row, scale=100)} |" for _, row in cost.iterrows()]
     return "\n".join(lines) + "\n"

@@ -12,9 +12,10 @@ import pandas as pd
 
 from bnlab.analysis.columns import SWEEP_COLUMNS, description_in
 from bnlab.experiments.params import COMPARISON_KEY
+from bnlab.ml.probe_rows import TABLES
 
 # The report's files this page reads, in reports/<experiment>/.
-READ = ("comparison.md", "metrics.json", "sweep.csv", "probes.csv", "steps.csv", "figures")
+READ = ("comparison.md", "metrics.json", "sweep.csv", *TABLES, "figures")
 
 
 @dataclass(frozen=True)
@@ -28,6 +29,8 @@ class ExperimentResults:
     sweep: pd.DataFrame  # one row per job
     probes: pd.DataFrame
     steps: pd.DataFrame
+    landscape: pd.DataFrame
+    ics: pd.DataFrame
     figures: Path
 
     @property
@@ -69,8 +72,8 @@ def read_results(folder: Path) -> ExperimentResults:
     comparison = (folder / "comparison.md").read_text()
     return ExperimentResults(
         name, description_in(comparison, name), comparison, json.loads((folder / "metrics.json").read_text()),
-        pd.read_csv(folder / "sweep.csv"), pd.read_csv(folder / "probes.csv", dtype={"unit": str}),
-        pd.read_csv(folder / "steps.csv"), folder / "figures")
+        pd.read_csv(folder / "sweep.csv"), *(pd.read_csv(folder / file, dtype={"unit": str}) for file in TABLES),
+        folder / "figures")
 
 
 def reported_experiments(reports: Path, first: str) -> list[Path]:

@@ -12,14 +12,15 @@ import pandas as pd
 
 from bnlab.analysis import figures as plots
 from bnlab.analysis.columns import comparison_title
-from bnlab.analysis.probe_tables import probe_markdown
+from bnlab.analysis.geometry_tables import ICS_LABELS, LANDSCAPE_LABELS, LOGGED, geometry_markdown, landscape_per_probe
+from bnlab.analysis.probe_tables import grid_probe_markdown, moving_average_gaps, probe_markdown
 from bnlab.analysis.statistics import comparison_markdown, format_p, gain_with_interval, mean_history, summarize
 from bnlab.analysis.sweep import curve_stats, point_summaries, sweep_frame
 from bnlab.experiments.jobs import jobs, model_dir, ordered_variants
 from bnlab.experiments.params import COMPARISON_KEY, ExperimentParams
-from bnlab.ml.probe_rows import PROBE_COLUMNS, STEP_COLUMNS
+from bnlab.ml.probe_rows import TABLES
 
-FILES = ("metrics.json", "per_seed.csv", "sweep.csv", "comparison.md", "probes.csv", "steps.csv")
+FILES = ("metrics.json", "per_seed.csv", "sweep.csv", "comparison.md", *TABLES)
 FOLDERS = ("figures", "curves")
 
 
@@ -34,6 +35,8 @@ class Report:
     summary: dict  # metrics.json
     probes: pd.DataFrame
     steps: pd.DataFrame
+    landscape: pd.DataFrame
+    ics: pd.DataFrame
 
     @property
     def grid_keys(self) -> list[str]:
@@ -52,22 +55,24 @@ class Report:
         """comparison.md: the comparison table(s), then the probes' tables."""
         return (comparison_title(self.name, self.experiment.description) + "\n\n"
                 + comparison_tables(self.summary, self.experiment, self.grid_keys, len(self.experiment.seeds))
-                + probe_markdown(self.probes, self.steps))
+                + (grid_probe_markdown(self.steps, self.grid_keys) if self.grid_keys
+                   else probe_markdown(self.probes, self.steps) + geometry_markdown(self.landscape, self.ics)))
 
     def write(self, paths: dict[str, Path]) -> None:
         """Every file and folder of FILES and FOLDERS, at ``paths[name]``."""
         palette = plots.colors(ordered_variants(self.experiment), self.experiment.baseline)
         n_seeds = len(self.experiment.seeds)
         if self.grid_keys:
-            write_sweep_figures(paths["figures"], self.sweep, self.grid_keys, palette, n_seeds)
+            write_sweep_figures(paths["figures"], self.sweep, self.steps, self.grid_keys, palette, n_seeds)
         else:
             write_figures(paths["figures"], self.experiment, self.histories, self.probes, self.steps, palette)
+            write_geometry_figures(paths["figures"], self.landscape, self.ics, palette, n_seeds)
         self.sweep.round(6).to_csv(paths["sweep.csv"], index=False)
         write_curves(paths["curves"], self.histories, self.experiment.seeds)
         paths["metrics.json"].write_text(json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
         self.per_seed.round(6).to_csv(paths["per_seed.csv"], index=False)
-        self.probes.to_csv(paths["probes.csv"], index=False)
-        self.steps.to_csv(paths["steps.csv"], index=False)
+        for file, frame in zip(TABLES, (self.probes, self.steps, self.landscape, self.ics)):
+            frame.to_csv(paths[file], index=False)
         paths["comparison.md"].write_text(self.table())
 
     def lines(self) -> list[str]:
@@ -90,8 +95,7 @@ def build_report(name: str, experiment: ExperimentParams, models: Path, results:
     summary = (point_summaries(sweep, grid_keys, variants, experiment.baseline) if grid_keys
                else summarize(sweep.drop(columns="final_train_loss"), experiment.baseline))
     return Report(name, experiment, histories, sweep, summary,
-                  load_per_job(models, name, experiment, "probes.csv", PROBE_COLUMNS),
-                  load_per_job(models, name, experiment, "steps.csv", STEP_COLUMNS))
+                  *(load_per_job(models, name, experiment, file, columns) for file, columns in TABLES.items()))
 
 
 def comparison_tables(summary: dict, experiment: ExperimentParams, grid_keys: list[str], n_seeds: int) -> str:
@@ -105,34 +109,43 @@ def comparison_tables(summary: dict, experiment: ExperimentParams, grid_keys: li
     return "".join(f"## {label}\n\n{table(point_summary)}\n" for label, point_summary in summary.items())
 
 
-def write_sweep_figures(folder: Path, sweep: pd.DataFrame, grid_keys: list[str], palette: dict[str, str],
-                        n_seeds: int) -> None:
-    """Test accuracy and final training loss against the swept setting (a one-setting grid)."""
+def write_sweep_figures(folder: Path, sweep: pd.DataFrame, steps: pd.DataFrame, grid_keys: list[str],
+                        palette: dict[str, str], n_seeds: int) -> None:
+    """Test accuracy, final training loss and (with BN probes) BN's training-mode minus
+    inference-mode accuracy against the swept setting (a one-setting grid)."""
     if len(grid_keys) != 1:
         return  # several settings: sweep.csv has every job; no figure draws them all
     x = grid_keys[0]
-    for column, ylabel, log_y in (("test_accuracy", "test accuracy", False),
-                                  ("final_train_loss", "final training loss", True)):
+    gaps = moving_average_gaps(steps, grid_keys) if not steps.empty else steps
+    for frame, column, ylabel, log_y in ((sweep, "test_accuracy", "test accuracy", False),
+                                         (sweep, "final_train_loss", "final training loss", True),
+                                         (gaps, "gap", "training-mode minus inference-mode accuracy", False)):
+        if frame.empty:
+            continue
         title = f"{ylabel.capitalize()} vs {x.replace('_', ' ')} (mean ± std, {n_seeds} seeds)"
-        plots.save_png(plots.sweep_figure(curve_stats(sweep, x, column), x, ylabel, title, palette, log_y),
-                       folder / f"{column}_vs_{x}.png")
+        name = "train_vs_inference_mode" if column == "gap" else column
+        plots.save_png(plots.sweep_figure(curve_stats(frame, x, column), x, ylabel, title, palette, log_y),
+                       folder / f"{name}_vs_{x}.png")
 
 
 def load_per_job(models: Path, name: str, experiment: ExperimentParams, file: str, columns=None):
     """estimator.json histories as {group: [history per seed]} (group: the variant, at its grid
     point); a CSV as one frame with
-    ``variant`` and ``seed`` in front (empty, with its columns, where there are no probes)."""
+    ``variant`` and ``seed`` in front, a grid's settings before them (empty, with its columns,
+    where there are no probes)."""
     if file.endswith(".json"):
         found = {}
         for job in jobs(name, experiment):
             meta = json.loads((model_dir(models, job) / file).read_text())
             found.setdefault(job.group, []).append(meta["history"])
         return found
+    keys = [*(experiment.grid or {}), "variant", "seed"]  # a grid's settings first, as in sweep.csv
     frames = [pd.read_csv(model_dir(models, job) / file, dtype={"unit": str}).assign(
-        variant=job.variant, seed=job.seed) for job in jobs(name, experiment)
+        **dict(job.point), variant=job.variant, seed=job.seed) for job in jobs(name, experiment)
         if (model_dir(models, job) / file).exists()]
-    frame = pd.concat(frames) if frames else pd.DataFrame(columns=["variant", "seed", *columns])
-    return frame[["variant", "seed", *columns]].reset_index(drop=True)
+    frames = [frame for frame in frames if not frame.empty]  # a job with no probe step: its empty table has no types
+    frame = pd.concat(frames) if frames else pd.DataFrame(columns=[*keys, *columns])
+    return frame[[*keys, *columns]].reset_index(drop=True)
 
 
 def write_figures(folder: Path, experiment: ExperimentParams, histories: dict, probes: pd.DataFrame,
@@ -165,6 +178,19 @@ def write_figures(folder: Path, experiment: ExperimentParams, histories: dict, p
         lines = dict(zip(names, plots.distinct_colors(len(names))))
         plots.save_png(plots.steps_figure(both, "accuracy", "Validation accuracy: inference vs training mode",
                                           lines), folder / "train_vs_inference_mode.png")
+
+
+def write_geometry_figures(folder: Path, landscape: pd.DataFrame, ics: pd.DataFrame, palette: dict[str, str],
+                           n_seeds: int) -> None:
+    """landscape_<direction>.png (Santurkar et al.'s Figure 4) and covariate_shift.png (their
+    Figure 3), where the experiment measured them."""
+    if not landscape.empty:
+        per_probe = landscape_per_probe(landscape)
+        for direction in dict.fromkeys(per_probe["direction"]):
+            plots.save_png(plots.landscape_figure(per_probe, direction, LANDSCAPE_LABELS, palette, n_seeds),
+                           folder / f"landscape_{direction}.png")
+    if not ics.empty:
+        plots.save_png(plots.shift_figure(ics, ICS_LABELS, LOGGED, palette, n_seeds), folder / "covariate_shift.png")
 
 
 def write_curves(folder: Path, histories: dict, seeds: list[int]) -> None:

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from bnlab.analysis.geometry_tables import landscape_per_run, per_run
 from bnlab.analysis.probe_tables import dead_per_run, drift_per_run, nearest_steps
 from bnlab.analysis.published import ExperimentResults
 from bnlab.analysis.statistics import ALPHA, POWER, Paired, adjusted_interval, holm, paired, seed_pairs
@@ -79,6 +80,26 @@ class ModelMetric(Measure):
 
 
 @dataclass(frozen=True)
+class Fall(ModelMetric):
+    """How far a test metric falls from one grid point to another, per run (paired by seed):
+    its value at ``setting`` = ``high`` minus its value at ``setting`` = ``low``."""
+
+    setting: str = "batch_size"
+    high: object = 128
+    low: object = 2
+
+    def values(self, results, point):
+        def at(value):
+            return results.at_point({self.setting: value}).set_index(["variant", "seed"])[self.column]
+
+        return (at(self.high) - at(self.low)).rename("value").dropna().reset_index()
+
+    def missing(self, results):
+        absent = [value for value in (self.high, self.low) if not results.has_point({self.setting: value})]
+        return f"no grid point {', '.join(point_text({self.setting: v}) for v in absent)}" if absent else None
+
+
+@dataclass(frozen=True)
 class ProbeMeasure(Measure):
     """A probe quantity per (variant, seed, layer), averaged over the hidden layers or taken at
     the last one (``last_layer``)."""
@@ -111,6 +132,36 @@ class AccuracyAtStep(Measure):
 
     def missing(self, results):
         return "no probes" if results.steps.empty else None
+
+
+@dataclass(frozen=True)
+class LandscapeMeasure(Measure):
+    """A landscape summary of each probe (loss variation, gradient predictiveness, β-smoothness)
+    along one direction, one value per run: log10, averaged over its probes
+    (:mod:`bnlab.analysis.geometry_tables`)."""
+
+    quantity: str = "beta_smoothness"
+    direction: str = "gradient"
+
+    def values(self, results, point):
+        return landscape_per_run(results.landscape, self.quantity, self.direction)
+
+    def missing(self, results):
+        return "no landscape probes" if results.landscape.empty else None
+
+
+@dataclass(frozen=True)
+class ShiftMeasure(Measure):
+    """Internal covariate shift (ics.csv), one value per run: averaged over its probes and
+    layers (log10 for the norm)."""
+
+    quantity: str = "ics_l2"
+
+    def values(self, results, point):
+        return per_run(results.ics, self.quantity)
+
+    def missing(self, results):
+        return "no covariate-shift probes" if results.ics.empty else None
 
 
 @dataclass(frozen=True)

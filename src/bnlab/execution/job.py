@@ -24,7 +24,7 @@ from bnlab.data.mnist import file_digest
 from bnlab.data.splits import load_split
 from bnlab.experiments.jobs import Job
 from bnlab.experiments.params import Params
-from bnlab.ml.probe_rows import PROBE_COLUMNS, STEP_COLUMNS
+from bnlab.ml.probe_rows import TABLES
 
 
 class JobFailed(RuntimeError):
@@ -186,9 +186,9 @@ def _train(request: JobRequest, client, key: str, splits: dict | None) -> JobRes
         estimator, probes = fit_into_run(client, request.store, run_id, request.params, request.job, splits, sources)
         with tempfile.TemporaryDirectory() as tmp:
             folder = estimator.save(Path(tmp) / "model", format="npz")
-            if probes is not None:
-                write_csv(probes.probe_rows, PROBE_COLUMNS, folder / "probes.csv")
-                write_csv(probes.step_rows, STEP_COLUMNS, folder / "steps.csv")
+            for probe in probes:
+                for file, rows in probe.tables().items():
+                    write_csv(rows, TABLES[file], folder / file)
             files = _folder_files(folder)
             digest = file_digest(folder / "weights.npz")
             client.log_artifacts(run_id, str(folder), ARTIFACT_DIR)

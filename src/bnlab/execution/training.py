@@ -10,6 +10,7 @@ from bnlab.data.splits import flat_pixels
 from bnlab.experiments.jobs import Job
 from bnlab.experiments.params import ExperimentParams, Params
 from bnlab.ml.estimator import KerasMLPClassifier
+from bnlab.ml.geometry import GeometryProbe
 from bnlab.ml.probes import ProbeRecorder
 from bnlab.tracking import logged
 from bnlab.tracking.job_runs import job_params
@@ -36,8 +37,17 @@ def make_probes(experiment: ExperimentParams, estimator: KerasMLPClassifier, spl
                          batch_size=estimator.batch_size, on_record=on_record)
 
 
+def make_geometry(experiment: ExperimentParams, estimator: KerasMLPClassifier, on_record=None) -> GeometryProbe | None:
+    """The experiment's landscape and covariate-shift probe for this estimator, or None."""
+    geometry = experiment.probes and experiment.probes.geometry
+    if geometry is None:
+        return None
+    return GeometryProbe(geometry.steps, estimator.learning_rate, geometry.etas.multiples(), geometry.directions,
+                         n_hidden=len(estimator.hidden_units), seed=estimator.random_state, on_record=on_record)
+
+
 def fit_into_run(client, store: str, run_id: str, params: Params, job: Job, splits: dict,
-                 sources: dict[str, str]) -> tuple[KerasMLPClassifier, ProbeRecorder | None]:
+                 sources: dict[str, str]) -> tuple[KerasMLPClassifier, list[ProbeRecorder | GeometryProbe]]:
     """Fit the job's model; params, datasets, each epoch's metrics (and its time per optimizer
     step) as the epoch ends, probe metrics as they are measured, the system's CPU and memory
     while it fits, the fit's time and the served model go to run ``run_id`` of the store at
@@ -45,8 +55,10 @@ def fit_into_run(client, store: str, run_id: str, params: Params, job: Job, spli
     experiment = params.experiment(job.experiment)
     (x_train, y_train), (x_val, y_val) = splits["train"], splits["validation"]
     estimator = make_estimator(experiment, job)
-    probes = make_probes(experiment, estimator, splits, logged.ProbeLogger(store, run_id))
-    estimator.set_params(callbacks=[logged.EpochLogger(store, run_id), *([probes] if probes else [])])
+    probes = [probe for probe in (make_probes(experiment, estimator, splits, logged.ProbeLogger(store, run_id)),
+                                  make_geometry(experiment, estimator, logged.GeometryLogger(store, run_id)))
+              if probe is not None]
+    estimator.set_params(callbacks=[logged.EpochLogger(store, run_id), *probes])
     logged.log_params(client, run_id, job_params(params, estimator, len(y_train), len(y_val)))
     logged.log_datasets(client, run_id, {k: splits[k] for k in sources}, sources)
     started = time.perf_counter()

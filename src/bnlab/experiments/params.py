@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import Annotated, ClassVar
+from typing import Annotated, ClassVar, Literal
 
+import numpy as np
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from bnlab.core.settings import ParamsError, Strict, describe_error
 from bnlab.data.settings import N_TRAIN_IMAGES, DataParams, SplitParams
-from bnlab.ml.hyperparams import HYPERPARAMETERS, ModelParams
+from bnlab.ml.hyperparams import HYPERPARAMETERS, LANDSCAPE_DIRECTIONS, ModelParams
 
 __all__ = ["COMPARISON_KEY", "ExperimentParams", "ModelParams", "Params", "ParamsError", "ProbeParams",
            "load_params", "parse_params"]
@@ -33,12 +34,48 @@ COMPARISON_KEY = "comparison"
 DEFAULT_EXPERIMENT = "notebook"
 
 
+class EtaParams(Strict):
+    """Step sizes η as multiples of the learning rate: ``count`` values, log-spaced from
+    ``low`` to ``high``."""
+
+    low: Annotated[float, Field(gt=0)]
+    high: Annotated[float, Field(gt=0)]
+    count: Annotated[int, Field(ge=2, le=50)]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EtaParams:
+        if self.high <= self.low:
+            raise ValueError(f"high ({self.high}) must be above low ({self.low})")
+        return self
+
+    def multiples(self) -> tuple[float, ...]:
+        return tuple(float(m) for m in np.geomspace(self.low, self.high, self.count))
+
+
+class GeometryParams(Strict):
+    """Santurkar et al.'s loss landscape and covariate shift around chosen optimizer steps
+    (bnlab.ml.geometry)."""
+
+    steps: Annotated[list[Positive], Field(min_length=1)]
+    etas: EtaParams
+    directions: Annotated[list[Literal[LANDSCAPE_DIRECTIONS]], Field(min_length=1)]
+
+    @field_validator("steps", "directions")
+    @classmethod
+    def _distinct(cls, value: list) -> list:
+        if len(set(value)) != len(value):
+            raise ValueError("values must be distinct")
+        return sorted(value) if all(isinstance(v, int) for v in value) else value
+
+
 class ProbeParams(Strict):
-    """Measure the network every ``every_steps`` optimizer steps (see bnlab.ml.probes)."""
+    """Measure the network every ``every_steps`` optimizer steps (see bnlab.ml.probes), and,
+    with ``geometry``, around the steps it names (bnlab.ml.geometry)."""
 
     every_steps: Positive
     images: Annotated[int, Field(gt=0, le=N_TRAIN_IMAGES)] = 1000  # the first validation images
     unit: Annotated[int, Field(ge=0)] = 0  # the fixed unit, in every hidden layer
+    geometry: GeometryParams | None = None
 
 
 class ExperimentParams(Strict):
@@ -101,6 +138,7 @@ class ExperimentParams(Strict):
                     raise ValueError(f"variant {name!r}: set either epochs or steps, not both")
                 if self.probes is not None:
                     _check_probes(self.probes, name, settings)
+                _check_groups(name, settings)
         return self
 
     # What the train stage reads (dvc.yaml lists the same keys): its models depend on these only.
@@ -149,10 +187,36 @@ def _check_probes(probes: ProbeParams, variant: str, settings: ModelParams) -> N
                          f"{variant!r} (batch_size {batch_size})")
 
 
+def _check_groups(variant: str, settings: ModelParams) -> None:
+    if not settings.resolved("batch_norm") or settings.resolved("normalization") != "group":
+        return
+    groups, units = settings.resolved("norm_groups"), settings.resolved("hidden_units")
+    if any(u % groups or u == groups for u in units):  # a group of one unit normalizes to a constant
+        raise ValueError(f"variant {variant!r}: norm_groups {groups} must divide every hidden layer's units "
+                         f"{list(units)} into groups of at least 2")
+
+
 class Params(Strict):
     data: DataParams
     split: SplitParams = SplitParams()
     experiments: Annotated[dict[NAME, ExperimentParams], Field(min_length=1)]
+
+    @model_validator(mode="after")
+    def _probe_steps_reached(self) -> Params:
+        """A geometry probe's steps within every job's optimizer steps, on MNIST's training split."""
+        n_train = N_TRAIN_IMAGES - self.split.val_size
+        for name, experiment in self.experiments.items():
+            geometry = experiment.probes and experiment.probes.geometry
+            if geometry is None:
+                continue
+            for variant in experiment.variants:
+                for point in experiment.grid_points():
+                    settings = experiment.settings(variant, point)
+                    steps = settings.steps or settings.resolved("epochs") * -(-n_train // settings.resolved("batch_size"))
+                    if geometry.steps[-1] > steps:
+                        raise ValueError(f"experiments.{name}.probes.geometry.steps: step {geometry.steps[-1]} is "
+                                         f"beyond the {steps} optimizer steps of variant {variant!r}")
+        return self
 
     def experiment(self, name: str) -> ExperimentParams:
         """One declared experiment; a :class:`ParamsError` naming the declared ones if unknown."""

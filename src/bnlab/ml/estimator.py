@@ -8,13 +8,13 @@ import numpy as np
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
-from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bnlab.ml import loop
 from bnlab.ml.fixed_order import INFERENCE_ROWS
-from bnlab.ml.hyperparams import DEFAULTS, HYPERPARAMETERS, Hyperparameter
+from bnlab.ml.hyperparams import DEFAULTS, HYPERPARAMETERS, sklearn_constraint
 from bnlab.ml.inference import Logits, loss_accuracy
 from bnlab.ml.model import build_mlp, build_optimizer
 from bnlab.ml.saving import EstimatorFiles
@@ -25,18 +25,6 @@ STEP_TIME = "seconds_per_step"  # in each epoch's callback logs, beside the hist
 # Raw pixels stay uint8 until a batch is drawn (a quarter of float32's memory per worker); any
 # other input becomes float32. Both reach the network as the same float32 values.
 INPUT_DTYPES = [np.float32, np.uint8]
-
-
-def _constraint(spec: Hyperparameter) -> list:
-    """scikit-learn's constraint for one hyperparameter of the table."""
-    if spec.choices:
-        return [StrOptions(set(spec.choices))]
-    if spec.kind is bool:
-        return ["boolean"]
-    if spec.kind is tuple:
-        return ["array-like"]
-    number = Integral if spec.kind is int else Real
-    return [Interval(number, spec.low, spec.high, closed=spec.closed)] + ([None] if spec.nullable else [])
 
 
 class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
@@ -83,7 +71,11 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         ``model.stop_training`` (as ``keras.callbacks.EarlyStopping`` does) ends training after
         that epoch. A callback with an ``every_steps`` attribute (an int) also gets
         ``on_step_end(step, logs)`` after every ``every_steps`` optimizer steps (``step`` counts
-        from 1); the compiled loop runs in chunks between these calls.
+        from 1); the compiled loop runs in chunks between these calls. A callback with a
+        ``batch_steps`` attribute (a collection of step numbers) gets
+        ``on_train_batch_begin(step, {"x": x, "y": y})`` just before each of those steps, with
+        its mini-batch (float32 rows, class indices), and ``on_train_batch_end(step, {})`` just
+        after the step's update.
     eval_batch_size : int, default=1024
         Rows per block of the per-epoch evaluation and of ``predict`` (one compiled shape; the
         last block padded). At the default, ``predict_proba`` gives the same bytes as the
@@ -102,6 +94,12 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
     noise_scale : float, default=1.0
         With BN: likewise multiply by a per-unit scale between 1/noise_scale and noise_scale
         (log-uniform), drawn anew at every step. 1.0 means no scaling.
+    normalization : {"batch", "batch_renorm", "layer", "group"}, default="batch"
+        What ``batch_norm=True`` puts where BN sits: BatchNormalization, batch renormalization
+        (Ioffe 2017; Keras's ``renorm=True``, corrections clipped to r in [1/3, 3], d in [-5, 5]),
+        LayerNormalization or GroupNormalization.
+    norm_groups : int, default=8
+        GroupNorm's groups; must divide every hidden layer's units into groups of at least 2.
 
     Attributes
     ----------
@@ -134,7 +132,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
 
     # The hyperparameters' bounds are bnlab.ml.hyperparams's (params.yaml validates with the same).
     _parameter_constraints = {
-        **{name: _constraint(spec) for name, spec in HYPERPARAMETERS.items()},
+        **{name: sklearn_constraint(spec) for name, spec in HYPERPARAMETERS.items()},
         "random_state": ["random_state"],
         "verbose": ["verbose"],
         "rescale": [Interval(Real, None, None, closed="neither"), None],
@@ -164,6 +162,8 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         init_std=DEFAULTS["init_std"],
         noise_shift=DEFAULTS["noise_shift"],
         noise_scale=DEFAULTS["noise_scale"],
+        normalization=DEFAULTS["normalization"],
+        norm_groups=DEFAULTS["norm_groups"],
     ):
         self.hidden_units = hidden_units
         self.batch_norm = batch_norm
@@ -184,6 +184,8 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         self.init_std = init_std
         self.noise_shift = noise_shift
         self.noise_scale = noise_scale
+        self.normalization = normalization
+        self.norm_groups = norm_groups
 
     # --- fitting ---------------------------------------------------------------------------
 
@@ -221,7 +223,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
     def _build_network(self, n_features: int, n_classes: int):
         return build_mlp(n_features, n_classes, self._checked_hidden_units(), self.batch_norm,
                          self.activation, self.bn_momentum, self.rescale, self.bn_position,
-                         self.init_std, self.noise_shift, self.noise_scale)
+                         self.init_std, self.noise_shift, self.noise_scale, self.normalization, self.norm_groups)
 
     def _checked_hidden_units(self) -> tuple[int, ...]:
         units = tuple(self.hidden_units)
@@ -254,8 +256,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         if validation is not None:
             validation = (loop.as_tensor(validation[0]), validation[1])
         callbacks = list(self.callbacks or [])
-        step_hooks = [loop.StepHook(int(c.every_steps), lambda step, c=c: c.on_step_end(step, {}))
-                      for c in callbacks if getattr(c, "every_steps", None)]
+        step_hooks, batch_hooks = loop.callback_hooks(callbacks)
         budget = loop.Budget(self.epochs, self.steps)
 
         def on_epoch_end(epoch: int) -> bool:
@@ -272,7 +273,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         _call(callbacks, "on_train_begin", {})
         train_steps = loop.TimedSteps(loop.compile_train_steps(model, optimizer, self.batch_size))
         self.n_steps_, self.n_iter_ = loop.run(train_steps, x_all, y_all, self.batch_size, budget,
-                                               rng, self.shuffle, step_hooks, on_epoch_end)
+                                               rng, self.shuffle, step_hooks, on_epoch_end, batch_hooks)
         _call(callbacks, "on_train_end", {})
 
     def _evaluate_epoch(self, X, y, validation) -> dict[str, float]:

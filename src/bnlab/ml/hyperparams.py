@@ -18,6 +18,12 @@ from bnlab.core.settings import ParamsError, Strict, describe_error
 ACTIVATIONS = ("relu", "elu", "gelu", "selu", "sigmoid", "tanh", "swish", "leaky_relu")
 OPTIMIZERS = ("adam", "adamw", "sgd", "rmsprop", "nadam")
 BN_POSITIONS = ("before", "after")  # BN before the nonlinearity (Ioffe & Szegedy) or after it
+# What ``batch_norm=True`` puts where BN sits: Ioffe & Szegedy's BN, Ioffe (2017)'s batch
+# renormalization, Ba et al. (2016)'s LayerNorm, Wu & He (2018)'s GroupNorm.
+NORMALIZATIONS = ("batch", "batch_renorm", "layer", "group")
+# The directions bnlab.ml.geometry measures the loss landscape along (params.yaml's
+# probes.geometry.directions): here, with the other settings params.yaml is validated against.
+LANDSCAPE_DIRECTIONS = ("gradient", "update", "random")
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,8 @@ HYPERPARAMETERS = {
     "hidden_units": Hyperparameter((32, 32), tuple),
     "batch_norm": Hyperparameter(True, bool),
     "bn_position": Hyperparameter("before", str, choices=BN_POSITIONS),
+    "normalization": Hyperparameter("batch", str, choices=NORMALIZATIONS),
+    "norm_groups": Hyperparameter(8, int, low=0),
     "activation": Hyperparameter("relu", str, choices=ACTIVATIONS),
     "optimizer": Hyperparameter("adam", str, choices=OPTIMIZERS),
     "learning_rate": Hyperparameter(0.01, float, low=0, high=10, closed="right"),
@@ -60,6 +68,23 @@ HYPERPARAMETERS = {
     "noise_scale": Hyperparameter(1.0, float, low=1, closed="left"),
 }
 DEFAULTS = {name: spec.default for name, spec in HYPERPARAMETERS.items()}
+
+
+def sklearn_constraint(spec: Hyperparameter) -> list:
+    """scikit-learn's parameter constraint for one hyperparameter of the table (imported only
+    when asked for: params.yaml's validation needs no scikit-learn)."""
+    from numbers import Integral, Real
+
+    from sklearn.utils._param_validation import Interval, StrOptions
+
+    if spec.choices:
+        return [StrOptions(set(spec.choices))]
+    if spec.kind is bool:
+        return ["boolean"]
+    if spec.kind is tuple:
+        return ["array-like"]
+    number = Integral if spec.kind is int else Real
+    return [Interval(number, spec.low, spec.high, closed=spec.closed)] + ([None] if spec.nullable else [])
 
 
 def _annotation(spec: Hyperparameter):

@@ -4,8 +4,10 @@ A chunk of steps is one call of one XLA-compiled function (a ``tf.range`` loop o
 mini-batches: Keras's own forward pass, gradient and optimizer update), so Python runs only
 between chunks.
 Chunks end where something has to happen: at an epoch's end (a new shuffle, the epoch hooks),
-where a step hook is due (every N steps), and at the step budget. Without step hooks a chunk is a
-whole epoch (two calls where the last batch is smaller).
+where a step hook is due (every N steps), around a step a batch hook watches (that step runs
+alone, between the hook's two calls), and at the step budget. Without hooks a chunk is a whole
+epoch (two calls where the last batch is smaller). Where the chunks end changes no result: each
+step runs the same operations on the same batch.
 
 Nothing here knows about scikit-learn; :class:`bnlab.ml.estimator.KerasMLPClassifier` drives it.
 """
@@ -44,6 +46,30 @@ class StepHook:
 
     every: int
     call: Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class BatchHook:
+    """For each step in ``steps`` (counted from 1): ``before(step, x, y)`` just before that
+    optimizer step, with its mini-batch (float32 rows as the network gets them, class
+    indices), and ``after(step)`` just after it, when the step's update has been applied."""
+
+    steps: frozenset[int]
+    before: Callable[[int, object, object], None]
+    after: Callable[[int], None]
+
+
+def callback_hooks(callbacks) -> tuple[list[StepHook], list[BatchHook]]:
+    """The step hooks of callbacks with ``every_steps`` (``on_step_end(step, {})``) and the
+    batch hooks of callbacks with ``batch_steps`` (``on_train_batch_begin(step, {"x", "y"})``,
+    ``on_train_batch_end(step, {})``), in the callbacks' order."""
+    step_hooks = [StepHook(int(c.every_steps), lambda step, c=c: c.on_step_end(step, {}))
+                  for c in callbacks if getattr(c, "every_steps", None)]
+    batch_hooks = [BatchHook(frozenset(int(s) for s in c.batch_steps),
+                             lambda step, x, y, c=c: c.on_train_batch_begin(step, {"x": x, "y": y}),
+                             lambda step, c=c: c.on_train_batch_end(step, {}))
+                   for c in callbacks if getattr(c, "batch_steps", None)]
+    return step_hooks, batch_hooks
 
 
 class TimedSteps:
@@ -128,31 +154,38 @@ def epoch_batches(order: np.ndarray, batch_size: int) -> tuple:
 
 def run(train_steps, x, y, batch_size: int, budget: Budget, rng: np.random.Generator,
         shuffle: bool = True, step_hooks: Sequence[StepHook] = (),
-        on_epoch_end: Callable[[int], bool] | None = None) -> tuple[int, int]:
+        on_epoch_end: Callable[[int], bool] | None = None,
+        batch_hooks: Sequence[BatchHook] = ()) -> tuple[int, int]:
     """Train until the budget is spent or ``on_epoch_end(epoch)`` returns True.
 
     ``x``, ``y`` are tensors already on the device (``x`` float32, or uint8 pixels: each
     batch is cast when drawn). Each epoch draws a new order from ``rng``
     (one permutation per epoch, so results do not depend on where the chunks end). Returns
-    (steps run, epochs begun).
+    (steps run, epochs begun). A batch hook's step beyond the budget is an error, raised first.
     """
     n = int(y.shape[0])
     whole_batches = n // batch_size
     steps_per_epoch = math.ceil(n / batch_size)
+    _check_batch_hooks(batch_hooks, budget, steps_per_epoch)
     step = epoch = 0
     while (epoch_steps := budget.steps_in_epoch(epoch, steps_per_epoch, step)) > 0:
         whole, last = epoch_batches(rng.permutation(n) if shuffle else np.arange(n), batch_size)
         done = 0
         while done < epoch_steps:
-            count = epoch_steps - done
-            for hook in step_hooks:  # stop where the next hook is due
-                count = min(count, hook.every - step % hook.every)
+            watching = [hook for hook in batch_hooks if step + 1 in hook.steps]
+            count = 1 if watching else _chunk_length(epoch_steps - done, step, step_hooks, batch_hooks)
+            if watching:
+                xb, yb = _batch(x, y, whole[done] if done < whole_batches else last[0])
+                for hook in watching:
+                    hook.before(step + 1, xb, yb)
             if done < whole_batches:
                 train_steps(x, y, whole, done, min(count, whole_batches - done))
             if done + count > whole_batches:  # the epoch's last, smaller batch
                 train_steps(x, y, last, 0, 1)
             done += count
             step += count
+            for hook in watching:
+                hook.after(step)
             for hook in step_hooks:
                 if step % hook.every == 0:
                     hook.call(step)
@@ -160,3 +193,28 @@ def run(train_steps, x, y, batch_size: int, budget: Budget, rng: np.random.Gener
         if on_epoch_end is not None and on_epoch_end(epoch - 1):
             break
     return step, epoch
+
+
+def _chunk_length(left: int, step: int, step_hooks: Sequence[StepHook], batch_hooks: Sequence[BatchHook]) -> int:
+    """Steps to run from ``step`` on in one call: up to where the next step hook is due or
+    just before the next step a batch hook watches (at least 1: that step is not the next)."""
+    count = left
+    for hook in step_hooks:
+        count = min(count, hook.every - step % hook.every)
+    for hook in batch_hooks:
+        later = [s for s in hook.steps if s > step]
+        if later:
+            count = min(count, min(later) - step - 1)
+    return count
+
+
+def _batch(x, y, indices):
+    return tf.cast(tf.gather(x, indices), tf.float32), tf.gather(y, indices)
+
+
+def _check_batch_hooks(batch_hooks: Sequence[BatchHook], budget: Budget, steps_per_epoch: int) -> None:
+    total = budget.steps if budget.steps is not None else budget.epochs * steps_per_epoch
+    for hook in batch_hooks:
+        beyond = sorted(s for s in hook.steps if not 1 <= s <= total)
+        if beyond:
+            raise ValueError(f"probe steps {beyond} are outside the fit's optimizer steps 1..{total}")

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bnlab.ml.fixed_order import FixedOrderDense
-from bnlab.ml.hyperparams import BN_POSITIONS
+from bnlab.ml.hyperparams import BN_POSITIONS, NORMALIZATIONS
 from bnlab.ml.tf_runtime import keras
 
 OPTIMIZER_CLASSES = {
@@ -18,9 +18,39 @@ OPTIMIZER_CLASSES = {
 }
 
 
+OUTPUT_LAYER = "logits"
+
+
 def nonlinearity_name(layer: int) -> str:
     """The name of hidden layer ``layer``'s activation (from 1): the probes find it by name."""
     return f"nonlinearity_{layer}"
+
+
+def dense_name(layer: int) -> str:
+    return f"dense_{layer}"
+
+
+# Layer names by kind of normalization: BN's stay "bn_<i>" with or without renormalization.
+_NORMALIZATION_PREFIXES = {"batch": "bn", "batch_renorm": "bn", "layer": "ln", "group": "gn"}
+# Ioffe (2017)'s final clipping of the renormalization's correction (he ramps up to it; no ramp here).
+RENORM_CLIPPING = {"rmax": 3.0, "rmin": 1 / 3, "dmax": 5.0}
+
+
+def normalization_name(layer: int, kind: str = "batch") -> str:
+    return f"{_NORMALIZATION_PREFIXES[kind]}_{layer}"
+
+
+def normalization_layer(kind: str, layer: int, momentum: float, groups: int) -> keras.layers.Layer:
+    """The normalization of hidden layer ``layer`` (Keras's layers, Keras's ε of 0.001 each)."""
+    name = normalization_name(layer, kind)
+    if kind == "batch":
+        return keras.layers.BatchNormalization(momentum=momentum, name=name)
+    if kind == "batch_renorm":
+        return keras.layers.BatchNormalization(momentum=momentum, renorm=True, renorm_clipping=RENORM_CLIPPING,
+                                               renorm_momentum=momentum, name=name)
+    if kind == "layer":
+        return keras.layers.LayerNormalization(name=name)
+    return keras.layers.GroupNormalization(groups=groups, name=name)
 
 
 @keras.saving.register_keras_serializable(package="bnlab")
@@ -63,14 +93,24 @@ def build_mlp(
     init_std: float | None = None,
     noise_shift: float = 0.0,
     noise_scale: float = 1.0,
+    normalization: str = "batch",
+    norm_groups: int = 8,
 ) -> keras.Model:
     """An MLP that outputs logits. By default BN sits between each Dense layer and its
     activation, as in Ioffe & Szegedy (2015) and the reference notebook. ``init_std``: Dense
     weights from N(0, init_std²) instead of Keras's Glorot-uniform default. ``noise_shift`` > 0
-    or ``noise_scale`` > 1 add :class:`RandomShiftScale` after each BN. The Dense layers are
+    or ``noise_scale`` > 1 add :class:`RandomShiftScale` after each BN. ``normalization``: what
+    sits where BN does (:data:`bnlab.ml.hyperparams.NORMALIZATIONS`); GroupNorm splits each
+    layer's units into ``norm_groups`` groups. The Dense layers are
     :class:`bnlab.ml.fixed_order.FixedOrderDense`: Keras's, with sums in a CPU-independent order."""
     if bn_position not in BN_POSITIONS:
         raise ValueError(f"bn_position must be one of {BN_POSITIONS}, got {bn_position!r}")
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if batch_norm and normalization == "group" and any(u % norm_groups or u == norm_groups for u in hidden_units):
+        # A group of one unit normalizes to a constant: the layer passes no signal.
+        raise ValueError(f"norm_groups={norm_groups} must divide every hidden layer's units "
+                         f"{tuple(hidden_units)} into groups of at least 2")
     init = "glorot_uniform" if init_std is None else keras.initializers.RandomNormal(stddev=init_std)
     noisy = batch_norm and (noise_shift > 0 or noise_scale > 1)
     inputs = keras.Input(shape=(n_features,), name="pixels")
@@ -79,10 +119,10 @@ def build_mlp(
         # Part of the saved model, so a served model takes raw pixels as they come.
         h = keras.layers.Rescaling(rescale, name="rescale")(h)
     for i, units in enumerate(hidden_units, start=1):
-        h = FixedOrderDense(units, kernel_initializer=init, name=f"dense_{i}")(h)
+        h = FixedOrderDense(units, kernel_initializer=init, name=dense_name(i))(h)
 
         def normalize(t, i=i):
-            t = keras.layers.BatchNormalization(momentum=bn_momentum, name=f"bn_{i}")(t)
+            t = normalization_layer(normalization, i, bn_momentum, norm_groups)(t)
             return RandomShiftScale(noise_shift, noise_scale, name=f"noise_{i}")(t) if noisy else t
 
         if batch_norm and bn_position == "before":
@@ -90,8 +130,8 @@ def build_mlp(
         h = keras.layers.Activation(activation, name=nonlinearity_name(i))(h)
         if batch_norm and bn_position == "after":
             h = normalize(h)
-    logits = FixedOrderDense(n_classes, kernel_initializer=init, name="logits")(h)
-    name = "mlp_bn" if batch_norm else "mlp_plain"
+    logits = FixedOrderDense(n_classes, kernel_initializer=init, name=OUTPUT_LAYER)(h)
+    name = ("mlp_bn" if normalization == "batch" else f"mlp_{normalization}") if batch_norm else "mlp_plain"
     return keras.Model(inputs, logits, name=name)
 
 
@@ -105,6 +145,16 @@ def nonlinearity_model(model: keras.Model, n_hidden: int) -> keras.Model:
     [input 1, output 1, input 2, ...] (Keras would unnest a single layer's pair)."""
     layers = [model.get_layer(nonlinearity_name(i)) for i in range(1, n_hidden + 1)]
     return keras.Model(model.inputs, [t for layer in layers for t in (layer.input, layer.output)])
+
+
+def block_layer_names(model: keras.Model, layer: int) -> list[str]:
+    """The layers with weights of block ``layer`` (from 1): hidden layer i's Dense layer and its
+    normalization, if any; past the last hidden layer, the output layer."""
+    names = {existing.name for existing in model.layers}
+    if dense_name(layer) not in names:
+        return [OUTPUT_LAYER]
+    return [name for name in (dense_name(layer), *{normalization_name(layer, kind) for kind in NORMALIZATIONS})
+            if name in names]
 
 
 def has_batch_norm(model: keras.Model) -> bool:

@@ -1,16 +1,29 @@
-"""What a probe measurement looks like, TensorFlow-free: the columns of probes.csv and
-steps.csv (design.md's contracts), the rows of one hidden layer, and their MLflow metric names.
-:mod:`bnlab.ml.probes` measures; the train stage writes the rows, the report reads them."""
+"""What a probe measurement looks like, TensorFlow-free: the columns of probes.csv, steps.csv,
+landscape.csv and ics.csv (design.md's contracts), the rows of one hidden layer, the landscape's
+summary of one probe, and their MLflow metric names. :mod:`bnlab.ml.probes` and
+:mod:`bnlab.ml.geometry` measure; the train stage writes the rows, the report reads them."""
 
 from __future__ import annotations
 
 import numpy as np
+
+from bnlab.ml.hyperparams import LANDSCAPE_DIRECTIONS
 
 PERCENTILES = {"p15": 15, "p50": 50, "p85": 85}
 # Per job; the report stage puts ``variant`` and ``seed`` in front.
 PROBE_COLUMNS = ("step", "layer", "unit", *PERCENTILES, "dead_fraction")
 STEP_COLUMNS = ("step", "val_accuracy", "test_accuracy", "train_mode_accuracy")
 POOLED = "all"  # the ``unit`` of a row over all of a layer's units
+# Santurkar et al.'s measurements around one step (bnlab.ml.geometry); ``eta`` in units of the
+# learning rate.
+DIRECTIONS = LANDSCAPE_DIRECTIONS
+LANDSCAPE_COLUMNS = ("step", "direction", "eta", "loss", "grad_change", "distance")
+ICS_COLUMNS = ("step", "layer", "ics_l2", "ics_cosine")
+# Each probe table's file (in a job's model folder, and in reports/<experiment>/) and columns.
+TABLES = {"probes.csv": PROBE_COLUMNS, "steps.csv": STEP_COLUMNS,
+          "landscape.csv": LANDSCAPE_COLUMNS, "ics.csv": ICS_COLUMNS}
+# What one probe's points along one direction say (Santurkar et al., Figure 4).
+LANDSCAPE_SUMMARY = ("loss_variation", "grad_predictiveness", "beta_smoothness")
 
 
 def percentiles(values: np.ndarray) -> dict[str, float]:
@@ -38,4 +51,27 @@ def metrics(rows: list[dict], accuracy: dict) -> dict[str, float]:
         unit = POOLED if row["unit"] == POOLED else f"unit{row['unit']}"
         for key in PROBE_COLUMNS[3:]:
             found[f"probe/layer{row['layer']}/{unit}/{key}"] = row[key]
+    return found
+
+
+def landscape_summary(loss, grad_change, distance) -> dict[str, float]:
+    """Santurkar et al.'s three numbers for one probe and direction, from its points over η:
+    the loss's variation (max − min), gradient predictiveness (the largest gradient change:
+    smaller is more predictive) and the effective β-smoothness (the largest gradient change per
+    unit of distance moved)."""
+    loss, grad_change, distance = (np.asarray(a, dtype=float) for a in (loss, grad_change, distance))
+    return dict(zip(LANDSCAPE_SUMMARY, (float(loss.max() - loss.min()), float(grad_change.max()),
+                                        float(np.max(grad_change / distance)))))
+
+
+def geometry_metrics(landscape: list[dict], ics: list[dict]) -> dict[str, float]:
+    """One geometry probe as MLflow metrics: ``landscape/gradient/beta_smoothness``, ...,
+    ``ics/layer2/l2``, ``ics/layer2/cosine``."""
+    found = {}
+    for direction in dict.fromkeys(row["direction"] for row in landscape):
+        rows = [row for row in landscape if row["direction"] == direction]
+        summary = landscape_summary(*([row[k] for row in rows] for k in ("loss", "grad_change", "distance")))
+        found |= {f"landscape/{direction}/{name}": value for name, value in summary.items()}
+    for row in ics:
+        found |= {f"ics/layer{row['layer']}/l2": row["ics_l2"], f"ics/layer{row['layer']}/cosine": row["ics_cosine"]}
     return found

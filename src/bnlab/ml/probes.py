@@ -70,6 +70,10 @@ class ProbeRecorder:
 
         self._measure = measure
 
+    def tables(self) -> dict[str, list[dict]]:
+        """The rows measured, by file (:data:`bnlab.ml.probe_rows.TABLES`)."""
+        return {"probes.csv": self.probe_rows, "steps.csv": self.step_rows}
+
     def on_step_end(self, step: int, logs=None) -> None:
         inner, probe_pred, test_pred, train_mode_pred = (
             [t.numpy() for t in part] if isinstance(part, (list, tuple)) else part.numpy()

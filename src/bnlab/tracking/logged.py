@@ -97,6 +97,15 @@ class ProbeLogger(_RunWriter):
         self._log(probe_rows.metrics(rows, accuracy), step=step)
 
 
+class GeometryLogger(_RunWriter):
+    """``on_record`` of :class:`bnlab.ml.geometry.GeometryProbe`: each probe's landscape summary
+    and covariate shift as metrics (:func:`bnlab.ml.probe_rows.geometry_metrics`), step =
+    optimizer step."""
+
+    def __call__(self, step: int, landscape: list[dict], ics: list[dict]) -> None:
+        self._log(probe_rows.geometry_metrics(landscape, ics), step=step)
+
+
 # MLflow's system metrics (system/cpu_utilization_percentage, system/system_memory_usage_megabytes,
 # ...), sampled every half second and logged each sample (each also reads the run: about 1.3 a
 # second measured), so a 10-second fit gets over 10 points.

@@ -1,0 +1,88 @@
+"""The experiments that ask why BN helps, through the real `dvc repro` on tiny data: Santurkar
+et al.'s landscape and covariate shift (santurkar) and batch sizes against LayerNorm, GroupNorm
+and batch renormalization (small_batches): their tables, figures, MLflow metrics and verdict
+rows."""
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+
+from bnlab.core import layout
+from bnlab.ml.probe_rows import ICS_COLUMNS, LANDSCAPE_COLUMNS
+from helpers import make_mnist, make_project, run
+
+pytestmark = pytest.mark.slow  # two experiments, 26 jobs: about two minutes
+
+SEEDS = [0, 1]
+GEOMETRY_STEPS = [1, 5, 20]
+BATCH_SIZES = [2, 128]
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = make_project(tmp_path_factory.mktemp("why") / "proj", make_mnist(1200, 100),
+                        {"epochs": 1, "seeds": SEEDS, "hidden_units": [8]},
+                        experiments=("santurkar", "small_batches"))
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    santurkar, small = params["experiments"]["santurkar"], params["experiments"]["small_batches"]
+    santurkar["probes"] = {"every_steps": 10, "images": 40, "unit": 0,
+                           "geometry": {**santurkar["probes"]["geometry"], "steps": GEOMETRY_STEPS}}
+    small["probes"] = {"every_steps": 8, "images": 128, "unit": 0}  # batch 128: 8 steps an epoch
+    small["grid"] = {"batch_size": BATCH_SIZES}
+    small["variants"]["groupnorm"]["norm_groups"] = 2  # 8 units: groups of 4
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["dvc", "repro"], root, timeout=1200)
+    return root
+
+
+def test_the_landscape_and_covariate_shift_are_reported_per_variant_seed_and_step(project):
+    report = project / layout.reports_dir("santurkar")
+    landscape, ics = pd.read_csv(report / "landscape.csv"), pd.read_csv(report / "ics.csv")
+    assert list(landscape.columns) == ["variant", "seed", *LANDSCAPE_COLUMNS]
+    assert list(ics.columns) == ["variant", "seed", *ICS_COLUMNS]
+    keys = ["variant", "seed", "step", "direction", "eta"]
+    assert not landscape.duplicated(keys).any()
+    assert len(landscape) == 3 * len(SEEDS) * len(GEOMETRY_STEPS) * 3 * 7  # variants, directions, etas
+    assert set(landscape["eta"].round(6)) == {0.5, 0.707107, 1.0, 1.414214, 2.0, 2.828427, 4.0}
+    assert set(ics["layer"]) == {2} and len(ics) == 3 * len(SEEDS) * len(GEOMETRY_STEPS)
+    assert ics["ics_cosine"].between(-1, 1).all() and (landscape["distance"] > 0).all()
+    figures = {p.name for p in (report / "figures").iterdir()}
+    assert {"landscape_gradient.png", "landscape_update.png", "landscape_random.png",
+            "covariate_shift.png"} <= figures
+    assert "internal covariate shift" in (report / "comparison.md").read_text()
+
+
+def test_each_probe_goes_to_mlflow_with_its_step(project):
+    client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
+    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
+                              "tags.experiment = 'santurkar' and tags.variant = 'noisy_bn' and tags.seed = '1'")
+    (run_,) = [r for r in runs if r.data.tags.get("restored") != "true"]
+    for name in ("landscape/gradient/beta_smoothness", "landscape/random/loss_variation", "ics/layer2/cosine"):
+        history = client.get_metric_history(run_.info.run_id, name)
+        assert sorted(m.step for m in history) == GEOMETRY_STEPS, name
+
+
+def test_the_batch_size_grid_reports_each_point_and_bns_batch_statistics(project):
+    report = project / layout.reports_dir("small_batches")
+    sweep = pd.read_csv(report / "sweep.csv")
+    assert list(sweep.columns[:3]) == ["batch_size", "variant", "seed"]
+    assert set(sweep["variant"]) == {"batchnorm", "batch_renorm", "layernorm", "groupnorm", "plain"}
+    assert sorted(sweep["batch_size"].unique()) == BATCH_SIZES
+    steps = pd.read_csv(report / "steps.csv")
+    assert list(steps.columns[:3]) == ["batch_size", "variant", "seed"]
+    measured = steps.dropna(subset=["train_mode_accuracy"])
+    assert set(measured["variant"]) == {"batchnorm", "batch_renorm"}  # LayerNorm, GroupNorm: no batch statistics
+    table = (report / "comparison.md").read_text()
+    assert "| 2 | batchnorm |" in table and "| 128 | batch_renorm |" in table
+    figures = {p.name for p in (report / "figures").iterdir()}
+    assert {"test_accuracy_vs_batch_size.png", "train_vs_inference_mode_vs_batch_size.png"} <= figures
+
+
+def test_the_results_page_has_their_verdict_rows(project):
+    page = (project / layout.RESULTS_PAGE).read_text()
+    for claim in ("BN reduces internal covariate shift", "BN makes the loss landscape smoother",
+                  "BN needs large batches: from batch 128 to 2", "LayerNorm does not", "GroupNorm does not"):
+        row = next(line for line in page.splitlines() if line.startswith(f"| {claim}"))
+        assert row.split("|")[-2].strip().startswith("**"), row  # a verdict word, derived
+    assert "| BN needs large batches; LayerNorm and GroupNorm do not |" in page
