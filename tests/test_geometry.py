@@ -4,11 +4,14 @@ promise: training goes on exactly as without it."""
 
 import numpy as np
 import pytest
+import yaml
 
 from bnlab import KerasMLPClassifier
+from bnlab.experiments.params import ParamsError, load_params, parse_params
 from bnlab.ml.geometry import GeometryProbe
 from bnlab.ml.model import build_mlp
 from bnlab.ml.probe_rows import LANDSCAPE_COLUMNS, landscape_summary
+from helpers import PROJECT
 
 EPS = 1e-3  # Keras's BatchNormalization epsilon
 LEARNING_RATE = 0.05
@@ -184,3 +187,15 @@ def test_steps_beyond_the_fit_are_refused_before_training():
     with pytest.raises(ValueError, match=r"probe steps \[10000\] are outside the fit's optimizer steps 1\.\.38"):
         fit(probe)
     assert probe.landscape_rows == []
+
+
+def test_params_refuse_probe_steps_beyond_a_variants_training_by_name():
+    raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    assert load_params(PROJECT / "params.yaml").experiment("santurkar").probes.geometry.steps[-1] == 17000
+    raw["experiments"]["santurkar"]["probes"]["geometry"]["steps"].append(20000)
+    with pytest.raises(ParamsError, match=r"experiments\.santurkar\.probes\.geometry\.steps: step 20000 is beyond "
+                                          r"the 17190 optimizer steps of variant 'batchnorm'"):
+        parse_params(raw)
+    raw["experiments"]["santurkar"]["probes"]["geometry"]["directions"] = ["gradient", "sideways"]
+    with pytest.raises(ParamsError, match="directions"):
+        parse_params(raw)

@@ -168,4 +168,6 @@ table `make run` prints, with the published reference where there is one), then 
 Drift is how far the median input to a layer's nonlinearity (all units pooled) moves from the
 first probe to the last, in units of its 15–85th percentile width at the end; a unit is dead
 when no probe image gives it a positive output. Probes run in inference mode on the first
-validation images (experiments.md)."""
+validation images (experiments.md). The landscape and covariate-shift numbers (Santurkar et
+al.) are measured in training mode on the step's own batch; a run's number is its mean over
+probes of log10 (a geometric mean), so a difference of −0.30 is a factor of 2."""
