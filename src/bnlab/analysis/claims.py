@@ -65,8 +65,9 @@ CLAIMS = (
     Claim("ics", "BN reduces internal covariate shift (Santurkar et al.'s definition: the gradient change "
           "a layer sees when the layers below it take their step)", IOFFE, "santurkar", SHIFT_NORM, -1,
           figures=("covariate_shift.png",)),
-    Claim("ics_cosine", "the same, as the cosine between the two gradients (higher: less shift)", IOFFE,
-          "santurkar", SHIFT_COSINE, +1),
+    Claim("ics_cosine", "BN's internal covariate shift is similar, or even worse (Fig. 3): with BN the two "
+          "gradients are no better aligned (cosine; scale-free, unlike the norm)", SANTURKAR, "santurkar",
+          SHIFT_COSINE, -1),
     Claim("smooth_loss", "BN makes the loss landscape smoother: the loss varies less along the gradient",
           SANTURKAR, "santurkar", LOSS_VARIATION, -1, figures=("landscape_gradient.png",)),
     Claim("predictive", "BN makes gradients more predictive: they change less along the gradient", SANTURKAR,
