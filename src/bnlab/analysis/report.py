@@ -117,12 +117,13 @@ def write_sweep_figures(folder: Path, sweep: pd.DataFrame, steps: pd.DataFrame, 
         return  # several settings: sweep.csv has every job; no figure draws them all
     x = grid_keys[0]
     gaps = moving_average_gaps(steps, grid_keys) if not steps.empty else steps
-    for frame, column, ylabel, log_y in ((sweep, "test_accuracy", "test accuracy", False),
-                                         (sweep, "final_train_loss", "final training loss", True),
-                                         (gaps, "gap", "training-mode minus inference-mode accuracy", False)):
+    for frame, column, ylabel, what, log_y in (
+            (sweep, "test_accuracy", "test accuracy", "Test accuracy", False),
+            (sweep, "final_train_loss", "final training loss", "Final training loss", True),
+            (gaps, "gap", "train − inference mode accuracy", "BN's batch statistics", False)):
         if frame.empty:
             continue
-        title = f"{ylabel.capitalize()} vs {x.replace('_', ' ')} (mean ± std, {n_seeds} seeds)"
+        title = f"{what} vs {x.replace('_', ' ')} (mean ± std, {n_seeds} seeds)"
         name = "train_vs_inference_mode" if column == "gap" else column
         plots.save_png(plots.sweep_figure(curve_stats(frame, x, column), x, ylabel, title, palette, log_y),
                        folder / f"{name}_vs_{x}.png")
