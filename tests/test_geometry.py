@@ -35,6 +35,13 @@ def known_trainable(batch_norm: bool, seed: int) -> list[np.ndarray]:
 def numpy_loss_gradient(weights: list, x: np.ndarray, y: np.ndarray, batch_norm: bool):
     """Mean softmax cross-entropy and its gradient for every trainable variable; BN in training
     mode (the batch's mean and biased variance), before each ReLU."""
+    loss, grads, _ = numpy_backward(weights, x, y, batch_norm)
+    return loss, grads
+
+
+def numpy_backward(weights: list, x: np.ndarray, y: np.ndarray, batch_norm: bool):
+    """:func:`numpy_loss_gradient`, and the gradient with respect to each hidden layer's Dense
+    output (its pre-activation), from the first hidden layer on."""
     w, h, cache = iter(weights), x.astype(np.float64), []
     for _ in range(2):
         kernel, bias = next(w), next(w)
@@ -58,7 +65,7 @@ def numpy_loss_gradient(weights: list, x: np.ndarray, y: np.ndarray, batch_norm:
     d_logits = p.copy()
     d_logits[np.arange(n), y] -= 1
     d_logits /= n
-    grads = [h.T @ d_logits, d_logits.sum(axis=0)]
+    grads, d_pres = [h.T @ d_logits, d_logits.sum(axis=0)], []
     d_h = d_logits @ kernel.T
     for h_in, kernel, gamma, normed, std, out in reversed(cache):
         d_out = d_h * (out > 0)
@@ -69,9 +76,9 @@ def numpy_loss_gradient(weights: list, x: np.ndarray, y: np.ndarray, batch_norm:
         else:
             d_pre = d_out
             layer = [h_in.T @ d_pre, d_pre.sum(axis=0)]
-        grads = layer + grads
+        grads, d_pres = layer + grads, [d_pre, *d_pres]
         d_h = d_pre @ kernel.T
-    return loss, grads
+    return loss, grads, d_pres
 
 
 def norm(arrays) -> float:

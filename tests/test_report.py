@@ -39,7 +39,7 @@ def synthetic_report(experiment: ExperimentParams) -> Report:
                         ordered_variants(experiment))
     summary = summarize(sweep.drop(columns="final_train_loss"), experiment.baseline)
     return Report("many", experiment, histories, sweep, summary,
-                  *(pd.DataFrame(columns=["variant", "seed", *columns]) for columns in TABLES.values()))
+                  *(pd.DataFrame(columns=["variant", "seed", *columns]) for columns in TABLES.values()), {})
 
 
 def test_twelve_variants_make_a_report_each_variant_with_its_own_colour(tmp_path):
@@ -103,3 +103,28 @@ def test_a_grids_summary_goes_to_the_parent_run_one_step_per_grid_point():
     assert len(steps) == 2 and steps[0] == parent_metrics(point)[0]
     assert steps[1]["plain_test_accuracy_mean"] == 0.5 and "v0_gain_ci_low" not in steps[1]
     assert {"v0_test_accuracy_std", "v0_gain_ci_high", "v0_p_holm"} <= set(steps[0])
+
+
+def test_a_depth_by_batch_grid_gets_the_theorys_table_and_the_trainability_map(tmp_path):
+    from test_verdicts import init_gradient_frames
+
+    from bnlab.analysis.init_gradient_tables import init_gradient_markdown, theory_rates
+    from bnlab.analysis.mean_field import bn_relu_gradient_rate
+    from bnlab.analysis.report import write_init_gradient_figures
+    from helpers import PROJECT
+    from bnlab.experiments.params import load_params
+
+    experiment = load_params(PROJECT / "params.yaml").experiment("yang2019_depth")
+    theory = theory_rates(experiment)
+    assert theory[("batchnorm", 8)] == bn_relu_gradient_rate(8) and theory[("plain", 32)] == 1.0
+    cells = [{"depth": d, "batch_size": b, "variant": v, "seed": s, "test_accuracy": 0.9 - 0.01 * d * (v == "batchnorm")}
+             for d in experiment.grid["depth"] for b in experiment.grid["batch_size"]
+             for v in experiment.variants for s in experiment.seeds]
+    gradients = init_gradient_frames(1.8)["init_gradients.csv"]
+    empty = [pd.DataFrame() for _ in range(4)]
+    report = Report("yang2019_depth", experiment, {}, pd.DataFrame(cells), {}, *empty, gradients, theory)
+    write_init_gradient_figures(tmp_path, report, figures.colors(["batchnorm", "plain"], "plain"))
+    assert {p.name for p in tmp_path.iterdir()} == {"init_gradients.png", "trainability_map.png"}
+    table = init_gradient_markdown(gradients, theory)
+    assert "| batchnorm | 8 | 20 | 1.7" in table and f"{bn_relu_gradient_rate(8):.4f}" in table
+    assert "| plain | 8 | 20 | 1.0" in table and "| 1.0000 | none |" in table

@@ -135,7 +135,7 @@ def write_reports(folder, frame: pd.DataFrame, metrics: dict, description: str =
               "test_accuracy": 0.9 + 0.01 * (v == "batchnorm"), "train_mode_accuracy": None}
              for v in ("batchnorm", "plain") for s in SEEDS for step in (500, 1000)]
     pd.DataFrame(steps).to_csv(folder / "steps.csv", index=False)
-    for file in ("landscape.csv", "ics.csv"):
+    for file in ("landscape.csv", "ics.csv", "init_gradients.csv"):
         pd.DataFrame(columns=["variant", "seed", *TABLES[file]]).to_csv(folder / file, index=False)
 
 
@@ -230,3 +230,25 @@ def test_landscape_and_shift_claims_are_judged_from_the_runs_log_averages():
     without = experiment("geo", frame.copy())
     assert unmeasurable(claims[0], {"geo": without}) == "geo has no landscape probes"
     assert unmeasurable(claims[2], {"geo": without}) == "geo has no covariate-shift probes"
+
+
+def init_gradient_frames(bn_rate: float) -> dict[str, pd.DataFrame]:
+    """init_gradients.csv of 6 seeds, 20 layers at batch 8: BN's ‖∂L/∂h‖² grows by ``bn_rate`` per
+    layer going down, the plain network's by 1, each seed's rate off by up to 2%."""
+    rng = np.random.default_rng(5)
+    rows = [{"variant": variant, "seed": seed, "batch_size": 8, "depth": 20, "width": 4, "layer": layer,
+             "grad_sq_norm": (rate * jitter) ** (20 - layer)}
+            for variant, rate in (("batchnorm", bn_rate), ("plain", 1.0)) for seed in SEEDS
+            for jitter in [rng.uniform(0.98, 1.02)] for layer in range(1, 21)]
+    return {"init_gradients.csv": pd.DataFrame(rows)}
+
+
+def test_the_gradient_growth_claim_is_judged_from_each_runs_fitted_factor():
+    frame = sweep({"batchnorm": 0.0})
+    claim = Claim("yang", "BN's gradients grow", "y", "init", shipped.GRADIENT_GROWTH, +1)
+    (growing,) = judge((claim,), {"init": experiment("init", frame.copy(), geometry=init_gradient_frames(1.5))})
+    assert growing.word == AGREES and growing.variant_mean == pytest.approx(1.5, rel=0.02)
+    assert growing.baseline_mean == pytest.approx(1.0, rel=0.02)
+    (shrinking,) = judge((claim,), {"init": experiment("init", frame.copy(), geometry=init_gradient_frames(0.8))})
+    assert shrinking.word.removesuffix(T_TEST_ONLY) == DISAGREES
+    assert unmeasurable(claim, {"init": experiment("init", frame.copy())}) == "init has no gradients at initialization"

@@ -1,13 +1,14 @@
 """The claims the lab puts to the test, each with the measurement that decides it: the rows of
 the verdict table in docs/results.md. Adding a row is adding a Claim here."""
 
-from bnlab.analysis.verdicts import (AccuracyAtStep, Claim, Fall, Generalization, LandscapeMeasure, ModelMetric,
-                                    ProbeMeasure, ShiftMeasure)
+from bnlab.analysis.verdicts import (AccuracyAtStep, Claim, Fall, Generalization, GradientGrowth, LandscapeMeasure,
+                                    ModelMetric, ProbeMeasure, ShiftMeasure)
 
 NOTEBOOK = "the TF1 notebook"
 IOFFE = "Ioffe & Szegedy 2015"
 SANTURKAR = "Santurkar et al. 2018"
 SMALL_BATCHES = "Ioffe 2017; Wu & He 2018"
+YANG = "Yang et al. 2019"
 
 ACCURACY = ModelMetric("test accuracy", unit="%", difference_unit=" points", scale=100)
 LOSS = ModelMetric("test loss", column="test_loss", digits=4)
@@ -34,6 +35,8 @@ UPDATE_SMOOTHNESS = LandscapeMeasure("effective β-smoothness along Adam's updat
 # From batch 128 to batch 2 at the same number of samples seen (the small_batches grid).
 SMALL_BATCH_FALL = Fall("fall in test accuracy from batch 128 to batch 2", unit=" points", difference_unit=" points",
                         scale=100)
+# The factor per layer by which ‖∂L/∂h‖² grows going down at initialization (1: it does not grow).
+GRADIENT_GROWTH = GradientGrowth("growth of ‖∂L/∂h_l‖² per layer at initialization (fitted factor)", digits=3)
 
 CLAIMS = (
     Claim("shift", "BN reduces covariate shift: the inputs to the nonlinearities stop drifting", NOTEBOOK,
@@ -85,6 +88,9 @@ CLAIMS = (
           SMALL_BATCH_FALL, +1, baseline="groupnorm"),
     Claim("small_batch_renorm", "batch renormalization's accuracy falls less than BN's", "Ioffe 2017",
           "small_batches", SMALL_BATCH_FALL, +1, baseline="batch_renorm"),
+    *(Claim(f"yang_{size}", f"at initialization a BN network's gradients grow with depth, a plain He-initialized "
+            f"network's do not (batch {size})", YANG, "yang2019", GRADIENT_GROWTH, +1, point={"batch_size": size},
+            figures=("init_gradients.png",) if size == 32 else ()) for size in (8, 32, 128)),
 )
 
 GENERALIZATIONS = (
@@ -95,4 +101,6 @@ GENERALIZATIONS = (
                    ("smooth_loss", "predictive", "beta_smooth", "beta_smooth_update")),
     Generalization("BN needs large batches; LayerNorm and GroupNorm do not", SMALL_BATCHES,
                    ("small_batch_bn", "small_batch_ln", "small_batch_gn")),
+    Generalization("BN networks' gradients explode with depth at initialization, as Yang et al. predict", YANG,
+                   ("yang_8", "yang_32", "yang_128")),
 )

@@ -205,6 +205,63 @@ def shift_figure(ics: pd.DataFrame, labels: dict[str, str], logged: set[str], pa
     return fig
 
 
+def init_gradient_figure(init_gradients: pd.DataFrame, theory: dict[tuple[str, int], float],
+                         palette: dict[str, str], n_seeds: int) -> Figure:
+    """‖∂L/∂h_l‖² at initialization against the layer l, one panel per batch size, one line per
+    variant (geometric mean over seeds; the deepest networks measured), and the theory's slope
+    (``theory[(variant, batch_size)]``) dashed, drawn through the measured value at the top layer."""
+    deepest = init_gradients[init_gradients["depth"] == init_gradients["depth"].max()]
+    sizes = sorted(deepest["batch_size"].unique())
+    fig = Figure(figsize=(max(4.2 * len(sizes), 7), 4.4), dpi=100)
+    axes = fig.subplots(1, len(sizes), squeeze=False)[0]
+    for ax, size in zip(axes, sizes):
+        rows = deepest[deepest["batch_size"] == size].assign(log=lambda f: np.log10(f["grad_sq_norm"]))
+        for variant, color in palette.items():
+            curve = rows[rows["variant"] == variant].groupby("layer")["log"].mean()
+            if curve.empty:
+                continue
+            ax.plot(curve.index, curve.to_numpy(), color=color, label=variant)
+            rate = theory.get((variant, size), float("nan"))
+            if not np.isnan(rate):
+                top = curve.index.max()
+                ax.plot(curve.index, curve[top] + (top - curve.index) * np.log10(rate), color=color,
+                        linestyle="--", linewidth=1, label=f"{variant}: theory, λ = {rate:.3f}")
+        ax.set_title(f"batch size {size}", fontsize=10)
+        ax.set_xlabel("hidden layer (1 = first)")
+        ax.set_ylabel("log10 ‖∂L/∂h‖² at initialization")
+        ax.legend(fontsize=7)
+    fig.suptitle(f"Gradients at initialization (Yang et al. 2019), {n_seeds} seeds' geometric mean", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
+def trainability_figure(cells: pd.DataFrame, limits: dict[str, dict[int, float]]) -> Figure:
+    """Yang et al.'s trainability map: mean test accuracy over depth × batch size, one panel per
+    variant, with the depth limit the theory predicts (``limits[variant][batch_size]``) drawn."""
+    variants = list(dict.fromkeys(cells["variant"]))
+    fig = Figure(figsize=(4.4 * len(variants) + 1, 4.4), dpi=100)
+    axes = fig.subplots(1, len(variants), squeeze=False)[0]
+    for ax, variant in zip(axes, variants):
+        grid = cells[cells["variant"] == variant].pivot(index="depth", columns="batch_size", values="test_accuracy")
+        image = ax.imshow(grid.to_numpy(), origin="lower", aspect="auto", vmin=0, vmax=1, cmap="viridis")
+        ax.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns])
+        ax.set_yticks(range(len(grid.index)), [str(d) for d in grid.index])
+        for (i, j), value in np.ndenumerate(grid.to_numpy()):
+            ax.text(j, i, f"{value * 100:.0f}", ha="center", va="center", fontsize=8,
+                    color="black" if value > 0.5 else "white")
+        limit = [limits.get(variant, {}).get(size, np.inf) for size in grid.columns]
+        if np.isfinite(limit).any():  # depth → the axis's position: interpolate between the rows
+            ax.plot(range(len(limit)), np.interp(limit, grid.index, range(len(grid.index)), right=np.nan),
+                    "w--", marker="o", label="theory: 16 / ln λ(B)")
+            ax.legend(fontsize=7, loc="upper right")
+        ax.set_title(variant, fontsize=10)
+        ax.set_xlabel("batch size")
+        ax.set_ylabel("hidden layers")
+    fig.colorbar(image, ax=list(axes), label="test accuracy")
+    fig.suptitle("Trainability after a short budget (Yang et al. 2019, Fig. 3a)", fontsize=11)
+    return fig
+
+
 def save_png(fig: Figure, path) -> None:
     # No timestamps or version in the file: the same figure gives the same bytes.
     fig.savefig(path, format="png", metadata={"Software": None})

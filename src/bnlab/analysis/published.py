@@ -31,6 +31,7 @@ class ExperimentResults:
     steps: pd.DataFrame
     landscape: pd.DataFrame
     ics: pd.DataFrame
+    init_gradients: pd.DataFrame
     figures: Path
 
     @property

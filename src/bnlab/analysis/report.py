@@ -12,6 +12,8 @@ import pandas as pd
 
 from bnlab.analysis import figures as plots
 from bnlab.analysis.columns import comparison_title
+from bnlab.analysis.init_gradient_tables import init_gradient_markdown, theory_rates, trainability_cells
+from bnlab.analysis.mean_field import trainable_depth
 from bnlab.analysis.geometry_tables import ICS_LABELS, LANDSCAPE_LABELS, LOGGED, geometry_markdown, landscape_per_probe
 from bnlab.analysis.probe_tables import grid_probe_markdown, moving_average_gaps, probe_markdown
 from bnlab.analysis.statistics import comparison_markdown, format_p, gain_with_interval, mean_history, summarize
@@ -37,6 +39,8 @@ class Report:
     steps: pd.DataFrame
     landscape: pd.DataFrame
     ics: pd.DataFrame
+    init_gradients: pd.DataFrame
+    theory: dict  # Yang et al.'s factor per (variant, batch size): init_gradient_tables.theory_rates
 
     @property
     def grid_keys(self) -> list[str]:
@@ -56,7 +60,8 @@ class Report:
         return (comparison_title(self.name, self.experiment.description) + "\n\n"
                 + comparison_tables(self.summary, self.experiment, self.grid_keys, len(self.experiment.seeds))
                 + (grid_probe_markdown(self.steps, self.grid_keys) if self.grid_keys
-                   else probe_markdown(self.probes, self.steps) + geometry_markdown(self.landscape, self.ics)))
+                   else probe_markdown(self.probes, self.steps) + geometry_markdown(self.landscape, self.ics))
+                + init_gradient_markdown(self.init_gradients, self.theory))
 
     def write(self, paths: dict[str, Path]) -> None:
         """Every file and folder of FILES and FOLDERS, at ``paths[name]``."""
@@ -67,11 +72,12 @@ class Report:
         else:
             write_figures(paths["figures"], self.experiment, self.histories, self.probes, self.steps, palette)
             write_geometry_figures(paths["figures"], self.landscape, self.ics, palette, n_seeds)
+        write_init_gradient_figures(paths["figures"], self, palette)
         self.sweep.round(6).to_csv(paths["sweep.csv"], index=False)
         write_curves(paths["curves"], self.histories, self.experiment.seeds)
         paths["metrics.json"].write_text(json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
         self.per_seed.round(6).to_csv(paths["per_seed.csv"], index=False)
-        for file, frame in zip(TABLES, (self.probes, self.steps, self.landscape, self.ics)):
+        for file, frame in zip(TABLES, (self.probes, self.steps, self.landscape, self.ics, self.init_gradients)):
             frame.to_csv(paths[file], index=False)
         paths["comparison.md"].write_text(self.table())
 
@@ -95,7 +101,8 @@ def build_report(name: str, experiment: ExperimentParams, models: Path, results:
     summary = (point_summaries(sweep, grid_keys, variants, experiment.baseline) if grid_keys
                else summarize(sweep.drop(columns="final_train_loss"), experiment.baseline))
     return Report(name, experiment, histories, sweep, summary,
-                  *(load_per_job(models, name, experiment, file, columns) for file, columns in TABLES.items()))
+                  *(load_per_job(models, name, experiment, file, columns) for file, columns in TABLES.items()),
+                  theory_rates(experiment))
 
 
 def comparison_tables(summary: dict, experiment: ExperimentParams, grid_keys: list[str], n_seeds: int) -> str:
@@ -140,7 +147,8 @@ def load_per_job(models: Path, name: str, experiment: ExperimentParams, file: st
             meta = json.loads((model_dir(models, job) / file).read_text())
             found.setdefault(job.group, []).append(meta["history"])
         return found
-    keys = [*(experiment.grid or {}), "variant", "seed"]  # a grid's settings first, as in sweep.csv
+    # A grid's settings first, as in sweep.csv, unless the table has them itself.
+    keys = [key for key in (*(experiment.grid or {}), "variant", "seed") if key not in (columns or ())]
     frames = [pd.read_csv(model_dir(models, job) / file, dtype={"unit": str}).assign(
         **dict(job.point), variant=job.variant, seed=job.seed) for job in jobs(name, experiment)
         if (model_dir(models, job) / file).exists()]
@@ -192,6 +200,20 @@ def write_geometry_figures(folder: Path, landscape: pd.DataFrame, ics: pd.DataFr
                            folder / f"landscape_{direction}.png")
     if not ics.empty:
         plots.save_png(plots.shift_figure(ics, ICS_LABELS, LOGGED, palette, n_seeds), folder / "covariate_shift.png")
+
+
+def write_init_gradient_figures(folder: Path, report: Report, palette: dict[str, str]) -> None:
+    """init_gradients.png (the gradients by layer beside the theory's slope) where they were
+    measured, and trainability_map.png for a grid over depth and batch size (Yang et al.)."""
+    if not report.init_gradients.empty:
+        plots.save_png(plots.init_gradient_figure(report.init_gradients, report.theory, palette,
+                                                  len(report.experiment.seeds)), folder / "init_gradients.png")
+    if {"depth", "batch_size"} <= set(report.grid_keys):
+        limits = {}
+        for (variant, size), rate in report.theory.items():
+            limits.setdefault(variant, {})[size] = trainable_depth(rate)
+        plots.save_png(plots.trainability_figure(trainability_cells(report.sweep), limits),
+                       folder / "trainability_map.png")
 
 
 def write_curves(folder: Path, histories: dict, seeds: list[int]) -> None:

@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bnlab.analysis.geometry_tables import landscape_per_run, per_run
+from bnlab.analysis.init_gradient_tables import rate_per_run
 from bnlab.analysis.probe_tables import dead_per_run, drift_per_run, nearest_steps
 from bnlab.analysis.published import ExperimentResults
 from bnlab.analysis.statistics import ALPHA, POWER, Paired, adjusted_interval, holm, paired, seed_pairs
@@ -162,6 +163,22 @@ class ShiftMeasure(Measure):
 
     def missing(self, results):
         return "no covariate-shift probes" if results.ics.empty else None
+
+
+@dataclass(frozen=True)
+class GradientGrowth(Measure):
+    """Yang et al.'s gradient growth at initialization (init_gradients.csv): each run's fitted
+    factor λ̂ per layer (:func:`bnlab.analysis.init_gradient_tables.rate_per_run`), at the claim's
+    grid point."""
+
+    def values(self, results, point):
+        rates = rate_per_run(results.init_gradients)
+        for key, value in (point or {}).items():
+            rates = rates[rates[key] == value]
+        return rates[["variant", "seed", "value"]]
+
+    def missing(self, results):
+        return "no gradients at initialization" if results.init_gradients.empty else None
 
 
 @dataclass(frozen=True)

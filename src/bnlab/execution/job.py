@@ -24,7 +24,7 @@ from bnlab.data.mnist import file_digest
 from bnlab.data.splits import load_split
 from bnlab.experiments.jobs import Job
 from bnlab.experiments.params import Params
-from bnlab.ml.probe_rows import TABLES
+from bnlab.ml.probe_rows import SIGNIFICANT_DIGITS, TABLES
 
 
 class JobFailed(RuntimeError):
@@ -203,4 +203,8 @@ def write_csv(rows: list[dict], columns: tuple[str, ...], path) -> None:
     import pandas as pd
 
     # Rounded: stable, readable files; the values are far less precise than float64 anyway.
-    pd.DataFrame(rows, columns=list(columns)).round(6).to_csv(path, index=False)
+    frame = pd.DataFrame(rows, columns=list(columns))
+    for column, digits in SIGNIFICANT_DIGITS.items():
+        if column in frame:
+            frame[column] = [float(f"{value:.{digits}g}") for value in frame[column]]
+    frame.round({c: 6 for c in frame.columns if c not in SIGNIFICANT_DIGITS}).to_csv(path, index=False)

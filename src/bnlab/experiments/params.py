@@ -69,13 +69,15 @@ class GeometryParams(Strict):
 
 
 class ProbeParams(Strict):
-    """Measure the network every ``every_steps`` optimizer steps (see bnlab.ml.probes), and,
-    with ``geometry``, around the steps it names (bnlab.ml.geometry)."""
+    """Measure the network every ``every_steps`` optimizer steps (see bnlab.ml.probes); with
+    ``geometry``, around the steps it names (bnlab.ml.geometry); with ``init_gradients``, its
+    pre-activation gradients before the first step (bnlab.ml.init_gradients)."""
 
     every_steps: Positive
     images: Annotated[int, Field(gt=0, le=N_TRAIN_IMAGES)] = 1000  # the first validation images
     unit: Annotated[int, Field(ge=0)] = 0  # the fixed unit, in every hidden layer
     geometry: GeometryParams | None = None
+    init_gradients: bool = False
 
 
 class ExperimentParams(Strict):
@@ -136,6 +138,10 @@ class ExperimentParams(Strict):
                 settings = self.model.merged(overrides).merged(ModelParams(**dict(point)))
                 if settings.epochs is not None and settings.steps is not None:
                     raise ValueError(f"variant {name!r}: set either epochs or steps, not both")
+                try:
+                    settings.hidden_layers()
+                except ValueError as exc:
+                    raise ValueError(f"variant {name!r}: {exc}") from None
                 if self.probes is not None:
                     _check_probes(self.probes, name, settings)
                 _check_groups(name, settings)
@@ -177,7 +183,7 @@ def _grid_axis(key: str, values: object) -> list:
 
 
 def _check_probes(probes: ProbeParams, variant: str, settings: ModelParams) -> None:
-    units = settings.resolved("hidden_units")
+    units = settings.hidden_layers()
     if probes.unit >= min(units):
         raise ValueError(f"probes.unit {probes.unit} is not a unit of every hidden layer "
                          f"of variant {variant!r} (smallest layer: {min(units)} units)")
@@ -190,7 +196,7 @@ def _check_probes(probes: ProbeParams, variant: str, settings: ModelParams) -> N
 def _check_groups(variant: str, settings: ModelParams) -> None:
     if not settings.resolved("batch_norm") or settings.resolved("normalization") != "group":
         return
-    groups, units = settings.resolved("norm_groups"), settings.resolved("hidden_units")
+    groups, units = settings.resolved("norm_groups"), settings.hidden_layers()
     if any(u % groups or u == groups for u in units):  # a group of one unit normalizes to a constant
         raise ValueError(f"variant {variant!r}: norm_groups {groups} must divide every hidden layer's units "
                          f"{list(units)} into groups of at least 2")

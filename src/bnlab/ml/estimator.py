@@ -14,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bnlab.ml import loop
 from bnlab.ml.fixed_order import INFERENCE_ROWS
-from bnlab.ml.hyperparams import DEFAULTS, HYPERPARAMETERS, sklearn_constraint
+from bnlab.ml.hyperparams import DEFAULTS, HYPERPARAMETERS, hidden_layers, sklearn_constraint
 from bnlab.ml.inference import Logits, loss_accuracy
 from bnlab.ml.model import build_mlp, build_optimizer
 from bnlab.ml.saving import EstimatorFiles
@@ -41,21 +41,17 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         Units of each hidden Dense layer.
     batch_norm : bool, default=True
         Put BatchNormalization between each hidden Dense layer and its activation.
-    activation : str, default="relu"
-        One of "relu", "elu", "gelu", "selu", "sigmoid", "tanh", "swish", "leaky_relu".
+    activation : {"relu", "elu", "gelu", "selu", "sigmoid", "tanh", "swish", "leaky_relu"}, default="relu"
     learning_rate : float, default=0.01
-        Step size of the optimizer.
     batch_size : int, default=32
         Samples per gradient step (the last step of an epoch may be smaller).
     epochs : int, default=10
         Passes over the training data (unless ``steps`` is set).
     random_state : int, RandomState instance or None, default=None
-        Seeds weight initialisation and shuffling. With an int, two fits give identical
-        weights, also in two different processes on the same machine.
+        Seeds weight initialisation and shuffling: with an int, two fits give the same weights.
     verbose : int, default=0
         1 prints one line per epoch.
-    optimizer : str, default="adam"
-        One of "adam", "adamw", "sgd", "rmsprop", "nadam".
+    optimizer : {"adam", "adamw", "sgd", "rmsprop", "nadam"}, default="adam"
     bn_momentum : float, default=0.99
         Momentum of the BN moving averages (Keras's default).
     rescale : float or None, default=None
@@ -65,21 +61,17 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         Shuffle the training data before each epoch.
     callbacks : list or None, default=None
         Objects with Keras's callback methods (``set_model``, ``on_train_begin``,
-        ``on_epoch_end(epoch, logs)``, ``on_train_end``), e.g. ``keras.callbacks.LambdaCallback``.
-        ``epoch`` counts from 0 as in Keras; ``logs`` holds this epoch's history values and
-        ``seconds_per_step``, the wall time of its optimizer steps (not in ``history_``). Setting
-        ``model.stop_training`` (as ``keras.callbacks.EarlyStopping`` does) ends training after
-        that epoch. A callback with an ``every_steps`` attribute (an int) also gets
-        ``on_step_end(step, logs)`` after every ``every_steps`` optimizer steps (``step`` counts
-        from 1); the compiled loop runs in chunks between these calls. A callback with a
-        ``batch_steps`` attribute (a collection of step numbers) gets
-        ``on_train_batch_begin(step, {"x": x, "y": y})`` just before each of those steps, with
-        its mini-batch (float32 rows, class indices), and ``on_train_batch_end(step, {})`` just
-        after the step's update.
+        ``on_epoch_end(epoch, logs)``, ``on_train_end``); ``epoch`` counts from 0; ``logs``
+        holds the epoch's history values and ``seconds_per_step`` (its steps' wall time).
+        ``model.stop_training`` (as set by ``keras.callbacks.EarlyStopping``) ends training after
+        that epoch. With an ``every_steps`` attribute (an int), also ``on_step_end(step, logs)``
+        every ``every_steps`` optimizer steps (from 1; the compiled loop runs in chunks between);
+        with ``batch_steps`` (step numbers), ``on_train_batch_begin(step, {"x": x, "y": y})``
+        just before each of those steps, with its mini-batch (float32 rows, class indices),
+        and ``on_train_batch_end(step, {})`` just after its update.
     eval_batch_size : int, default=1024
-        Rows per block of the per-epoch evaluation and of ``predict`` (one compiled shape; the
-        last block padded). At the default, ``predict_proba`` gives the same bytes as the
-        served model (:mod:`bnlab.ml.fixed_order`).
+        Rows per block of the per-epoch evaluation and of ``predict`` (the last padded); at the
+        default, ``predict_proba`` gives the served model's bytes (:mod:`bnlab.ml.fixed_order`).
     steps : int or None, default=None
         Train for exactly this many optimizer steps (``n_steps_ == steps``), crossing epoch
         boundaries as needed; ``epochs`` is then ignored. The per-epoch history is measured at
@@ -87,7 +79,11 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
     bn_position : {"before", "after"}, default="before"
         BN before the activation (Ioffe & Szegedy) or after it.
     init_std : float or None, default=None
-        Dense weights drawn from N(0, init_std²); None: Keras's Glorot-uniform default.
+        Dense weights drawn from N(0, init_std²) instead of by ``initializer``.
+    initializer : {"glorot_uniform", "he_normal"}, default="glorot_uniform"
+        How the Dense weights are drawn: Keras's default or He et al. (2015)'s.
+    depth : int or None, default=None
+        ``depth`` hidden layers, each of ``hidden_units``' one width; None: as listed.
     noise_shift : float, default=0.0
         With BN: after each BN, in training only, add a per-unit shift drawn from
         U(-noise_shift, noise_shift) anew at every step (Santurkar et al.'s "noisy BN").
@@ -164,6 +160,8 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         noise_scale=DEFAULTS["noise_scale"],
         normalization=DEFAULTS["normalization"],
         norm_groups=DEFAULTS["norm_groups"],
+        initializer=DEFAULTS["initializer"],
+        depth=DEFAULTS["depth"],
     ):
         self.hidden_units = hidden_units
         self.batch_norm = batch_norm
@@ -186,6 +184,8 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         self.noise_scale = noise_scale
         self.normalization = normalization
         self.norm_groups = norm_groups
+        self.initializer = initializer
+        self.depth = depth
 
     # --- fitting ---------------------------------------------------------------------------
 
@@ -209,7 +209,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         self.classes_, y_index = np.unique(y, return_inverse=True)
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 classes in y; got 1 class")
-        self._checked_hidden_units()
+        self.layer_units()
         validation = self._encode_validation(validation_data)
 
         seed = self._seed()
@@ -221,15 +221,17 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         return self
 
     def _build_network(self, n_features: int, n_classes: int):
-        return build_mlp(n_features, n_classes, self._checked_hidden_units(), self.batch_norm,
+        return build_mlp(n_features, n_classes, self.layer_units(), self.batch_norm,
                          self.activation, self.bn_momentum, self.rescale, self.bn_position,
-                         self.init_std, self.noise_shift, self.noise_scale, self.normalization, self.norm_groups)
+                         self.init_std, self.noise_shift, self.noise_scale, self.normalization, self.norm_groups,
+                         self.initializer)
 
-    def _checked_hidden_units(self) -> tuple[int, ...]:
+    def layer_units(self) -> tuple[int, ...]:
+        """Each hidden layer's units (``hidden_units``, or ``depth`` layers of its one width)."""
         units = tuple(self.hidden_units)
         if not units or not all(isinstance(u, Integral) and u > 0 for u in units):
             raise ValueError(f"hidden_units must be a non-empty sequence of positive ints; got {self.hidden_units!r}")
-        return tuple(int(u) for u in units)
+        return hidden_layers(tuple(int(u) for u in units), self.depth)
 
     def _seed(self) -> int:
         if isinstance(self.random_state, Integral):

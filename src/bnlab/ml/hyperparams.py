@@ -24,6 +24,9 @@ NORMALIZATIONS = ("batch", "batch_renorm", "layer", "group")
 # The directions bnlab.ml.geometry measures the loss landscape along (params.yaml's
 # probes.geometry.directions): here, with the other settings params.yaml is validated against.
 LANDSCAPE_DIRECTIONS = ("gradient", "update", "random")
+# Dense weights: Keras's default (Glorot & Bengio 2010), or He et al. (2015)'s, which keeps a
+# plain ReLU network's signal and gradient the same size from layer to layer.
+INITIALIZERS = ("glorot_uniform", "he_normal")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,7 @@ class Hyperparameter:
 
 HYPERPARAMETERS = {
     "hidden_units": Hyperparameter((32, 32), tuple),
+    "depth": Hyperparameter(None, int, low=0, high=1000, closed="right", nullable=True),
     "batch_norm": Hyperparameter(True, bool),
     "bn_position": Hyperparameter("before", str, choices=BN_POSITIONS),
     "normalization": Hyperparameter("batch", str, choices=NORMALIZATIONS),
@@ -64,10 +68,22 @@ HYPERPARAMETERS = {
     "steps": Hyperparameter(None, int, low=0, high=10_000_000, closed="right", nullable=True),
     "bn_momentum": Hyperparameter(0.99, float, low=0, high=1),
     "init_std": Hyperparameter(None, float, low=0, nullable=True),
+    "initializer": Hyperparameter("glorot_uniform", str, choices=INITIALIZERS),
     "noise_shift": Hyperparameter(0.0, float, low=0, closed="left"),
     "noise_scale": Hyperparameter(1.0, float, low=1, closed="left"),
 }
 DEFAULTS = {name: spec.default for name, spec in HYPERPARAMETERS.items()}
+
+
+def hidden_layers(hidden_units, depth: int | None) -> tuple[int, ...]:
+    """Each hidden layer's units: ``hidden_units`` as listed, or, with ``depth``, that many
+    layers of its one width (a 50-layer network is ``hidden_units: [384], depth: 50``)."""
+    units = tuple(hidden_units)
+    if depth is None:
+        return units
+    if len(units) != 1:
+        raise ValueError(f"depth {depth} repeats one width: hidden_units must list one, got {list(units)}")
+    return units * depth
 
 
 def sklearn_constraint(spec: Hyperparameter) -> list:
@@ -113,6 +129,10 @@ class _Settings(Strict):
         """The value the estimator will use: the one set here, else its default."""
         value = getattr(self, name)
         return DEFAULTS[name] if value is None else value
+
+    def hidden_layers(self) -> tuple[int, ...]:
+        """Each hidden layer's units (:func:`hidden_layers`)."""
+        return hidden_layers(self.resolved("hidden_units"), self.resolved("depth"))
 
 
 # The estimator settings of params.yaml (an experiment's ``model``, a variant, a grid point):

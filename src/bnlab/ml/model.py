@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bnlab.ml.fixed_order import FixedOrderDense
-from bnlab.ml.hyperparams import BN_POSITIONS, NORMALIZATIONS
+from bnlab.ml.hyperparams import BN_POSITIONS, INITIALIZERS, NORMALIZATIONS
 from bnlab.ml.tf_runtime import keras
 
 OPTIMIZER_CLASSES = {
@@ -95,23 +95,27 @@ def build_mlp(
     noise_scale: float = 1.0,
     normalization: str = "batch",
     norm_groups: int = 8,
+    initializer: str = "glorot_uniform",
 ) -> keras.Model:
     """An MLP that outputs logits. By default BN sits between each Dense layer and its
-    activation, as in Ioffe & Szegedy (2015) and the reference notebook. ``init_std``: Dense
-    weights from N(0, init_std²) instead of Keras's Glorot-uniform default. ``noise_shift`` > 0
-    or ``noise_scale`` > 1 add :class:`RandomShiftScale` after each BN. ``normalization``: what
-    sits where BN does (:data:`bnlab.ml.hyperparams.NORMALIZATIONS`); GroupNorm splits each
-    layer's units into ``norm_groups`` groups. The Dense layers are
+    activation, as in Ioffe & Szegedy (2015) and the reference notebook. Dense weights are drawn
+    by Keras's ``initializer`` (:data:`bnlab.ml.hyperparams.INITIALIZERS`), or from N(0, init_std²)
+    where ``init_std`` is set. ``noise_shift`` > 0 or ``noise_scale`` > 1 add
+    :class:`RandomShiftScale` after each BN. ``normalization``: what sits where BN does
+    (:data:`bnlab.ml.hyperparams.NORMALIZATIONS`); GroupNorm splits each layer's units into
+    ``norm_groups`` groups. The Dense layers are
     :class:`bnlab.ml.fixed_order.FixedOrderDense`: Keras's, with sums in a CPU-independent order."""
     if bn_position not in BN_POSITIONS:
         raise ValueError(f"bn_position must be one of {BN_POSITIONS}, got {bn_position!r}")
+    if initializer not in INITIALIZERS:
+        raise ValueError(f"initializer must be one of {INITIALIZERS}, got {initializer!r}")
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     if batch_norm and normalization == "group" and any(u % norm_groups or u == norm_groups for u in hidden_units):
         # A group of one unit normalizes to a constant: the layer passes no signal.
         raise ValueError(f"norm_groups={norm_groups} must divide every hidden layer's units "
                          f"{tuple(hidden_units)} into groups of at least 2")
-    init = "glorot_uniform" if init_std is None else keras.initializers.RandomNormal(stddev=init_std)
+    init = initializer if init_std is None else keras.initializers.RandomNormal(stddev=init_std)
     noisy = batch_norm and (noise_shift > 0 or noise_scale > 1)
     inputs = keras.Input(shape=(n_features,), name="pixels")
     h = inputs

@@ -1,7 +1,8 @@
 """What a probe measurement looks like, TensorFlow-free: the columns of probes.csv, steps.csv,
-landscape.csv and ics.csv (design.md's contracts), the rows of one hidden layer, the landscape's
+landscape.csv, ics.csv and init_gradients.csv (design.md's
+contracts), the rows of one hidden layer, the landscape's
 summary of one probe, and their MLflow metric names. :mod:`bnlab.ml.probes` and
-:mod:`bnlab.ml.geometry` measure; the train stage writes the rows, the report reads them."""
+:mod:`bnlab.ml.geometry` and :mod:`bnlab.ml.init_gradients` measure; the train stage writes the rows, the report reads them."""
 
 from __future__ import annotations
 
@@ -19,9 +20,15 @@ POOLED = "all"  # the ``unit`` of a row over all of a layer's units
 DIRECTIONS = LANDSCAPE_DIRECTIONS
 LANDSCAPE_COLUMNS = ("step", "direction", "eta", "loss", "grad_change", "distance")
 ICS_COLUMNS = ("step", "layer", "ics_l2", "ics_cosine")
+# Yang et al.'s gradients at initialization (bnlab.ml.init_gradients): one row per hidden layer
+# (from 1) of the first step's network and batch.
+INIT_GRADIENT_COLUMNS = ("batch_size", "depth", "width", "layer", "grad_sq_norm")
 # Each probe table's file (in a job's model folder, and in reports/<experiment>/) and columns.
 TABLES = {"probes.csv": PROBE_COLUMNS, "steps.csv": STEP_COLUMNS,
-          "landscape.csv": LANDSCAPE_COLUMNS, "ics.csv": ICS_COLUMNS}
+          "landscape.csv": LANDSCAPE_COLUMNS, "ics.csv": ICS_COLUMNS, "init_gradients.csv": INIT_GRADIENT_COLUMNS}
+# Columns whose values span many orders of magnitude: written to 7 significant digits, not
+# rounded to 6 decimals as the rest are.
+SIGNIFICANT_DIGITS = {"grad_sq_norm": 7}
 # What one probe's points along one direction say (Santurkar et al., Figure 4).
 LANDSCAPE_SUMMARY = ("loss_variation", "grad_predictiveness", "beta_smoothness")
 
@@ -75,3 +82,8 @@ def geometry_metrics(landscape: list[dict], ics: list[dict]) -> dict[str, float]
     for row in ics:
         found |= {f"ics/layer{row['layer']}/l2": row["ics_l2"], f"ics/layer{row['layer']}/cosine": row["ics_cosine"]}
     return found
+
+
+def init_gradient_metrics(rows: list[dict]) -> dict[str, float]:
+    """The gradients at initialization as MLflow metrics: ``init_gradient/layer1/grad_sq_norm``, ..."""
+    return {f"init_gradient/layer{row['layer']}/grad_sq_norm": row["grad_sq_norm"] for row in rows}

@@ -106,6 +106,14 @@ class GeometryLogger(_RunWriter):
         self._log(probe_rows.geometry_metrics(landscape, ics), step=step)
 
 
+class InitGradientLogger(_RunWriter):
+    """``on_record`` of :class:`bnlab.ml.init_gradients.InitGradientProbe`: each hidden layer's
+    squared pre-activation gradient at initialization, step 0 (before the first update)."""
+
+    def __call__(self, rows: list[dict]) -> None:
+        self._log(probe_rows.init_gradient_metrics(rows), step=0)
+
+
 # MLflow's system metrics (system/cpu_utilization_percentage, system/system_memory_usage_megabytes,
 # ...), sampled every half second and logged each sample (each also reads the run: about 1.3 a
 # second measured), so a 10-second fit gets over 10 points.
