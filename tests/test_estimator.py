@@ -392,3 +392,16 @@ def test_evaluation_batch_size_changes_no_prediction():
     small = clf.predict(X_TEST)
     clf.set_params(eval_batch_size=7)  # chunks of 7 rows, the last one shorter
     np.testing.assert_array_equal(clf.predict(X_TEST), small)
+
+
+def test_a_diverged_network_is_evaluated_with_no_loss_and_its_accuracy():
+    from bnlab.ml.evaluation import evaluate
+
+    clf = KerasMLPClassifier(**FAST).fit(X, Y)
+    finite = evaluate(clf, X_TEST, MNIST.y_test)
+    assert np.isfinite(finite["test_loss"])
+    kernel = clf.model_.get_layer("logits").kernel
+    kernel.assign(np.full(kernel.shape, np.nan, dtype=np.float32))  # what exploding gradients leave
+    diverged = evaluate(clf, X_TEST, MNIST.y_test)
+    assert np.isnan(diverged["test_loss"])
+    assert diverged["test_accuracy"] == accuracy_score(MNIST.y_test, diverged["predicted"])
