@@ -159,3 +159,12 @@ def test_percentiles_figure_has_a_panel_per_variant_with_three_percentiles():
     assert [ax.get_title() for ax in fig.axes] == ["bn", "plain"]
     assert [line.get_label() for line in fig.axes[1].get_lines()] == ["p85", "p50", "p15"]
     assert list(fig.axes[1].get_lines()[1].get_ydata()) == [0.0, -4.0]
+
+
+def test_diverged_networks_leave_the_loss_undefined_and_the_accuracy_compared():
+    rows = [("bn", s, 0.10, float("nan")) for s in range(3)] + \
+           [("plain", s, 0.90 + 0.01 * s, 0.3) for s in range(3)]
+    summary = summarize(results(rows), "plain")
+    assert summary["bn"]["test_loss_mean"] is None and summary["comparison"]["bn"]["p_value"] is not None
+    table = comparison_markdown(summary, "plain", {"bn": 3, "plain": 3})
+    assert "| bn | 10.00% ± 0.00% | n/a | 3 |" in table

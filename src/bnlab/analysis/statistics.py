@@ -225,8 +225,9 @@ def comparison_markdown(summary: dict, baseline: str, n_seeds: dict[str, int],
         tests = (["—"] * 6 if comp is None else
                  [gain_with_interval(comp), two_decimals(comp["effect_size_dz"]), format_p(comp["p_value"]),
                   format_p(comp["p_exact"]), format_p(comp["p_holm"]), points(comp["detectable_gain"], sign=False)])
-        cells = [variant, accuracy_spread(row),
-                 f"{row['test_loss_mean']:.4f}", str(n_seeds[variant]), *tests]
+        loss = row["test_loss_mean"]  # None where a seed's network diverged (no loss)
+        cells = [variant, accuracy_spread(row), "n/a" if loss is None else f"{loss:.4f}", str(n_seeds[variant]),
+                 *tests]
         if reference:
             cells.append(pct(reference.get(variant)))
         lines.append("| " + " | ".join(cells) + " |")
