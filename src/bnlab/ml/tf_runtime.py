@@ -1,5 +1,5 @@
 """Import TensorFlow the way bnlab needs it: quiet, with the same bytes on every x86-64 CPU with
-AVX2, and fixed thread counts.
+AVX2 and FMA, AMD's and Intel's alike, and fixed thread counts.
 
 Import this module (not ``tensorflow``) first: TensorFlow reads these settings once, when it
 loads or when its runtime starts. What would otherwise depend on the machine, and what pins it:
@@ -14,6 +14,14 @@ loads or when its runtime starts. What would otherwise depend on the machine, an
 - XLA's generated code (the training loop and inference are compiled with XLA): ``XLA_FLAGS``
   pins the instruction set to AVX2 and turns off the libraries and shortcuts that choose code by
   the CPU (XNNPACK, oneDNN, fast math, platform-dependent math) and multi-threaded Eigen.
+- The CPU's vendor. XLA compiles ``rsqrt`` (every normalization layer's 1/sqrt(var + eps)) to
+  the hardware estimate (``vrsqrtps``) plus Newton steps: one step when LLVM's feature string
+  holds ``+sse4a`` (AMD), two otherwise (``xla/codegen/intrinsic/rsqrt.cc``), so an AMD and an
+  Intel CPU trained other BN weights. ``--xla_cpu_enable_platform_dependent_math=false`` does
+  not reach that code; the backend option ``xla_cpu_disable_platform_dependent_math`` does:
+  ``sqrt`` then a division, both exactly rounded, and no estimate instruction left
+  (``tests/test_cpu_vendor.py`` checks the optimized IR and plays the other vendor). It also
+  puts XLA's dots (YNNPACK's) in their consistent-arithmetic mode.
 - oneDNN's fused TensorFlow kernels: off (``TF_ENABLE_ONEDNN_OPTS=0``).
 - Threads: one intra-op and one inter-op thread (``BNLAB_TF_THREADS`` overrides; for these
   small matrices one is also the fastest, and parallel jobs use the other cores).
@@ -40,6 +48,7 @@ PINNED_ENVIRONMENT = {
         "--xla_cpu_enable_fast_math=false",
         "--xla_cpu_enable_platform_dependent_math=false",
         "--xla_cpu_multi_thread_eigen=false",
+        "--xla_backend_extra_options=xla_cpu_disable_platform_dependent_math",
     ]),
 }
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
