@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scipy.special import log_softmax, softmax
 
 from bnlab.ml import fixed_order, loop
 from bnlab.ml.compiled import template_for
@@ -151,18 +152,25 @@ def test_the_fixed_order_product_is_the_product_and_so_are_its_gradients():
     assert not np.array_equal(fixed.numpy(), plain.numpy())  # one long sum rounds otherwise
 
 
-def test_a_rows_logits_do_not_depend_on_what_else_is_in_the_call():
+def test_a_rows_probabilities_do_not_depend_on_what_else_is_in_the_call():
     keras.utils.set_random_seed(0)
     network = build_mlp(784, 10, (32,), batch_norm=True, rescale=1 / 255)
-    logits = fixed_order.compile_logits(network)
+    infer = fixed_order.compile_inference(network)
     rows = fixed_order.INFERENCE_ROWS
     pixels = np.random.default_rng(0).integers(0, 256, (fixed_order.BLOCKS_PER_CALL * rows + 1500, 784), np.uint8)
-    everything = logits(pixels)  # a call of many blocks, then one block, then a padded tail
-    assert np.array_equal(everything[:rows], logits(pixels[:rows]))  # one block alone
-    assert np.array_equal(everything[-1500:], logits(pixels[-1500:]))  # other neighbours, other padding
-    assert np.array_equal(everything[5:6], logits(pixels[5:6]))  # a row alone
-    np.testing.assert_allclose(everything[:50], network(pixels[:50].astype(np.float32), training=False),
-                               rtol=1e-5, atol=1e-5)
+    everything = infer(pixels)  # a call of many blocks, then one block, then a padded tail
+    for part, rows_of in [(infer(pixels[:rows]), slice(0, rows)),  # one block alone
+                          (infer(pixels[-1500:]), slice(-1500, None)),  # other neighbours, other padding
+                          (infer(pixels[5:6]), slice(5, 6))]:  # a row alone
+        assert np.array_equal(everything.proba[rows_of], part.proba)
+        assert np.array_equal(everything.log_proba[rows_of], part.log_proba)
+    logits = network(pixels[:50].astype(np.float32), training=False).numpy().astype(np.float64)
+    # Keras's eager float32 logits differ from the fixed-order ones in their last bits
+    np.testing.assert_allclose(everything.log_proba[:50], log_softmax(logits, axis=1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(everything.proba[:50], softmax(logits, axis=1), rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(everything.proba, np.exp(everything.log_proba), rtol=1e-14)
+    np.testing.assert_allclose(everything.proba.sum(axis=1), 1.0, rtol=1e-14)
+    assert everything.proba.dtype == everything.log_proba.dtype == np.float64
 
 
 # --- one template per configuration: no fit sees another's state ------------------------------

@@ -5,7 +5,6 @@ from __future__ import annotations
 from numbers import Integral, Real
 
 import numpy as np
-from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
@@ -15,7 +14,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from bnlab.ml import loop
 from bnlab.ml.fixed_order import INFERENCE_ROWS
 from bnlab.ml.hyperparams import DEFAULTS, HYPERPARAMETERS, hidden_layers, sklearn_constraint
-from bnlab.ml.inference import Logits, loss_accuracy
+from bnlab.ml.inference import inference_for, loss_accuracy
 from bnlab.ml.model import build_mlp, build_optimizer
 from bnlab.ml.saving import EstimatorFiles
 from bnlab.ml.tf_runtime import keras, tf
@@ -71,7 +70,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         and ``on_train_batch_end(step, {})`` just after its update.
     eval_batch_size : int, default=1024
         Rows per block of the per-epoch evaluation and of ``predict`` (the last padded); at the
-        default, ``predict_proba`` gives the served model's bytes (:mod:`bnlab.ml.fixed_order`).
+        default, ``predict_proba`` gives the served model's bytes, on every CPU (``fixed_order``).
     steps : int or None, default=None
         Train for exactly this many optimizer steps (``n_steps_ == steps``), crossing epoch
         boundaries as needed; ``epochs`` is then ignored. The per-epoch history is measured at
@@ -279,27 +278,25 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         _call(callbacks, "on_train_end", {})
 
     def _evaluate_epoch(self, X, y, validation) -> dict[str, float]:
-        logs = dict(zip(("train_loss", "train_accuracy"), self._loss_accuracy(X, y)))
-        if validation is not None:
-            logs.update(zip(("val_loss", "val_accuracy"), self._loss_accuracy(*validation)))
-        return logs
-
-    def _loss_accuracy(self, X, y_index) -> tuple[float, float]:
-        return loss_accuracy(self._logits(X), y_index)
+        sets = {"train": (X, y), **({"val": validation} if validation is not None else {})}
+        return {f"{name}_{metric}": value for name, (x, y_index) in sets.items()
+                for metric, value in zip(("loss", "accuracy"), loss_accuracy(self._infer(x, False).log_proba, y_index))}
 
     # --- inference -------------------------------------------------------------------------
 
-    def _logits(self, X) -> np.ndarray:
-        if getattr(self, "_logits_fn", None) is None or self._logits_fn.model is not self.model_:
-            self._logits_fn = Logits(self.model_, X.shape[1], len(self.classes_))
-        return self._logits_fn(X, self.eval_batch_size)
+    def _infer(self, X, validate: bool = True):
+        if validate:
+            check_is_fitted(self)
+            X = validate_data(self, X, reset=False, dtype=INPUT_DTYPES)
+        return inference_for(self)(X, self.eval_batch_size)
 
     def predict_proba(self, X):
-        """Class probabilities, rows summing to 1, columns in the order of ``classes_``."""
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, dtype=INPUT_DTYPES)
-        # In float64, as the served model does (bnlab.tracking.served_model): the same probabilities.
-        return softmax(self._logits(X).astype(np.float64), axis=1)
+        """Class probabilities (float64; the softmax compiled with the network, as served)."""
+        return self._infer(X).proba
+
+    def predict_log_proba(self, X):
+        """Log of :meth:`predict_proba`, as a log-softmax (finite where a probability is 0)."""
+        return self._infer(X).log_proba
 
     def predict(self, X):
         """The most probable class label for each row, in the labels' original type."""

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import accuracy_score, log_loss
+from sklearn.metrics import accuracy_score
 
 
 def evaluate(estimator, X: np.ndarray, y: np.ndarray) -> dict:
     """Loss (cross-entropy), accuracy and the predictions. A network that diverged (NaN or
     infinite outputs, as a deep BN network does after a step on exploding gradients) has no
-    loss: NaN; its predictions are still counted."""
-    proba = estimator.predict_proba(X)
-    predicted = estimator.classes_[proba.argmax(axis=1)]
-    diverged = not np.isfinite(proba).all()
+    loss: NaN; its predictions are still counted. The loss is read off the compiled
+    log-softmax (:meth:`~bnlab.ml.estimator.KerasMLPClassifier.predict_log_proba`), not
+    ``log_loss`` of the probabilities: numpy's ``log`` picks its kernel by the CPU."""
+    log_proba = estimator.predict_log_proba(X)
+    predicted = estimator.classes_[log_proba.argmax(axis=1)]
+    diverged = not np.isfinite(log_proba).all()
+    index = np.searchsorted(estimator.classes_, y)
     return {
-        "test_loss": float("nan") if diverged else float(log_loss(y, proba, labels=estimator.classes_)),
+        "test_loss": float("nan") if diverged else float(-log_proba[np.arange(len(y)), index].mean()),
         "test_accuracy": float(accuracy_score(y, predicted)),
         "predicted": predicted,
     }

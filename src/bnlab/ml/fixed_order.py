@@ -16,6 +16,8 @@ bnlab but that.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 if __package__:  # bnlab.ml.fixed_order
@@ -70,6 +72,24 @@ class FixedOrderDense(keras.layers.Dense):
         return self.activation(outputs) if self.activation is not None else outputs
 
 
+class Inference(NamedTuple):
+    """What inference gives per row, in float64: ``log_proba`` (log-softmax of the logits) and
+    ``proba`` (softmax)."""
+
+    log_proba: np.ndarray
+    proba: np.ndarray
+
+
+def _head(logits):
+    """Log-softmax and softmax in float64, inside the compiled call: numpy's and scipy's
+    ``exp``/``log`` pick float64 kernels by the CPU (AVX-512 or not) and give other last bits;
+    XLA's code here is pinned with the rest (:mod:`tf_runtime`). The float32 logits convert
+    exactly, so a row's largest log-probability is its largest logit's."""
+    x = tf.cast(logits, tf.float64)
+    log_proba = x - tf.reduce_logsumexp(x, axis=1, keepdims=True)
+    return log_proba, tf.exp(log_proba)
+
+
 def _blocks_function(network, rows: int, blocks: int):
     """One XLA-compiled call: ``blocks`` blocks of ``rows`` rows, one after another, each cast
     to float32 inside (a uint8 block is a quarter of the bytes to move; compiled per dtype)."""
@@ -77,36 +97,41 @@ def _blocks_function(network, rows: int, blocks: int):
 
     @tf.function(jit_compile=True)
     def run(x):
-        out = tf.TensorArray(tf.float32, size=blocks)
+        log_out = tf.TensorArray(tf.float64, size=blocks)
+        out = tf.TensorArray(tf.float64, size=blocks)
         for i in tf.range(blocks):
             block = tf.cast(tf.slice(x, [i * rows, 0], [rows, width]), tf.float32)
-            out = out.write(i, network(block, training=False))
-        return tf.reshape(out.stack(), [blocks * rows, -1])
+            log_proba, proba = _head(network(block, training=False))
+            log_out, out = log_out.write(i, log_proba), out.write(i, proba)
+        return tf.reshape(log_out.stack(), [blocks * rows, -1]), tf.reshape(out.stack(), [blocks * rows, -1])
 
     return run
 
 
-def compile_logits(network, rows: int = INFERENCE_ROWS):
-    """``logits(X)`` of ``network`` in inference mode for all rows of ``X`` (uint8 or float32,
-    an array or a tensor), in blocks of ``rows`` rows: :data:`BLOCKS_PER_CALL` blocks per call
-    while that many remain, then one at a time, the last padded with zeros. Two compiled shapes
-    (per input dtype) whatever the number of rows; and every row is computed in a block of the same shape at the
-    same place whatever else is in it, so the served model and the estimator give the same
-    bytes."""
+def compile_inference(network, rows: int = INFERENCE_ROWS):
+    """``infer(X)`` → :class:`Inference` of ``network`` in inference mode for all rows of ``X``
+    (uint8 or float32, an array or a tensor), in blocks of ``rows`` rows: :data:`BLOCKS_PER_CALL`
+    blocks per call while that many remain, then one at a time, the last padded with zeros. Two
+    compiled shapes (per input dtype) whatever the number of rows; and every row is computed in a
+    block of the same shape at the same place whatever else is in it, so the served model and the
+    estimator give the same bytes."""
     many, one = _blocks_function(network, rows, BLOCKS_PER_CALL), _blocks_function(network, rows, 1)
 
-    def logits(X) -> np.ndarray:
+    def infer(X) -> Inference:
         x = tf.convert_to_tensor(X)
         n = int(x.shape[0])
-        out = np.empty((n, network.output_shape[-1]), np.float32)
+        classes = network.output_shape[-1]
+        log_proba, proba = np.empty((n, classes), np.float64), np.empty((n, classes), np.float64)
         start = 0
         while start < n:
             size = BLOCKS_PER_CALL * rows if n - start >= BLOCKS_PER_CALL * rows else rows
             block = x[start : start + size]
             if block.shape[0] < size:
                 block = tf.pad(block, [[0, size - block.shape[0]], [0, 0]])
-            out[start : start + size] = (many if size > rows else one)(block).numpy()[: n - start]
+            block_log, block_proba = (many if size > rows else one)(block)
+            log_proba[start : start + size] = block_log.numpy()[: n - start]
+            proba[start : start + size] = block_proba.numpy()[: n - start]
             start += size
-        return out
+        return Inference(log_proba, proba)
 
-    return logits
+    return infer

@@ -1,36 +1,43 @@
-"""A trained network's logits, through one XLA-compiled function per configuration and shape,
-and the loss and accuracy that the per-epoch history holds. ``model.predict`` would start
-Keras's progress and callback machinery per call; a compiled inference function on big batches
-is several times faster."""
+"""A trained network's log-probabilities and probabilities, through one XLA-compiled function
+per configuration and shape, and the loss and accuracy that the per-epoch history holds.
+``model.predict`` would start Keras's progress and callback machinery per call; a compiled
+inference function on big batches is several times faster."""
 
 from __future__ import annotations
 
 import numpy as np
-from scipy.special import log_softmax
 
 from bnlab.ml.compiled import template_for
-from bnlab.ml.fixed_order import compile_logits
+from bnlab.ml.fixed_order import Inference, compile_inference
 
 
-class Logits:
-    """``logits(X, rows)`` of one network: ``rows`` rows per block (:func:`compile_logits`),
-    compiled once per process for its configuration (:mod:`bnlab.ml.compiled`)."""
+class NetworkInference:
+    """``infer(X, rows)`` → :class:`~bnlab.ml.fixed_order.Inference` of one network: ``rows``
+    rows per block (:func:`compile_inference`), compiled once per process for its configuration
+    (:mod:`bnlab.ml.compiled`)."""
 
-    def __init__(self, model, n_features: int, n_classes: int):
-        self.model, self.n_features, self.n_classes = model, n_features, n_classes
+    def __init__(self, model):
+        self.model = model
         self._template = template_for(model)
 
-    def __call__(self, X, rows: int) -> np.ndarray:
+    def __call__(self, X, rows: int) -> Inference:
         network = self._template.model
-        logits = self._template.function(("logits", rows), lambda: compile_logits(network, rows))
+        infer = self._template.function(("inference", rows), lambda: compile_inference(network, rows))
         with self._template.loaded(self.model):
-            return logits(X)
+            return infer(X)
 
 
-def loss_accuracy(logits: np.ndarray, y_index: np.ndarray) -> tuple[float, float]:
-    """Mean cross-entropy (in float64) and accuracy of ``logits`` against class indices."""
-    logits = logits.astype(np.float64)
-    log_proba = log_softmax(logits, axis=1)
+def inference_for(estimator) -> NetworkInference:
+    """A fitted estimator's inference, kept on it (``_inference``) until its network changes."""
+    found = getattr(estimator, "_inference", None)
+    if found is None or found.model is not estimator.model_:
+        found = estimator._inference = NetworkInference(estimator.model_)
+    return found
+
+
+def loss_accuracy(log_proba: np.ndarray, y_index: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of float64 ``log_proba`` against class indices (sums
+    and argmax only: no CPU-chosen ``exp`` or ``log`` here)."""
     loss = -log_proba[np.arange(len(y_index)), y_index].mean()
-    accuracy = (logits.argmax(axis=1) == y_index).mean()
+    accuracy = (log_proba.argmax(axis=1) == y_index).mean()
     return float(loss), float(accuracy)

@@ -71,7 +71,7 @@ class EstimatorFiles:
 
     def __getstate__(self):
         state = self.__dict__.copy()
-        state.pop("_logits_fn", None)  # compiled functions are rebuilt on demand
+        state.pop("_inference", None)  # compiled functions are rebuilt on demand
         if "model_" in state:
             # A Keras model does not pickle reliably; carry its .keras file's bytes instead.
             with tempfile.TemporaryDirectory() as tmp:

@@ -17,7 +17,7 @@ from bnlab.tracking.runs import mlflow
 
 # Pinned from this environment, so MLflow need not infer them (that loads the model in a
 # subprocess: seconds per model). The served model imports these and nothing of bnlab.
-SERVED_PACKAGES = (("tensorflow-cpu", "tensorflow"), ("keras",), ("numpy",), ("scipy",), ("mlflow",))
+SERVED_PACKAGES = (("tensorflow-cpu", "tensorflow"), ("keras",), ("numpy",), ("mlflow",))
 
 
 def pip_requirements() -> list[str]:

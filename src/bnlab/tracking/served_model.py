@@ -5,8 +5,8 @@ and fixed_order.py beside it as code and the trained network as a Keras file, so
 needs neither bnlab installed nor its training code. TensorFlow is imported in
 ``load_context``, after tf_runtime's settings (the kernels pinned to give the same bytes on
 every CPU, one thread), and the network runs through fixed_order's compiled inference in
-blocks of the same rows as the estimator's ``predict_proba``: the same probabilities, byte for
-byte, and no Keras progress bar or structure warning per request.
+blocks of the same rows, softmax included, as the estimator's ``predict_proba``: the same
+probabilities, byte for byte, and no Keras progress bar or structure warning per request.
 
 Request params (in the signature): ``output`` = ``digit`` (default) or ``probabilities``.
 The network's class index is the digit: MNIST's classes are 0..9 in order.
@@ -19,7 +19,6 @@ from mlflow.exceptions import MlflowException
 from mlflow.models import set_model
 from mlflow.protos.databricks_pb2 import INVALID_PARAMETER_VALUE
 from mlflow.pyfunc import PythonModel
-from scipy.special import softmax
 
 INPUT = "pixels"  # float32 rows of 784 raw pixel values, 0..255
 OUTPUT_PARAM = "output"
@@ -40,10 +39,10 @@ class DigitClassifier(PythonModel):
         # Logged beside this file (code_paths): TensorFlow's settings first, then the layer
         # the network is made of and the inference that the estimator uses too.
         from tf_runtime import keras
-        from fixed_order import compile_logits
+        from fixed_order import compile_inference
 
         network = keras.saving.load_model(context.artifacts[NETWORK], compile=False)
-        self._logits = compile_logits(network)
+        self._infer = compile_inference(network)
 
     # The hint keeps MLflow from asking for type hints (a warning wherever this file is loaded):
     # an ndarray hint tells it to leave the input to the signature.
@@ -51,8 +50,7 @@ class DigitClassifier(PythonModel):
         """``model_input``: an n×784 array of raw pixels, or ``{INPUT: array}``."""
         output = chosen_output(params)
         pixels = model_input[INPUT] if isinstance(model_input, dict) else model_input
-        logits = self._logits(np.asarray(pixels, np.float32))
-        proba = softmax(logits.astype(np.float64), axis=1)  # as the estimator's predict_proba
+        proba = self._infer(np.asarray(pixels, np.float32)).proba  # the estimator's predict_proba
         return proba if output == "probabilities" else proba.argmax(axis=1).astype(np.int64)
 
 
