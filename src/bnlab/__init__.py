@@ -3,6 +3,10 @@
 ``KerasMLPClassifier`` is imported lazily so that the data stages never pay for TensorFlow.
 """
 
+from bnlab.core import numpy_dispatch
+
+numpy_dispatch.pin()  # before anything loads numpy
+
 __version__ = "0.1.0"
 __all__ = ["KerasMLPClassifier", "__version__"]
 

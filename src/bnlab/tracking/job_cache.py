@@ -50,11 +50,21 @@ def code_fingerprint(root: str = JOB_MODULE, src: Path = SRC) -> str:
 def runtime_fingerprint(tensorflow: dict[str, str]) -> dict[str, str]:
     """What else decides the bytes, read where the job runs: ``tensorflow``
     (:func:`bnlab.ml.tf_runtime.runtime_settings`: TensorFlow's and Keras's versions and
-    settings), numpy's version, the variables that change kernels, the CPU's class."""
+    settings), numpy's version, the variables that change kernels, the CPU's class and the C
+    library's version (:func:`libc_version`)."""
     found = {**tensorflow, "numpy": np.__version__}
     found.update({name: os.environ.get(name, "") for name in RUNTIME_VARIABLES})
     found["cpu"] = cpu_class()
+    found["libc"] = libc_version()
     return found
+
+
+def libc_version() -> str:
+    """``glibc-2.36``, say. The compiled steps call the C library's ``powf`` (Adam's β^t), whose
+    last bits follow glibc's version, not the CPU; the lock pins Python packages, not the
+    system's C library, so machines with another glibc get keys of their own."""
+    name, version = platform.libc_ver()
+    return f"{name or 'libc'}-{version or 'unknown'}"
 
 
 def cpu_class(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:

@@ -3,6 +3,7 @@ model restored from a cache (DVC's, or another run's: :mod:`bnlab.tracking.job_c
 
 from __future__ import annotations
 
+from bnlab.core.numpy_dispatch import active_targets
 from bnlab.experiments.jobs import Job, point_label
 from bnlab.experiments.params import Params
 from bnlab.ml.tf_runtime import runtime_settings
@@ -15,7 +16,9 @@ def job_tags(job: Job, parent_id: str, lineage: dict) -> dict[str, str]:
     """The tags the UI groups and filters a job's run by, its lineage and its runtime."""
     point = {"grid_point": point_label(job.point)} if job.point else {}
     return {PARENT_RUN_ID: parent_id, "experiment": job.experiment, "variant": job.variant,
-            "seed": str(job.seed), **point, **lineage, **{f"runtime.{k}": v for k, v in runtime_settings().items()}}
+            "seed": str(job.seed), **point, **lineage, **{f"runtime.{k}": v for k, v in runtime_settings().items()},
+            # what the report's numbers would run on here (numpy_dispatch): not the weights'
+            "runtime.numpy_dispatch": ",".join(active_targets())}
 
 
 def job_params(params: Params, estimator, n_train, n_val) -> dict:
