@@ -1,13 +1,15 @@
 """Matrix products whose sums run in the same order on every CPU, and inference in fixed shapes.
 
-Eigen (TensorFlow's and XLA's matrix products, with the settings of :mod:`tf_runtime`) reads
-the CPU's L1 cache size at run time and cuts a long sum into blocks of ``kc`` terms, adding the
-blocks' partial sums one after another: so the 784-long sums of the first layer were added in a
-different order on a 32 KiB-L1 machine than on a 48 KiB one. Its single-threaded heuristic
-(``evaluateProductBlockingSizesHeuristic`` in Eigen's ``GeneralBlockPanelKernel.h``) gives
-``kc = ((L1 - 384) / 112)`` rounded down to a multiple of 8 for float with 8-float packets: 288
-at 32 KiB (the smallest L1 data cache of Intel's and AMD's CPUs with AVX2), 432 at 48 KiB; a sum
-of at most ``kc`` terms is not cut. So every product here sums at most :data:`CHUNK` terms in one
+Eigen (TensorFlow's matrix products, with the settings of :mod:`tf_runtime`) reads the CPU's
+L1 cache size at run time and cuts a long sum into blocks of ``kc`` terms, adding the blocks'
+partial sums one after another: so the 784-long sums of the first layer were added in a
+different order on a 32 KiB-L1 machine than on a 48 KiB one. The wheel's Eigen is built for AVX
+without FMA, and its single-threaded heuristic (``evaluateProductBlockingSizesHeuristic`` in
+``GeneralBlockPanelKernel.h``) then gives ``kc = (L1 - 256) / 80`` rounded down to a multiple of
+8: 400 at 32 KiB (the smallest L1 data cache of Intel's and AMD's CPUs with AVX2), 608 at
+48 KiB; a sum of at most ``kc`` terms is not cut. (XLA's dots are YNNPACK's, which in its
+consistent-arithmetic mode gave the same weights with its CPU flags forced to AVX2 alone or to
+Sapphire Rapids': :mod:`tf_runtime`.) Every product here sums at most :data:`CHUNK` terms in one
 piece and adds those pieces in a fixed order, in the forward pass and in both gradients.
 
 This file travels with the served model (beside ``tf_runtime.py``), so it imports nothing of
@@ -25,7 +27,7 @@ if __package__:  # bnlab.ml.fixed_order
 else:  # fixed_order.py beside the served model, where bnlab need not be installed
     from tf_runtime import keras, tf
 
-CHUNK = 256  # < 288, Eigen's smallest block on a CPU with AVX2 (see above)
+CHUNK = 256  # < 400, Eigen's smallest block on a CPU with AVX2 (see above)
 INFERENCE_ROWS = 1024  # rows per block of inference
 BLOCKS_PER_CALL = 16  # blocks per compiled call while the rows last (fewer calls, two shapes)
 

@@ -4,13 +4,13 @@ AVX2 and FMA, AMD's and Intel's alike, and fixed thread counts.
 Import this module (not ``tensorflow``) first: TensorFlow reads these settings once, when it
 loads or when its runtime starts. What would otherwise depend on the machine, and what pins it:
 
-- Matrix products. TensorFlow's contractions (its own MatMul and XLA's dots alike) call oneDNN's
-  sgemm, which picks kernels by the CPU's instruction set at run time, whatever
-  ``TF_ENABLE_ONEDNN_OPTS`` says (measured: ``ONEDNN_MAX_CPU_ISA=AVX2`` changes the weights on
-  an AVX-512 machine). ``TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL=0`` makes them Eigen's own,
-  compiled into the wheel for one instruction set. Eigen still reads the cache sizes at run
-  time to cut long sums into blocks: :mod:`bnlab.ml.fixed_order` keeps every sum below the
-  smallest such block.
+- TensorFlow's own matrix products (outside XLA) call oneDNN's sgemm, which picks kernels by
+  the CPU's instruction set at run time, whatever ``TF_ENABLE_ONEDNN_OPTS`` says (measured:
+  ``ONEDNN_MAX_CPU_ISA=AVX2`` changed the weights on an AVX-512 machine).
+  ``TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL=0`` makes them Eigen's own, compiled into the
+  wheel for AVX without FMA. Eigen still reads the L1 size at run time to cut long sums into
+  blocks: :mod:`bnlab.ml.fixed_order` keeps every sum below the smallest such block. XLA's dots
+  are YNNPACK's (see the vendor below).
 - XLA's generated code (the training loop and inference are compiled with XLA): ``XLA_FLAGS``
   pins the instruction set to AVX2 and turns off the libraries and shortcuts that choose code by
   the CPU (XNNPACK, oneDNN, fast math, platform-dependent math) and multi-threaded Eigen.

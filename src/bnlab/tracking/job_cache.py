@@ -30,8 +30,9 @@ JOB_MODULE = "bnlab.execution.job"
 # Settings read from the environment beyond tf_runtime's pinned ones (runtime_settings).
 RUNTIME_VARIABLES = ("BNLAB_TF_THREADS", "BNLAB_OP_DETERMINISM")
 # The kernels are pinned to AVX2 with FMA (bnlab.ml.tf_runtime), so every x86-64 CPU that has
-# both computes the same bytes, AVX-512 or not (tests/test_same_bytes.py): the key names that
-# class, not the CPU. A CPU without them runs other code, and gets keys of its own.
+# both computes the same bytes, AVX-512 or not, AMD's or Intel's (tests/test_same_bytes.py,
+# tests/test_cpu_vendor.py): the key names that class, not the CPU. A CPU without them runs
+# other code (glibc's libm too picks its FMA kernels by the CPU), and gets keys of its own.
 PINNED_ISA = ("avx2", "fma")
 
 
