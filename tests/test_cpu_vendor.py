@@ -1,0 +1,132 @@
+"""The same bytes on AMD and Intel CPUs: no CPU-chosen arithmetic in the compiled code, numpy's
+dispatch pinned, and a fit that plays the other vendor gives the same bytes.
+
+XLA compiled BN's ``rsqrt`` to the hardware estimate plus Newton steps, one on AMD and two on
+Intel (bnlab.ml.tf_runtime); the estimate instructions' own tables differ between vendors too.
+tests/vendor_fits.py runs fits through every compiled path in a fresh process."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+
+import pytest
+
+from bnlab.core import numpy_dispatch
+from bnlab.ml import xla_dump
+from helpers import PROJECT, project_env
+
+VENDOR_FITS = PROJECT / "tests" / "vendor_fits.py"
+COMMITTED_FINGERPRINTS = sorted((PROJECT / "tests" / "data" / "cpu_fingerprints").glob("*.json"))
+
+
+def vendor_fits(*args: str, env: dict | None = None) -> dict:
+    done = subprocess.run([sys.executable, str(VENDOR_FITS), *args], env={**project_env(), **(env or {})},
+                          capture_output=True, text=True)
+    if "LiteralMissing" in done.stderr:
+        pytest.skip(f"the vendor switch cannot act on this TensorFlow: {done.stderr.strip().splitlines()[-1]}")
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def estimates_in(folder) -> dict[str, list[str]]:
+    return {k.label: k.estimate_intrinsics() for k in xla_dump.kernels(folder) if k.estimate_intrinsics()}
+
+
+@pytest.fixture(scope="module")
+def pinned(tmp_path_factory):
+    """The fits' digests and the folder their programs were dumped into: training, inference,
+    every probe, for every normalizer (and the noise layers)."""
+    folder = tmp_path_factory.mktemp("pinned")
+    return vendor_fits("--dump", str(folder)), folder
+
+
+def test_the_reference_fits_give_every_committed_cpu_kinds_bytes(pinned):
+    digests, _ = pinned
+    here = {"glibc": "-".join(platform.libc_ver())}
+    for path in COMMITTED_FINGERPRINTS:
+        committed = json.loads(path.read_text())
+        if committed["glibc"] == here["glibc"]:  # another C library: other powf bits (bnlab.tracking.job_cache)
+            assert digests == committed["reference_fits"], path.name
+
+
+def test_no_compiled_program_uses_the_hardwares_reciprocal_estimates(pinned, tmp_path):
+    _, folder = pinned
+    kernels = xla_dump.kernels(folder)
+    programs = {k.program.split(".", 1)[1] for k in kernels}
+    assert len(kernels) > 300 and {"steps", "run"} <= programs, programs  # the dump holds what ran
+    assert any("llvm.sqrt" in k.ir for k in kernels)  # normalization's square roots are there...
+    assert estimates_in(folder) == {}  # ...computed exactly
+    # The check can tell: without the pinned backend option, BN's kernels use the estimate.
+    vendor_fits("--dump", str(tmp_path / "default"), "--without-fix", "--fits", "batchnorm")
+    found = estimates_in(tmp_path / "default")
+    assert found and all("rsqrt" in "".join(names) for names in found.values()), found
+
+
+@pytest.mark.slow
+def test_a_fit_compiled_as_on_the_other_vendor_gives_the_same_bytes():
+    amd, intel = vendor_fits("--vendor", "amd"), vendor_fits("--vendor", "intel")
+    assert amd == intel
+    # The switch acts: without the pinned option, BN and LayerNorm train other weights per vendor
+    # (the plain network, which has no rsqrt, the same).
+    fits = "--fits", "plain,batchnorm,layer"
+    amd, intel = vendor_fits("--vendor", "amd", "--without-fix", *fits), vendor_fits("--vendor", "intel", "--without-fix", *fits)
+    assert amd["plain"] == intel["plain"]
+    assert amd["batchnorm"]["weights"] != intel["batchnorm"]["weights"]
+    assert amd["layer"]["weights"] != intel["layer"]["weights"]
+
+
+# --- numpy ---------------------------------------------------------------------------------
+
+DISPATCH = "import {first}; from bnlab.core.numpy_dispatch import active_targets; print(','.join(active_targets()))"
+
+
+def active_targets(first: str, **env) -> list[str]:
+    done = subprocess.run([sys.executable, "-c", DISPATCH.format(first=first)], env={**project_env(), **env},
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip().split(",")
+
+
+def test_numpy_runs_its_avx2_kernels_in_a_bnlab_process_whatever_the_user_set():
+    from numpy._core._multiarray_umath import __cpu_dispatch__
+
+    assert set(numpy_dispatch.AVX512_TARGETS) <= set(__cpu_dispatch__)  # the names the installed numpy knows
+    for value in ["", "X86_V4"]:
+        assert active_targets("bnlab", **{numpy_dispatch.VARIABLE: value}) == ["X86_V3"]
+    # numpy loaded first: bnlab cannot act, and says what runs
+    loaded_first = active_targets("numpy, bnlab", **{numpy_dispatch.VARIABLE: ""})
+    has_avx512 = "avx512f" in open("/proc/cpuinfo").read()
+    assert ("X86_V4" in loaded_first) == has_avx512
+
+
+PREDICT = """
+import hashlib, json, numpy as np
+from bnlab import KerasMLPClassifier
+from helpers import make_mnist
+data = make_mnist(n_train=300, n_test=1100)
+x, y, xt = data.x_train.reshape(300, -1), data.y_train, data.x_test.reshape(1100, -1)
+clf = KerasMLPClassifier(hidden_units=(16,), epochs=1, rescale=1 / 255, random_state=0).fit(x, y)
+digest = lambda a: hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
+out = {"proba": digest(clf.predict_proba(xt)), "log_proba": digest(clf.predict_log_proba(xt)),
+       "history": json.dumps(clf.history_)}
+print(json.dumps(out))
+"""
+
+
+def test_probabilities_and_losses_do_not_follow_numpys_kernels():
+    # numpy loaded before bnlab, so numpy's AVX-512 kernels run where the CPU has them, or not
+    runs = [subprocess.run([sys.executable, "-c", "import numpy\n" + PREDICT],
+                           env={**project_env(), numpy_dispatch.VARIABLE: value}, capture_output=True, text=True,
+                           check=True).stdout.strip().splitlines()[-1] for value in ["", " ".join(numpy_dispatch.AVX512_TARGETS)]]
+    assert json.loads(runs[0]) == json.loads(runs[1])
+
+
+def test_the_pinned_settings_are_recorded_with_every_run():
+    from bnlab.ml.tf_runtime import PINNED_ENVIRONMENT, runtime_settings
+
+    assert "xla_cpu_disable_platform_dependent_math" in PINNED_ENVIRONMENT["XLA_FLAGS"]
+    assert runtime_settings()["XLA_FLAGS"].startswith(PINNED_ENVIRONMENT["XLA_FLAGS"])
+    assert os.environ["XLA_FLAGS"].count("--xla_backend_extra_options=") == 1  # a second would replace it
