@@ -9,20 +9,22 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 
-def in_fresh_process(script: str, arm: str) -> dict:
-    done = subprocess.run([sys.executable, script, "--child", arm], capture_output=True, text=True, check=True)
+def in_fresh_process(script: str, arm: str, extra: Sequence[str] = ()) -> dict:
+    done = subprocess.run([sys.executable, script, "--child", arm, *extra], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def alternate(script: str, arms: list[str], repeats: int, describe: Callable[[dict], str]) -> dict[str, list[dict]]:
-    """``repeats`` rounds, each measuring every arm once in a fresh process; one line per fit."""
+def alternate(script: str, arms: list[str], repeats: int, describe: Callable[[dict], str],
+              extra: Sequence[str] = ()) -> dict[str, list[dict]]:
+    """``repeats`` rounds, each measuring every arm once in a fresh process (``extra``: more
+    arguments for it); one line per fit."""
     found = {arm: [] for arm in arms}
     for round_ in range(1, repeats + 1):
         for arm in arms:
-            found[arm].append(in_fresh_process(script, arm))
+            found[arm].append(in_fresh_process(script, arm, extra))
             print(f"run {round_} {arm:9s} {describe(found[arm][-1])}", flush=True)
     return found
 
