@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import os
 import subprocess
+import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 HEADROOM = 256 * 1024  # bytes beyond the files kept: filled up before the test goes on
 
 
+@lru_cache(maxsize=1)
 def can_mount() -> str | None:
-    """None if this process may mount a tmpfs, else why not."""
+    """None if this process may mount a tmpfs, else why not: it tries one (root alone is not
+    enough in a container without the capability to mount)."""
     if os.geteuid() != 0:
         return "mounting a tmpfs needs root"
+    with tempfile.TemporaryDirectory() as folder:
+        tried = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", folder], capture_output=True, text=True)
+        if tried.returncode != 0:
+            said = (tried.stderr or tried.stdout).strip().splitlines()
+            return f"cannot mount a tmpfs here: {said[0] if said else f'exit {tried.returncode}'}"
+        subprocess.run(["umount", folder], check=True)
     return None
 
 
