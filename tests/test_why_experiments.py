@@ -3,14 +3,16 @@ et al.'s landscape and covariate shift (santurkar) and batch sizes against Layer
 and batch renormalization (small_batches): their tables, figures, MLflow metrics and verdict
 rows."""
 
+import hashlib
+
 import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
 
-from bnlab.core import layout
+from bnlab.core import layout, numpy_dispatch
 from bnlab.ml.probe_rows import ICS_COLUMNS, LANDSCAPE_COLUMNS
-from helpers import make_mnist, make_project, run
+from helpers import make_mnist, make_project, project_env, run
 
 pytestmark = pytest.mark.slow  # two experiments, 26 jobs: about two minutes
 
@@ -61,6 +63,21 @@ def test_each_probe_goes_to_mlflow_with_its_step(project):
     for name in ("landscape/gradient/beta_smoothness", "landscape/random/loss_variation", "ics/layer2/cosine"):
         history = client.get_metric_history(run_.info.run_id, name)
         assert sorted(m.step for m in history) == GEOMETRY_STEPS, name
+    assert run_.data.tags["runtime.numpy_dispatch"] == "X86_V3"  # numpy's AVX2 kernels, pinned
+
+
+def test_the_report_keeps_its_bytes_whatever_numpys_kernels_the_user_asked_for(project):
+    # Its landscape tables are log10 geometric means: numpy's AVX-512 log10 gives other last bits.
+    report = project / layout.reports_dir("santurkar")
+    found = []
+    for value in ["", " ".join(numpy_dispatch.AVX512_TARGETS)]:
+        run(["python", "-m", "bnlab.pipeline.stages.report", "santurkar"], project,
+            {**project_env(), numpy_dispatch.VARIABLE: value})
+        found.append({str(p.relative_to(report)): hashlib.sha256(p.read_bytes()).hexdigest()
+                      for p in sorted(report.rglob("*")) if p.is_file()})
+    assert "metrics.json" in found[0] and "landscape.csv" in found[0]
+    assert found[0] == found[1]
+    assert "up to date" in run(["dvc", "status", "report@santurkar"], project).stdout  # the bytes DVC recorded
 
 
 def test_the_batch_size_grid_reports_each_point_and_bns_batch_statistics(project):
