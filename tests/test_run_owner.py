@@ -90,6 +90,7 @@ def test_a_training_run_records_its_step_time_and_the_systems_load(request_for_o
     assert {"system/cpu_utilization_percentage", "system/system_memory_usage_megabytes"} <= set(trained.data.metrics)
 
 
+@pytest.mark.slow  # a fit of ten seconds, on purpose
 def test_system_metrics_sample_a_ten_second_fit_at_least_five_times(tmp_path):
     client = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     run_id = client.create_run(client.create_experiment("monitored")).info.run_id
