@@ -132,3 +132,16 @@ def test_the_runtime_key_holds_the_tensorflow_that_trains():
     runtime = runtime_fingerprint(runtime_settings())
     assert runtime["tensorflow"] == tf.__version__ and tf.__version__[0].isdigit()
     assert runtime["keras"][0].isdigit() and runtime["numpy"][0].isdigit()
+
+
+def test_the_runtime_key_holds_the_c_librarys_version():
+    # Adam's step calls libm's powf: another glibc may give other last bits, so it gets other keys
+    import platform
+
+    from bnlab.ml.tf_runtime import runtime_settings
+
+    runtime = runtime_fingerprint(runtime_settings())
+    name, version = platform.libc_ver()
+    assert runtime["libc"] == f"{name}-{version}" and version[0].isdigit()
+    other = {**runtime, "libc": "glibc-2.41"}
+    assert job_key({}, 0, None, "data", "code", runtime) != job_key({}, 0, None, "data", "code", other)
