@@ -29,6 +29,16 @@ def alternate(script: str, arms: list[str], repeats: int, describe: Callable[[di
     return found
 
 
+def cpu_name() -> str:
+    """The CPU's model name, vendor, family and model from /proc/cpuinfo (or the platform's word)."""
+    try:
+        first = open("/proc/cpuinfo").read().split("\n\n")[0]
+    except OSError:
+        return platform.processor() or "?"
+    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+    return (f"{fields.get('model name', '?')} ({fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} "
+            f"model {fields.get('model', '?')})")
+
+
 def machine() -> str:
-    return (f"machine: {platform.machine()}, {platform.processor() or '?'}, {os.cpu_count()} cores, "
-            f"Python {platform.python_version()}")
+    return f"machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}"
