@@ -22,6 +22,8 @@ OPTIMIZED_HLO_SUFFIX = ".cpu_after_optimizations.txt"
 # The hardware's reciprocal (square-root) estimates: their bits differ between vendors, and the
 # Newton steps XLA adds to them differ too (bnlab.ml.tf_runtime).
 ESTIMATES = re.compile(r"llvm\.x86\.\S*(rsqrt|rcp)")
+# HLO op metadata names the Python source file (a path that differs per checkout): not the program
+_METADATA = re.compile(r", metadata=\{[^}]*\}")
 _DECLARED = re.compile(r"^declare [^@]*@([\w.$]+)\(", re.M)
 # module_0003.a_inference_steps_1643__XlaMustCompile_..._.22.<kernel>.ir-with-opt.ll: the
 # function's trace number and config hash vary with what ran before; its name and order do not.
@@ -61,7 +63,7 @@ class Kernel:
         """What ``tools/cpu_fingerprint.py`` records of it."""
         digest = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
         return {"object_sha256": digest(self.object_code), "ir_sha256": digest(self.ir.encode()),
-                "optimized_hlo_sha256": digest(self.optimized_hlo.encode()),
+                "optimized_hlo_sha256": digest(_METADATA.sub("", self.optimized_hlo).encode()),
                 "x86_intrinsics": self.x86_intrinsics(), "external_calls": self.external_calls()}
 
 
