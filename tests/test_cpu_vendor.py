@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import platform
 import subprocess
 import sys
 
@@ -17,6 +16,7 @@ import pytest
 
 from bnlab.core import numpy_dispatch
 from bnlab.ml import xla_dump
+from bnlab.tracking.job_cache import libc_version
 from helpers import PROJECT, project_env
 
 VENDOR_FITS = PROJECT / "tests" / "vendor_fits.py"
@@ -46,10 +46,9 @@ def pinned(tmp_path_factory):
 
 def test_the_reference_fits_give_every_committed_cpu_kinds_bytes(pinned):
     digests, _ = pinned
-    here = {"glibc": "-".join(platform.libc_ver())}
     for path in COMMITTED_FINGERPRINTS:
         committed = json.loads(path.read_text())
-        if committed["glibc"] == here["glibc"]:  # another C library: other powf bits (bnlab.tracking.job_cache)
+        if committed["glibc"] == libc_version():  # another C library: other powf bits (bnlab.tracking.job_cache)
             assert digests == committed["reference_fits"], path.name
 
 

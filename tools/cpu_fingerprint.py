@@ -86,10 +86,9 @@ def numpy_simd() -> dict:
 
 
 def fingerprint() -> dict:
-    import platform
-
     import bnlab  # noqa: F401  (numpy's dispatch pinned as in every bnlab process)
     from bnlab.ml import xla_dump
+    from bnlab.tracking.job_cache import libc_version
 
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, __file__, "--compile-into", tmp], check=True)
@@ -98,7 +97,7 @@ def fingerprint() -> dict:
                           text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "tests")})
     from bnlab.ml.tf_runtime import tf
 
-    return {"cpu": cpu_identity(), "glibc": "-".join(platform.libc_ver()), "tensorflow": tf.__version__,
+    return {"cpu": cpu_identity(), "glibc": libc_version(), "tensorflow": tf.__version__,
             "numpy": numpy_simd(), "reference_fits": json.loads(fits.stdout.strip().splitlines()[-1]),
             "kernels": kernels}
 
