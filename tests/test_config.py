@@ -208,6 +208,10 @@ SWEEP = "experiments.lr_sweep"
     ({"learning_rate": [0.01, "fast"]}, "learning_rate: value 'fast': Input should be a valid number"),
     ({"learning_rate": [0.01, 0]}, "learning_rate: value 0: Input should be greater than 0"),
     ({"learning_rate": [0.01, 0.01]}, "learning_rate: values must be distinct"),
+    # Distinct numbers that would name one folder (6 significant digits) and overwrite its models.
+    ({"learning_rate": [1e-4, 1.00000001e-4]},
+     "learning_rate: values must be distinct; two are named 0.0001 (written 0.0001 and 0.000100000001)"),
+    ({"hidden_units": [[64, 64], [64.0000001, 64]]}, "hidden_units: value [64.0000001, 64]"),
     ({"dropout": [0.1]}, "'dropout' is not an estimator setting; known: hidden_units"),
     ({"learning_rate": 0.01}, f"{SWEEP}.grid.learning_rate: Input should be a valid list"),
     ({"batch_norm": [True, False]}, "variant 'batchnorm' sets batch_norm, which the grid sweeps"),

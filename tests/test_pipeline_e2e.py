@@ -52,7 +52,8 @@ def test_outputs_follow_the_contracts(project):
     assert list(per_seed.columns) == ["variant", "seed", "test_accuracy", "test_loss"]
     assert sorted(zip(per_seed["variant"], per_seed["seed"])) == sorted((v, s) for v in VARIANTS for s in SEEDS)
     for variant in VARIANTS:
-        assert set(metrics[variant]) == {"test_accuracy_mean", "test_accuracy_std", "test_loss_mean"}
+        assert set(metrics[variant]) == {"test_accuracy_mean", "test_accuracy_std", "test_loss_mean", "seeds",
+                                         "diverged"}
         accs = per_seed.loc[per_seed["variant"] == variant, "test_accuracy"]
         assert metrics[variant]["test_accuracy_mean"] == pytest.approx(accs.mean(), abs=1e-6)
     assert set(metrics["comparison"]) == set(CHALLENGERS)

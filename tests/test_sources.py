@@ -118,6 +118,32 @@ def test_failing_sources_are_reported_in_one_line_each_and_the_next_is_tried(ser
     assert lines[5].startswith("source 6/6 ok")
 
 
+def test_a_garbled_answer_or_an_unusable_address_falls_through_to_the_next_source(server, tmp_path):
+    server.garbled.add("/garbled.npz")
+    listed = [{"kind": "keras", "url": server.url + "/garbled.npz", "sha256": "1" * 64},
+              keras_source(server, npz_bytes(MNIST))]
+    lines = []
+    mnist, _ = sources.fetch_mnist(params(*listed), report=lines.append)
+    assert_same(mnist)
+    assert "not a valid HTTP answer" in lines[0] and "BadStatusLine" in lines[0]
+    assert lines[1].startswith("source 2/2 ok")
+    # Addresses params would refuse, given to the downloader itself: an error of the source.
+    for url in ("http://127.0.0.1:notaport/x.npz", "http://[::1/x.npz"):
+        with pytest.raises(sources.SourceError, match="x.npz"):
+            sources.download(url, tmp_path / "x.npz", 1.0)
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:notaport/x.npz", "http://[::1/x.npz", "ftp://example.org/x.npz",
+                                 "mnist.npz", "http:///x.npz", "http://127.0.0.1:99999/x.npz",
+                                 "http://example.org/a b.npz"])
+def test_a_malformed_address_is_refused_by_its_key_path_before_any_download(url):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"sources\.0\.keras\.url") as info:
+        params({"kind": "keras", "url": url, "sha256": "1" * 64})
+    assert "URL" in str(info.value)
+
+
 def test_a_server_that_never_answers_is_bounded_by_the_timeout(server):
     server.hanging.add("/hang.npz")
     source = {"kind": "keras", "url": server.url + "/hang.npz", "sha256": "3" * 64}

@@ -58,7 +58,7 @@ class Report:
     def table(self) -> str:
         """comparison.md: the comparison table(s), then the probes' tables."""
         return (comparison_title(self.name, self.experiment.description) + "\n\n"
-                + comparison_tables(self.summary, self.experiment, self.grid_keys, len(self.experiment.seeds))
+                + comparison_tables(self.summary, self.experiment, self.grid_keys)
                 + (grid_probe_markdown(self.steps, self.grid_keys) if self.grid_keys
                    else probe_markdown(self.probes, self.steps) + geometry_markdown(self.landscape, self.ics))
                 + init_gradient_markdown(self.init_gradients, self.theory))
@@ -105,11 +105,10 @@ def build_report(name: str, experiment: ExperimentParams, models: Path, results:
                   theory_rates(experiment))
 
 
-def comparison_tables(summary: dict, experiment: ExperimentParams, grid_keys: list[str], n_seeds: int) -> str:
+def comparison_tables(summary: dict, experiment: ExperimentParams, grid_keys: list[str]) -> str:
     """The comparison table; a grid experiment has one per grid point."""
     def table(point_summary: dict) -> str:
-        seeds = {variant: n_seeds for variant in experiment.variants}
-        return comparison_markdown(point_summary, experiment.baseline, seeds, experiment.reference)
+        return comparison_markdown(point_summary, experiment.baseline, experiment.reference)
 
     if not grid_keys:
         return table(summary)
@@ -228,7 +227,8 @@ def write_curves(folder: Path, histories: dict, seeds: list[int]) -> None:
 
 def parent_metrics(summary: dict, grid: bool = False) -> list[dict[str, float]]:
     """The summary as flat MLflow metrics of the parent run, one dict per step (undefined values
-    left out): each variant's ``<variant>_test_accuracy_mean``, ``_std``, ``_test_loss_mean`` and
+    left out): each variant's ``<variant>_test_accuracy_mean``, ``_std``, ``_test_loss_mean``,
+    ``_seeds``, ``_diverged`` and
     each compared variant's gain, its interval and tests (``<variant>_gain_ci_low``, ...). A grid
     has one step per grid point, in the grid's order (``summary``'s keys name them)."""
     if grid:

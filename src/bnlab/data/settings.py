@@ -3,14 +3,33 @@ files, its arrays' fingerprints, its size."""
 
 from __future__ import annotations
 
+import urllib.parse
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import AfterValidator, Field, field_validator
 
 from bnlab.core.settings import Strict
 
 SHA256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 MD5 = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+
+
+def _web_address(url: str) -> str:
+    """An http(s) URL with a host and, if any, a valid port: what ``urlopen`` can ask for. A
+    malformed address is refused by its key path before anything is downloaded."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError on a port that is not a number in range)
+    except ValueError as exc:
+        raise ValueError(f"not a valid URL: {exc}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"expected an http:// or https:// URL with a host, got {url!r}")
+    if any(c.isspace() or ord(c) < 32 for c in url):
+        raise ValueError(f"a URL must not contain spaces or control characters, got {url!r}")
+    return url
+
+
+WebAddress = Annotated[str, AfterValidator(_web_address)]
 
 # Real MNIST (sha256 of each array's C-ordered bytes): every source must reproduce these.
 MNIST_FINGERPRINTS = {
@@ -33,7 +52,7 @@ class KerasSource(Strict):
     """Keras's own ``mnist.npz`` over HTTP(S)."""
 
     kind: Literal["keras"]
-    url: str
+    url: WebAddress
     sha256: SHA256
 
 
@@ -41,7 +60,7 @@ class IdxSource(Strict):
     """The four gzipped IDX files of the original distribution, under a base URL (a mirror)."""
 
     kind: Literal["idx"]
-    base_url: str
+    base_url: WebAddress
     md5: dict[Literal[tuple(IDX_FILES)], MD5]
 
     @field_validator("md5")

@@ -6,6 +6,7 @@ the array fingerprints after; a failing source is reported in one line and the n
 
 from __future__ import annotations
 
+import http.client
 import subprocess
 import sys
 import tempfile
@@ -63,6 +64,10 @@ def download(url: str, dest: Path, timeout: float) -> Path:
         raise SourceError(f"cannot reach {url}: {exc.reason}") from None
     except (TimeoutError, OSError) as exc:  # a read that stalls, a connection reset
         raise SourceError(f"{url}: {exc or 'timed out'} (timeout {timeout:g}s)") from None
+    except http.client.HTTPException as exc:  # a garbled answer: a bad status line, a short chunk
+        raise SourceError(f"{url}: not a valid HTTP answer ({type(exc).__name__}: {exc})") from None
+    except ValueError as exc:  # an address urlopen cannot use (params refuse the ones they can see)
+        raise SourceError(f"{url}: {exc}") from None
     if expected is not None and received != expected:
         raise SourceError(f"{url}: truncated, got {received} of {expected} bytes")
     return dest

@@ -9,21 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from bnlab.experiments.params import ExperimentParams
+from bnlab.experiments.params import ExperimentParams, format_value
 
 
 Point = tuple[tuple[str, object], ...]  # ((setting, value), ...); () without a grid
-
-
-def format_value(value: object) -> str:
-    """A grid value as it appears in names and tables: 0.001, 64x64, true."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, tuple)):
-        return "x".join(format_value(v) for v in value)
-    return str(value)
 
 
 def point_label(point: Point) -> str:

@@ -177,9 +177,32 @@ def _grid_axis(key: str, values: object) -> list:
             checked.append(getattr(ModelParams.model_validate({key: value}), key))
         except ValidationError as exc:
             raise ValueError(f"{key}: value {value!r}: {exc.errors(include_url=False)[0]['msg']}") from None
-    if len({repr(v) for v in checked}) != len(checked):
-        raise ValueError(f"{key}: values must be distinct")
+    _distinct_names(key, checked)
     return checked
+
+
+def _distinct_names(key: str, values: list) -> None:
+    """Each value names its jobs' folders and runs (:func:`format_value`): two values with one
+    name would write over each other's models, so they are refused, both named."""
+    seen: dict[str, object] = {}
+    for value in values:
+        name = format_value(value)
+        if name in seen:
+            same = "" if seen[name] == value else f" (written {seen[name]!r} and {value!r})"
+            raise ValueError(f"{key}: values must be distinct; two are named {name}{same}, "
+                             f"and a job's folder and run are named by its value (6 significant digits)")
+        seen[name] = value
+
+
+def format_value(value: object) -> str:
+    """A grid value as it appears in names and tables: 0.001, 64x64, true."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, (list, tuple)):
+        return "x".join(format_value(v) for v in value)
+    return str(value)
 
 
 def _check_probes(probes: ProbeParams, variant: str, settings: ModelParams) -> None:
