@@ -21,7 +21,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 # `dvc plots show`'s page, with Vega inlined from npm (package-lock.json), so it draws offline.
 PLOTS_PAGE := .dvc/plots/offline.html
 
-.PHONY: run run-all test test-slow test-all fingerprint lock ui server serve clean-venv
+.PHONY: run run-all test test-slow test-all lint format fingerprint lock ui server serve clean-venv
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -55,6 +55,17 @@ test-slow: $(STAMP) $(PLOTS_PAGE)
 	$(PYTEST) -m slow
 
 test-all: test test-slow
+
+## lint: ruff's lint rules and format check, and the layer contract (pyproject.toml); CI runs it
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
+
+## format: rewrite the tree as `make lint` wants it (ruff's import order and format)
+format: $(STAMP)
+	$(BIN)/ruff check --select I --fix .
+	$(BIN)/ruff format .
 
 ## fingerprint: this CPU kind's tests/data/cpu_fingerprints/<vendor>-<family>-<model>.json
 ## (commit it when the folder has none for this CPU; CONTRIBUTING.md)

@@ -17,8 +17,9 @@ def in_fresh_process(script: str, arm: str, extra: Sequence[str] = ()) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def alternate(script: str, arms: list[str], repeats: int, describe: Callable[[dict], str],
-              extra: Sequence[str] = ()) -> dict[str, list[dict]]:
+def alternate(
+    script: str, arms: list[str], repeats: int, describe: Callable[[dict], str], extra: Sequence[str] = ()
+) -> dict[str, list[dict]]:
     """``repeats`` rounds, each measuring every arm once in a fresh process (``extra``: more
     arguments for it); one line per fit."""
     found = {arm: [] for arm in arms}
@@ -36,8 +37,10 @@ def cpu_name() -> str:
     except OSError:
         return platform.processor() or "?"
     fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
-    return (f"{fields.get('model name', '?')} ({fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} "
-            f"model {fields.get('model', '?')})")
+    return (
+        f"{fields.get('model name', '?')} ({fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} "
+        f"model {fields.get('model', '?')})"
+    )
 
 
 def machine() -> str:

@@ -29,9 +29,16 @@ PREPARED = ROOT / "data" / "prepared"
 # The last commit whose loop ran TensorFlow's own kernels (oneDNN's sgemm), without XLA.
 DEFAULT_BASELINE = "2b903b2"
 NETWORKS = {
-    "notebook": dict(hidden_units=(32, 32), epochs=10),
-    "ioffe2015": dict(hidden_units=(100, 100, 100), activation="sigmoid", optimizer="sgd", learning_rate=2.0,
-                      batch_size=60, steps=3000, init_std=0.1),
+    "notebook": {"hidden_units": (32, 32), "epochs": 10},
+    "ioffe2015": {
+        "hidden_units": (100, 100, 100),
+        "activation": "sigmoid",
+        "optimizer": "sgd",
+        "learning_rate": 2.0,
+        "batch_size": 60,
+        "steps": 3000,
+        "init_std": 0.1,
+    },
 }
 
 
@@ -60,8 +67,9 @@ def child(network: str) -> dict[str, float]:
 
 def measure(network: str, src: Path) -> dict[str, float]:
     env = {**os.environ, "PYTHONPATH": str(src), "TF_CPP_MIN_LOG_LEVEL": "2"}
-    done = subprocess.run([sys.executable, __file__, "--child", network], env=env, capture_output=True, text=True,
-                          check=True, cwd=ROOT)
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", network], env=env, capture_output=True, text=True, check=True, cwd=ROOT
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -83,8 +91,12 @@ def main() -> None:
         return
     with tempfile.TemporaryDirectory() as tmp:
         worktree = Path(tmp) / "baseline"
-        subprocess.run(["git", "worktree", "add", "--detach", str(worktree), args.baseline], cwd=ROOT, check=True,
-                       capture_output=True)
+        subprocess.run(
+            ["git", "worktree", "add", "--detach", str(worktree), args.baseline],
+            cwd=ROOT,
+            check=True,
+            capture_output=True,
+        )
         try:
             rounds = {name: {"baseline": [], "compiled": []} for name in NETWORKS}
             for _ in range(args.repeats):

@@ -37,8 +37,9 @@ def main() -> None:
     bnlab = str(Path(sys.executable).parent / "bnlab")
     with tempfile.TemporaryDirectory() as folder:
         (Path(folder) / "params.yaml").write_text(yaml.safe_dump(params))
-        baseline = statistics.median(timed([sys.executable, "-c", "pass"], Path(folder))[0]
-                                     for _ in range(args.repeats))
+        baseline = statistics.median(
+            timed([sys.executable, "-c", "pass"], Path(folder))[0] for _ in range(args.repeats)
+        )
         print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}")
         print(f"| command | s (median of {args.repeats}) | × python -c pass |\n|---|---|---|")
         print(f"| python -c pass | {baseline:.2f} | 1.0 |")

@@ -39,7 +39,9 @@ def child(arm: str, epochs: int) -> dict:
     (x, y), (x_val, y_val) = splits["train"], splits["validation"]
     seconds = []
     for seed in (0, 1):
-        estimator = make_estimator(load_params().experiment(DEFAULT_EXPERIMENT), Job(DEFAULT_EXPERIMENT, "batchnorm", seed))
+        estimator = make_estimator(
+            load_params().experiment(DEFAULT_EXPERIMENT), Job(DEFAULT_EXPERIMENT, "batchnorm", seed)
+        )
         estimator.set_params(epochs=epochs)
         start = time.perf_counter()
         estimator.fit(flat_pixels(x), y, validation_data=(flat_pixels(x_val), y_val))
@@ -60,16 +62,23 @@ def main() -> None:
 
     if not split_file("train").exists():
         sys.exit("benchmarks/exact_rsqrt.py: run `dvc repro split` first (needs data/prepared)")
-    found = alternate(f"{__file__}", ["exact", "estimate"], args.repeats,
-                      lambda r: f"cold {r['cold']:6.2f} s, warm {r['warm']:6.2f} s", extra=["--epochs", str(args.epochs)])
+    found = alternate(
+        f"{__file__}",
+        ["exact", "estimate"],
+        args.repeats,
+        lambda r: f"cold {r['cold']:6.2f} s, warm {r['warm']:6.2f} s",
+        extra=["--epochs", str(args.epochs)],
+    )
     print(f"\n{machine()}")
     print(f"| BN network, {args.epochs} epochs | cold fit, s (median) | warm fit, s (median) |\n|---|---|---|")
     median = {arm: {k: statistics.median(r[k] for r in runs) for k in ("cold", "warm")} for arm, runs in found.items()}
     for arm, label in [("estimate", "rsqrt estimate + Newton (unpinned)"), ("exact", "sqrt, then divide (pinned)")]:
         print(f"| {label} | {median[arm]['cold']:.2f} | {median[arm]['warm']:.2f} |")
     ratios = [e["warm"] / s["warm"] for e, s in zip(found["exact"], found["estimate"], strict=True)]
-    print(f"\nwarm fit, exact / estimate, pair by pair: median {statistics.median(ratios):.3f} "
-          f"(min {min(ratios):.3f}, max {max(ratios):.3f})")
+    print(
+        f"\nwarm fit, exact / estimate, pair by pair: median {statistics.median(ratios):.3f} "
+        f"(min {min(ratios):.3f}, max {max(ratios):.3f})"
+    )
 
 
 if __name__ == "__main__":

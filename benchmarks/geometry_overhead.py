@@ -41,8 +41,9 @@ def child(arm: str) -> dict:
     seconds = []
     for seed in (0, 1):
         estimator = make_estimator(experiment, Job(EXPERIMENT, VARIANT, seed))
-        probes = [] if arm == "none" else [make_probes(experiment, estimator, splits),
-                                          make_geometry(experiment, estimator)]
+        probes = (
+            [] if arm == "none" else [make_probes(experiment, estimator, splits), make_geometry(experiment, estimator)]
+        )
         estimator.set_params(callbacks=[p for p in probes if p is not None] or None)
         start = time.perf_counter()
         estimator.fit(flat_pixels(x), y, validation_data=(flat_pixels(x_val), y_val))
@@ -66,23 +67,33 @@ def main() -> None:
 
     if not split_file("train").exists():
         sys.exit("benchmarks/geometry_overhead.py: run `dvc repro split` first (needs data/prepared)")
-    found = alternate(__file__, list(ARMS), args.repeats,
-                      lambda r: f"first {r['first']:6.2f} s, second {r['second']:6.2f} s")
-    median = {arm: {key: statistics.median(r[key] for r in runs) for key in ("first", "second")}
-              | {"pipeline": statistics.median(pipeline_cost(r) for r in runs)} for arm, runs in found.items()}
+    found = alternate(
+        __file__, list(ARMS), args.repeats, lambda r: f"first {r['first']:6.2f} s, second {r['second']:6.2f} s"
+    )
+    median = {
+        arm: {key: statistics.median(r[key] for r in runs) for key in ("first", "second")}
+        | {"pipeline": statistics.median(pipeline_cost(r) for r in runs)}
+        for arm, runs in found.items()
+    }
     print(f"\n{machine()}")
-    print(f"| fit, {EXPERIMENT} {VARIANT} network, 10 epochs (median of {args.repeats}) | first fit in a process, s "
-          f"| second fit, s | a worker's {JOBS_PER_WORKER} jobs, s per job |\n|---|---|---|---|")
+    print(
+        f"| fit, {EXPERIMENT} {VARIANT} network, 10 epochs (median of {args.repeats}) | first fit in a process, s "
+        f"| second fit, s | a worker's {JOBS_PER_WORKER} jobs, s per job |\n|---|---|---|---|"
+    )
     for arm in ARMS:
         m = median[arm]
         print(f"| probes: {arm} | {m['first']:.2f} | {m['second']:.2f} | {m['pipeline']:.2f} |")
     for arm in ARMS[1:]:
         ratios = {key: 100 * (median[arm][key] / median["none"][key] - 1) for key in ("first", "second", "pipeline")}
-        print(f"\nprobes {arm} vs none: {ratios['first']:+.1f}% (first fit), {ratios['second']:+.1f}% (second), "
-              f"{ratios['pipeline']:+.1f}% (a worker's jobs)")
+        print(
+            f"\nprobes {arm} vs none: {ratios['first']:+.1f}% (first fit), {ratios['second']:+.1f}% (second), "
+            f"{ratios['pipeline']:+.1f}% (a worker's jobs)"
+        )
     geometry = {key: 100 * (median["all"][key] / median["activations"][key] - 1) for key in ("first", "pipeline")}
-    print(f"the geometry probes alone (all vs activations): {geometry['first']:+.1f}% (first fit), "
-          f"{geometry['pipeline']:+.1f}% (a worker's jobs)")
+    print(
+        f"the geometry probes alone (all vs activations): {geometry['first']:+.1f}% (first fit), "
+        f"{geometry['pipeline']:+.1f}% (a worker's jobs)"
+    )
 
 
 if __name__ == "__main__":

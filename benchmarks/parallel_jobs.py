@@ -75,19 +75,26 @@ def main() -> None:
     for round_ in range(args.memory_rounds):
         for workers in args.workers:
             peaks[workers].append(measure(args.experiment, workers, watch_memory=True)[1])
-            print(f"memory round {round_ + 1}: {workers} worker(s): peak {peaks[workers][-1] / 2**30:.2f} GiB",
-                  flush=True)
+            print(
+                f"memory round {round_ + 1}: {workers} worker(s): peak {peaks[workers][-1] / 2**30:.2f} GiB", flush=True
+            )
     base = args.workers[0]
-    print(f"\ntrain@{args.experiment}; machine: {platform.processor() or platform.machine()}, "
-          f"{len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}; {args.repeat} timed rounds, "
-          f"{args.memory_rounds} memory round(s)")
-    print(f"| workers | wall s (median) | wall s (best) | speed-up vs {base} (median of the rounds' ratios) "
-          f"| peak memory, largest of the rounds (PSS) |\n|---|---|---|---|---|")
+    print(
+        f"\ntrain@{args.experiment}; machine: {platform.processor() or platform.machine()}, "
+        f"{len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}; {args.repeat} timed rounds, "
+        f"{args.memory_rounds} memory round(s)"
+    )
+    print(
+        f"| workers | wall s (median) | wall s (best) | speed-up vs {base} (median of the rounds' ratios) "
+        f"| peak memory, largest of the rounds (PSS) |\n|---|---|---|---|---|"
+    )
     for workers in args.workers:
         ratios = [b / w for b, w in zip(walls[base], walls[workers])]
         peak = max(peaks[workers], default=0)
-        print(f"| {workers} | {statistics.median(walls[workers]):.1f} | {min(walls[workers]):.1f} "
-              f"| {statistics.median(ratios):.2f}x | {peak / 2**30:.2f} GiB = {peak / 1e9:.2f} GB |")
+        print(
+            f"| {workers} | {statistics.median(walls[workers]):.1f} | {min(walls[workers]):.1f} "
+            f"| {statistics.median(ratios):.2f}x | {peak / 2**30:.2f} GiB = {peak / 1e9:.2f} GB |"
+        )
 
 
 if __name__ == "__main__":

@@ -55,8 +55,10 @@ def main() -> None:
     print(f"| **total** | **{total:.1f}** |")
     outside_stage = total - seconds["train"]
     print(f"\noutside the train stage: {outside_stage:.1f} s = {100 * outside_stage / total:.0f}% of the run")
-    print(f"outside fit() ({len(runs)} models, per-epoch evaluation included, {fit:.1f} s): "
-          f"{total - fit:.1f} s = {100 * (total - fit) / total:.0f}% of the run")
+    print(
+        f"outside fit() ({len(runs)} models, per-epoch evaluation included, {fit:.1f} s): "
+        f"{total - fit:.1f} s = {100 * (total - fit) / total:.0f}% of the run"
+    )
 
 
 if __name__ == "__main__":

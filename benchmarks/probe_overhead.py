@@ -19,7 +19,6 @@ import time
 
 from alternating import alternate, machine
 
-
 EVERY = 500
 
 
@@ -62,8 +61,10 @@ def main() -> None:
     print("| fit, BN network, 10 epochs | s (best) | s (median) |\n|---|---|---|")
     print(f"| without probes | {best['plain']:.2f} | {median['plain']:.2f} |")
     print(f"| with probes every {EVERY} steps | {best['probes']:.2f} | {median['probes']:.2f} |")
-    print(f"\noverhead: {100 * (best['probes'] / best['plain'] - 1):+.1f}% (best runs), "
-          f"{100 * (median['probes'] / median['plain'] - 1):+.1f}% (medians)")
+    print(
+        f"\noverhead: {100 * (best['probes'] / best['plain'] - 1):+.1f}% (best runs), "
+        f"{100 * (median['probes'] / median['plain'] - 1):+.1f}% (medians)"
+    )
 
 
 if __name__ == "__main__":

@@ -58,8 +58,9 @@ def main() -> None:
 
     if not split_file("train").exists():
         sys.exit("benchmarks/system_metrics.py: run `dvc repro split` first (needs data/prepared)")
-    found = alternate(__file__, ["plain", "monitored"], args.repeats,
-                      lambda r: f"{r['seconds']:6.2f} s, {r['samples']} samples")
+    found = alternate(
+        __file__, ["plain", "monitored"], args.repeats, lambda r: f"{r['seconds']:6.2f} s, {r['samples']} samples"
+    )
     best = {k: min(r["seconds"] for r in v) for k, v in found.items()}
     median = {k: statistics.median(r["seconds"] for r in v) for k, v in found.items()}
     samples = statistics.median(r["samples"] for r in found["monitored"])
@@ -67,8 +68,10 @@ def main() -> None:
     print("| fit, BN network, 10 epochs | s (best) | s (median) |\n|---|---|---|")
     print(f"| without system metrics | {best['plain']:.2f} | {median['plain']:.2f} |")
     print(f"| with system metrics ({samples:.0f} samples) | {best['monitored']:.2f} | {median['monitored']:.2f} |")
-    print(f"\noverhead: {100 * (best['monitored'] / best['plain'] - 1):+.1f}% (best runs), "
-          f"{100 * (median['monitored'] / median['plain'] - 1):+.1f}% (medians)")
+    print(
+        f"\noverhead: {100 * (best['monitored'] / best['plain'] - 1):+.1f}% (best runs), "
+        f"{100 * (median['monitored'] / median['plain'] - 1):+.1f}% (medians)"
+    )
 
 
 if __name__ == "__main__":

@@ -41,8 +41,11 @@ def child_keras() -> float:
     for _ in range(2):
         layers += [keras.layers.Dense(32), keras.layers.BatchNormalization(), keras.layers.Activation("relu")]
     model = keras.Sequential(layers + [keras.layers.Dense(10)])
-    model.compile(optimizer=keras.optimizers.Adam(0.01), metrics=["accuracy"],
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.compile(
+        optimizer=keras.optimizers.Adam(0.01),
+        metrics=["accuracy"],
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+    )
     start = time.perf_counter()
     model.fit(x, y, batch_size=32, epochs=EPOCHS, verbose=0)
     return time.perf_counter() - start
@@ -60,8 +63,7 @@ def child_estimator() -> float:
 
 
 def measure(kind: str) -> float:
-    done = subprocess.run([sys.executable, __file__, "--child", kind], capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run([sys.executable, __file__, "--child", kind], capture_output=True, text=True, check=True)
     return json.loads(done.stdout.strip().splitlines()[-1])["seconds"]
 
 
@@ -81,17 +83,22 @@ def main() -> None:
     for i in range(args.repeats):
         for kind in times:
             times[kind].append(measure(kind))
-            print(f"run {i + 1} {kind:9s} {times[kind][-1]:6.1f} s  {n / times[kind][-1]:8.0f} samples/s",
-                  flush=True)
+            print(f"run {i + 1} {kind:9s} {times[kind][-1]:6.1f} s  {n / times[kind][-1]:8.0f} samples/s", flush=True)
     best = {kind: min(values) for kind, values in times.items()}  # least disturbed run
-    print(f"\nmachine: {platform.machine()}, {platform.processor() or '?'}, "
-          f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}")
+    print(
+        f"\nmachine: {platform.machine()}, {platform.processor() or '?'}, "
+        f"{__import__('os').cpu_count()} cores, Python {platform.python_version()}"
+    )
     print("| how | s (10 epochs) | samples/s |\n|---|---|---|")
     print(f"| Keras `model.fit(batch_size=32)`, defaults | {best['keras']:.1f} | {n / best['keras']:,.0f} |")
-    print(f"| `KerasMLPClassifier.fit` (+ per-epoch train/val evaluation) | {best['estimator']:.1f} | "
-          f"{n / best['estimator']:,.0f} |")
-    print(f"\nratio estimator / Keras: {best['keras'] / best['estimator']:.2f}x "
-          f"(median runs: {statistics.median(times['keras']) / statistics.median(times['estimator']):.2f}x)")
+    print(
+        f"| `KerasMLPClassifier.fit` (+ per-epoch train/val evaluation) | {best['estimator']:.1f} | "
+        f"{n / best['estimator']:,.0f} |"
+    )
+    print(
+        f"\nratio estimator / Keras: {best['keras'] / best['estimator']:.2f}x "
+        f"(median runs: {statistics.median(times['keras']) / statistics.median(times['estimator']):.2f}x)"
+    )
 
 
 if __name__ == "__main__":

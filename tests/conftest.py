@@ -7,8 +7,9 @@ import sys
 
 import pytest
 
-from helpers import make_mnist
 from bnlab.data.mnist import Mnist
+
+from helpers import make_mnist
 
 
 @pytest.fixture(autouse=True)

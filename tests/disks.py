@@ -21,7 +21,9 @@ def can_mount() -> str | None:
     if os.geteuid() != 0:
         return "mounting a tmpfs needs root"
     with tempfile.TemporaryDirectory() as folder:
-        tried = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", folder], capture_output=True, text=True)
+        tried = subprocess.run(
+            ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", folder], capture_output=True, text=True
+        )
         if tried.returncode != 0:
             said = (tried.stderr or tried.stdout).strip().splitlines()
             return f"cannot mount a tmpfs here: {said[0] if said else f'exit {tried.returncode}'}"

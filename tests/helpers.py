@@ -63,16 +63,17 @@ def store_env(uri: str | None = None) -> dict[str, str]:
 
 
 def run(cmd: list[str], cwd: Path, env: dict | None = None, check: bool = True, timeout=600):
-    done = subprocess.run(cmd, cwd=cwd, env=env or project_env(), capture_output=True,
-                          text=True, timeout=timeout)
+    done = subprocess.run(cmd, cwd=cwd, env=env or project_env(), capture_output=True, text=True, timeout=timeout)
     if check and done.returncode != 0:
-        raise AssertionError(f"{' '.join(cmd)} failed ({done.returncode}):\n"
-                             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+        raise AssertionError(
+            f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
     return done
 
 
-def small_params(mnist: Mnist, source: Path, overrides: dict | None = None,
-                 experiments: tuple[str, ...] = ("notebook",)) -> dict:
+def small_params(
+    mnist: Mnist, source: Path, overrides: dict | None = None, experiments: tuple[str, ...] = ("notebook",)
+) -> dict:
     """The project's params.yaml for `mnist` read from `source`, keeping only `experiments`;
     `overrides` go into each experiment's shared model settings, except `seeds`, `probes` and
     `variants`, which replace the experiment's own."""
@@ -90,8 +91,9 @@ def small_params(mnist: Mnist, source: Path, overrides: dict | None = None,
     return params
 
 
-def make_project(root: Path, mnist: Mnist, train_overrides: dict | None = None,
-                 experiments: tuple[str, ...] = ("notebook",)) -> Path:
+def make_project(
+    root: Path, mnist: Mnist, train_overrides: dict | None = None, experiments: tuple[str, ...] = ("notebook",)
+) -> Path:
     """A git + DVC repository with the project's pipeline, reading `mnist` from a local file
     (see :func:`small_params` for `train_overrides` and `experiments`)."""
     root.mkdir(parents=True, exist_ok=True)
@@ -115,3 +117,15 @@ def make_project(root: Path, mnist: Mnist, train_overrides: dict | None = None,
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "project"], root)
     return root
+
+
+def unpadded(markdown: str) -> str:
+    """Markdown with its tables' cells unpadded (``| bn | 97.00% |``), whatever width pandas'
+    ``to_markdown`` gave each column: a table row can be looked for as one string."""
+
+    def row(line: str) -> str:
+        if not line.startswith("|"):
+            return line
+        return "| " + " | ".join(cell.strip() for cell in line.strip().strip("|").split("|")) + " |"
+
+    return "\n".join(row(line) for line in markdown.split("\n"))

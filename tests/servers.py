@@ -17,8 +17,10 @@ from pathlib import Path
 
 import pytest
 
-POSTGRES_HELP = ("PostgreSQL is not installed: `apt-get install postgresql` (Debian) to run the "
-                 "tracking-server tests on it; CI installs it")
+POSTGRES_HELP = (
+    "PostgreSQL is not installed: `apt-get install postgresql` (Debian) to run the "
+    "tracking-server tests on it; CI installs it"
+)
 
 
 def free_port() -> int:
@@ -68,14 +70,26 @@ def postgres():
         shutil.chown(data, "postgres", "postgres")
     port = free_port()
     _pg([str(bin_dir / "initdb"), "-D", str(data), "-U", "mlflow", "--auth=trust", "-E", "UTF8"])
-    _pg([str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(data / "server.log"), "-w",
-         "-o", f"-h 127.0.0.1 -p {port} -k {data}", "start"])
+    _pg(
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(data / "server.log"),
+            "-w",
+            "-o",
+            f"-h 127.0.0.1 -p {port} -k {data}",
+            "start",
+        ]
+    )
     try:
         _pg([str(bin_dir / "createdb"), "-h", "127.0.0.1", "-p", str(port), "-U", "mlflow", "mlflow"])
         yield f"postgresql+psycopg2://mlflow@127.0.0.1:{port}/mlflow"
     finally:
-        subprocess.run(_as_postgres_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_postgres_user([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True
+        )
         shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -104,15 +118,28 @@ def mlflow_server(backend_uri: str, artifacts: Path, admin_password: str | None 
     and user AUTH_ADMIN has that password (its user database beside the artifacts)."""
     port = free_port()
     log = open(artifacts.parent / f"mlflow-server-{port}.log", "w")
-    command = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
-               "--backend-store-uri", backend_uri, "--artifacts-destination", str(artifacts),
-               "--serve-artifacts", "--workers", "1"]
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "server",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--backend-store-uri",
+        backend_uri,
+        "--artifacts-destination",
+        str(artifacts),
+        "--serve-artifacts",
+        "--workers",
+        "1",
+    ]
     env = dict(os.environ)
     if admin_password:
         command += ["--app-name", "basic-auth"]
         env.update(MLFLOW_AUTH_ADMIN_PASSWORD=admin_password, MLFLOW_FLASK_SERVER_SECRET_KEY=os.urandom(16).hex())
-    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-                               cwd=artifacts.parent, env=env)  # cwd: the auth app's basic_auth.db
+    process = subprocess.Popen(
+        command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=artifacts.parent, env=env
+    )  # cwd: the auth app's basic_auth.db
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, process)
@@ -127,8 +154,18 @@ def mlflow_ui(backend_uri: str, folder: Path):
     """`mlflow ui` on 127.0.0.1 over a store; yields its URL. Its log goes into ``folder``."""
     port = free_port()
     log = open(folder / f"mlflow-ui-{port}.log", "w")
-    command = [str(Path(sys.executable).parent / "mlflow"), "ui", "--backend-store-uri", backend_uri,
-               "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    command = [
+        str(Path(sys.executable).parent / "mlflow"),
+        "ui",
+        "--backend-store-uri",
+        backend_uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "1",
+    ]
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True, cwd=folder)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -139,8 +176,10 @@ def mlflow_ui(backend_uri: str, folder: Path):
         log.close()
 
 
-CHROMIUM_HELP = ("no chromium: the browser tests drive Debian's package (`apt-get install chromium`; "
-                 "Playwright's own browser builds cannot be downloaded here)")
+CHROMIUM_HELP = (
+    "no chromium: the browser tests drive Debian's package (`apt-get install chromium`; "
+    "Playwright's own browser builds cannot be downloaded here)"
+)
 
 
 def require_chromium() -> str:
@@ -165,7 +204,8 @@ def rest(url: str, endpoint: str, payload: dict | None = None, params: str = "")
     request = urllib.request.Request(
         f"{url}/api/2.0/mlflow/{endpoint}{params}",
         data=json.dumps(payload).encode() if payload is not None else None,
-        headers={"Content-Type": "application/json"})
+        headers={"Content-Type": "application/json"},
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())
 
@@ -181,12 +221,24 @@ def dask_cluster(folder: Path, n_workers: int = 2):
     address = f"tcp://127.0.0.1:{port}"
     env = {**os.environ, "DASK_DISTRIBUTED__SCHEDULER__ALLOWED_FAILURES": "0"}
     logs = [open(folder / f"dask-{name}.log", "w") for name in ("scheduler", *map(str, range(n_workers)))]
-    scheduler = subprocess.Popen([str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port),
-                                  "--no-dashboard"], stdout=logs[0], stderr=subprocess.STDOUT, env=env,
-                                 start_new_session=True)
-    workers = [subprocess.Popen([str(bin_dir / "dask"), "worker", address, "--nthreads", "1",
-                                 "--name", f"worker{i}"], stdout=log, stderr=subprocess.STDOUT, cwd=folder,
-                                env=env, start_new_session=True) for i, log in enumerate(logs[1:])]
+    scheduler = subprocess.Popen(
+        [str(bin_dir / "dask"), "scheduler", "--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+        stdout=logs[0],
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+    workers = [
+        subprocess.Popen(
+            [str(bin_dir / "dask"), "worker", address, "--nthreads", "1", "--name", f"worker{i}"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=folder,
+            env=env,
+            start_new_session=True,
+        )
+        for i, log in enumerate(logs[1:])
+    ]
     try:
         wait_for_workers(address, n_workers)
         yield address, workers

@@ -5,6 +5,7 @@ import pytest
 import yaml
 
 from bnlab.experiments.params import ParamsError, load_params, parse_params
+
 from helpers import PROJECT, project_env
 
 
@@ -34,8 +35,9 @@ def test_the_shipped_experiments_are_what_the_papers_describe():
     noisy = params.experiment("noisy_bn")
     assert set(noisy.variants) == {"batchnorm", "noisy_bn", "plain"}
     assert noisy.settings("noisy_bn").noise_shift > 0 and noisy.settings("noisy_bn").noise_scale > 1
-    assert noisy.settings("plain").model_dump(exclude={"batch_norm"}) == \
-        params.experiment("notebook").settings("plain").model_dump(exclude={"batch_norm"})
+    assert noisy.settings("plain").model_dump(exclude={"batch_norm"}) == params.experiment("notebook").settings(
+        "plain"
+    ).model_dump(exclude={"batch_norm"})
 
 
 def test_every_model_setting_is_an_estimator_parameter_of_the_same_name():
@@ -129,22 +131,32 @@ def test_experiment_and_variant_names_must_be_usable_as_folder_and_stage_names()
         load_params(PROJECT / "params.yaml").experiment("nope")
 
 
-@pytest.mark.parametrize("field, text, expected", [
-    ("epochs", "5", 5), ("epochs", "5.0", 5), ("learning_rate", "0.001", 0.001),
-    ("hidden_units", "64,32", [64, 32]), ("hidden_units", "64", [64]), ("batch_norm", "false", False),
-])
+@pytest.mark.parametrize(
+    "field, text, expected",
+    [
+        ("epochs", "5", 5),
+        ("epochs", "5.0", 5),
+        ("learning_rate", "0.001", 0.001),
+        ("hidden_units", "64,32", [64, 32]),
+        ("hidden_units", "64", [64]),
+        ("batch_norm", "false", False),
+    ],
+)
 def test_a_setting_given_as_text_is_read_as_params_yaml_would(field, text, expected):
     from bnlab.ml.hyperparams import parse_value as parse_model_value
 
     assert parse_model_value(field, text) == expected
 
 
-@pytest.mark.parametrize("field, text, expected", [
-    ("epochs", "-1", "epochs: Input should be greater than 0 (got -1)"),
-    ("epochs", "2.5", "epochs: Input should be a valid integer"),
-    ("bn_momentum", "1.5", "bn_momentum: Input should be less than 1"),
-    ("dropout", "0.5", "dropout: not an estimator setting"),
-])
+@pytest.mark.parametrize(
+    "field, text, expected",
+    [
+        ("epochs", "-1", "epochs: Input should be greater than 0 (got -1)"),
+        ("epochs", "2.5", "epochs: Input should be a valid integer"),
+        ("bn_momentum", "1.5", "bn_momentum: Input should be less than 1"),
+        ("dropout", "0.5", "dropout: not an estimator setting"),
+    ],
+)
 def test_a_bad_setting_given_as_text_is_named(field, text, expected):
     from bnlab.ml.hyperparams import parse_value as parse_model_value
 
@@ -183,8 +195,13 @@ def test_the_cli_reports_bad_params_in_one_message_without_traceback(tmp_path):
     raw = default_raw()
     raw["split"]["val_size"] = -5
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    done = subprocess.run([sys.executable, "-m", "bnlab.pipeline.cli", "split"], cwd=tmp_path,
-                          env=project_env(), capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "bnlab.pipeline.cli", "split"],
+        cwd=tmp_path,
+        env=project_env(),
+        capture_output=True,
+        text=True,
+    )
     assert done.returncode == 2
     assert "split.val_size" in done.stderr and "greater than 0" in done.stderr
     assert "Traceback" not in done.stderr
@@ -202,20 +219,25 @@ def test_params_yaml_uses_no_yaml_anchors():
 SWEEP = "experiments.lr_sweep"
 
 
-@pytest.mark.parametrize("grid, expected", [
-    ({}, f"{SWEEP}.grid: Value error, is empty: give at least one setting and its values, or null for no grid"),
-    ({"learning_rate": []}, "learning_rate: expected a non-empty list of values"),
-    ({"learning_rate": [0.01, "fast"]}, "learning_rate: value 'fast': Input should be a valid number"),
-    ({"learning_rate": [0.01, 0]}, "learning_rate: value 0: Input should be greater than 0"),
-    ({"learning_rate": [0.01, 0.01]}, "learning_rate: values must be distinct"),
-    # Distinct numbers that would name one folder (6 significant digits) and overwrite its models.
-    ({"learning_rate": [1e-4, 1.00000001e-4]},
-     "learning_rate: values must be distinct; two are named 0.0001 (written 0.0001 and 0.000100000001)"),
-    ({"hidden_units": [[64, 64], [64.0000001, 64]]}, "hidden_units: value [64.0000001, 64]"),
-    ({"dropout": [0.1]}, "'dropout' is not an estimator setting; known: hidden_units"),
-    ({"learning_rate": 0.01}, f"{SWEEP}.grid.learning_rate: Input should be a valid list"),
-    ({"batch_norm": [True, False]}, "variant 'batchnorm' sets batch_norm, which the grid sweeps"),
-])
+@pytest.mark.parametrize(
+    "grid, expected",
+    [
+        ({}, f"{SWEEP}.grid: Value error, is empty: give at least one setting and its values, or null for no grid"),
+        ({"learning_rate": []}, "learning_rate: expected a non-empty list of values"),
+        ({"learning_rate": [0.01, "fast"]}, "learning_rate: value 'fast': Input should be a valid number"),
+        ({"learning_rate": [0.01, 0]}, "learning_rate: value 0: Input should be greater than 0"),
+        ({"learning_rate": [0.01, 0.01]}, "learning_rate: values must be distinct"),
+        # Distinct numbers that would name one folder (6 significant digits) and overwrite its models.
+        (
+            {"learning_rate": [1e-4, 1.00000001e-4]},
+            "learning_rate: values must be distinct; two are named 0.0001 (written 0.0001 and 0.000100000001)",
+        ),
+        ({"hidden_units": [[64, 64], [64.0000001, 64]]}, "hidden_units: value [64.0000001, 64]"),
+        ({"dropout": [0.1]}, "'dropout' is not an estimator setting; known: hidden_units"),
+        ({"learning_rate": 0.01}, f"{SWEEP}.grid.learning_rate: Input should be a valid list"),
+        ({"batch_norm": [True, False]}, "variant 'batchnorm' sets batch_norm, which the grid sweeps"),
+    ],
+)
 def test_a_bad_grid_is_named(grid, expected):
     raw = default_raw()
     raw["experiments"]["lr_sweep"]["grid"] = grid
@@ -233,8 +255,10 @@ def test_a_grid_gives_every_combination_for_every_variant_and_seed():
     assert sweep.grid_points()[1] == (("learning_rate", 0.001), ("hidden_units", [32, 32]))
     names = [job.name for job in jobs("lr_sweep", sweep)]
     assert len(names) == len(set(names)) == 2 * 2 * 2 * len(sweep.seeds)  # points × variants × seeds
-    assert names[:2] == ["batchnorm-learning_rate=0.001,hidden_units=16-seed0",
-                         "plain-learning_rate=0.001,hidden_units=16-seed0"]
+    assert names[:2] == [
+        "batchnorm-learning_rate=0.001,hidden_units=16-seed0",
+        "plain-learning_rate=0.001,hidden_units=16-seed0",
+    ]
     settings = sweep.settings("plain", sweep.grid_points()[1])
     assert settings.learning_rate == 0.001 and settings.hidden_units == [32, 32] and settings.batch_norm is False
 
@@ -245,5 +269,6 @@ def test_the_shipped_learning_rate_sweep_is_the_issue_s():
     assert sweep.seeds == list(range(10)) and sweep.settings("batchnorm").epochs == 10
     notebook = load_params(PROJECT / "params.yaml").experiment("notebook")
     for variant in ("batchnorm", "plain"):  # the notebook's network, but for the learning rate
-        assert sweep.settings(variant).model_dump(exclude={"learning_rate"}) == \
-            notebook.settings(variant).model_dump(exclude={"learning_rate"})
+        assert sweep.settings(variant).model_dump(exclude={"learning_rate"}) == notebook.settings(variant).model_dump(
+            exclude={"learning_rate"}
+        )

@@ -55,19 +55,30 @@ def test_a_committed_fingerprint_exists_and_names_its_cpu():
 
 def test_the_cpu_identity_comes_from_the_first_processor():
     tool = load_tool()
-    cpuinfo = ("processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
-               "model name\t: AMD EPYC 9B14\nflags\t\t: fpu sse4a avx2 fma\n\nprocessor\t: 1\nvendor_id\t: other\n")
+    cpuinfo = (
+        "processor\t: 0\nvendor_id\t: AuthenticAMD\ncpu family\t: 25\nmodel\t\t: 17\n"
+        "model name\t: AMD EPYC 9B14\nflags\t\t: fpu sse4a avx2 fma\n\nprocessor\t: 1\nvendor_id\t: other\n"
+    )
     cpu = tool.cpu_identity(cpuinfo)
     assert tool.file_name(cpu) == "AuthenticAMD-25-17.json"
     assert cpu["flags"] == ["avx2", "fma", "fpu", "sse4a"] and cpu["name"] == "AMD EPYC 9B14"
 
 
 def test_kernel_differences_name_what_differs():
-    same = {"object_sha256": "o", "optimized_hlo_sha256": "h", "ir_sha256": "i", "x86_intrinsics": [],
-            "external_calls": ["powf"]}
+    same = {
+        "object_sha256": "o",
+        "optimized_hlo_sha256": "h",
+        "ir_sha256": "i",
+        "x86_intrinsics": [],
+        "external_calls": ["powf"],
+    }
     mine = {"a": same, "b": same, "c": same, "d": same}
-    theirs = {"a": same, "b": {**same, "object_sha256": "o2"}, "c": {**same, "x86_intrinsics": ["llvm.x86.sse.rsqrt.ss"]},
-              "e": same}
+    theirs = {
+        "a": same,
+        "b": {**same, "object_sha256": "o2"},
+        "c": {**same, "x86_intrinsics": ["llvm.x86.sse.rsqrt.ss"]},
+        "e": same,
+    }
     assert kernel_differences(mine, theirs) == (["d", "e", "c"], ["b"])
 
 
@@ -78,11 +89,16 @@ def test_this_machine_matches_every_committed_cpu_kind(committed, tmp_path):
     subprocess.run([sys.executable, str(TOOL), "--out", str(out)], env=project_env(), check=True, capture_output=True)
     mine, theirs = json.loads(out.read_text()), json.loads(committed.read_text())
     if mine["glibc"] != theirs["glibc"] or mine["tensorflow"] != theirs["tensorflow"]:
-        pytest.skip(f"{committed.name} was made with {theirs['glibc']}, TensorFlow {theirs['tensorflow']}; "
-                    f"here {mine['glibc']}, {mine['tensorflow']}: other bytes are expected")
+        pytest.skip(
+            f"{committed.name} was made with {theirs['glibc']}, TensorFlow {theirs['tensorflow']}; "
+            f"here {mine['glibc']}, {mine['tensorflow']}: other bytes are expected"
+        )
     assert mine["reference_fits"] == theirs["reference_fits"]
     differ, objects_only = kernel_differences(mine["kernels"], theirs["kernels"])
     assert differ == [], f"kernels compiled otherwise than on {committed.stem}: {differ}"
     if objects_only:
-        warnings.warn(f"{len(objects_only)} kernels' object code differs from {committed.stem}'s with the same IR "
-                      f"(instruction scheduling for this CPU): {objects_only[:5]}", stacklevel=1)
+        warnings.warn(
+            f"{len(objects_only)} kernels' object code differs from {committed.stem}'s with the same IR "
+            f"(instruction scheduling for this CPU): {objects_only[:5]}",
+            stacklevel=1,
+        )

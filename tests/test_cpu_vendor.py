@@ -17,6 +17,7 @@ import pytest
 from bnlab.core import numpy_dispatch
 from bnlab.ml import xla_dump
 from bnlab.tracking.job_cache import libc_version
+
 from helpers import PROJECT, project_env
 
 VENDOR_FITS = PROJECT / "tests" / "vendor_fits.py"
@@ -24,8 +25,9 @@ COMMITTED_FINGERPRINTS = sorted((PROJECT / "tests" / "data" / "cpu_fingerprints"
 
 
 def vendor_fits(*args: str, env: dict | None = None) -> dict:
-    done = subprocess.run([sys.executable, str(VENDOR_FITS), *args], env={**project_env(), **(env or {})},
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, str(VENDOR_FITS), *args], env={**project_env(), **(env or {})}, capture_output=True, text=True
+    )
     if "LiteralMissing" in done.stderr:
         pytest.skip(f"the vendor switch cannot act on this TensorFlow: {done.stderr.strip().splitlines()[-1]}")
     assert done.returncode == 0, done.stderr[-3000:]
@@ -72,7 +74,10 @@ def test_a_fit_compiled_as_on_the_other_vendor_gives_the_same_bytes():
     # The switch acts: without the pinned option, BN and LayerNorm train other weights per vendor
     # (the plain network, which has no rsqrt, the same).
     fits = "--fits", "plain,batchnorm,layer"
-    amd, intel = vendor_fits("--vendor", "amd", "--without-fix", *fits), vendor_fits("--vendor", "intel", "--without-fix", *fits)
+    amd, intel = (
+        vendor_fits("--vendor", "amd", "--without-fix", *fits),
+        vendor_fits("--vendor", "intel", "--without-fix", *fits),
+    )
     assert amd["plain"] == intel["plain"]
     assert amd["batchnorm"]["weights"] != intel["batchnorm"]["weights"]
     assert amd["layer"]["weights"] != intel["layer"]["weights"]
@@ -84,8 +89,13 @@ DISPATCH = "import {first}; from bnlab.core.numpy_dispatch import active_targets
 
 
 def active_targets(first: str, **env) -> list[str]:
-    done = subprocess.run([sys.executable, "-c", DISPATCH.format(first=first)], env={**project_env(), **env},
-                          capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", DISPATCH.format(first=first)],
+        env={**project_env(), **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return done.stdout.strip().split(",")
 
 
@@ -117,9 +127,18 @@ print(json.dumps(out))
 
 def test_probabilities_and_losses_do_not_follow_numpys_kernels():
     # numpy loaded before bnlab, so numpy's AVX-512 kernels run where the CPU has them, or not
-    runs = [subprocess.run([sys.executable, "-c", "import numpy\n" + PREDICT],
-                           env={**project_env(), numpy_dispatch.VARIABLE: value}, capture_output=True, text=True,
-                           check=True).stdout.strip().splitlines()[-1] for value in ["", " ".join(numpy_dispatch.AVX512_TARGETS)]]
+    runs = [
+        subprocess.run(
+            [sys.executable, "-c", "import numpy\n" + PREDICT],
+            env={**project_env(), numpy_dispatch.VARIABLE: value},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        .stdout.strip()
+        .splitlines()[-1]
+        for value in ["", " ".join(numpy_dispatch.AVX512_TARGETS)]
+    ]
     assert json.loads(runs[0]) == json.loads(runs[1])
 
 

@@ -9,6 +9,7 @@ import pytest
 from mlflow import MlflowClient
 
 from bnlab.tracking.store import experiment_name
+
 from helpers import make_mnist, make_project, run, store_env
 from servers import AUTH_ADMIN, dask_cluster, mlflow_server
 
@@ -51,11 +52,12 @@ def test_credentials_in_the_uri_reach_two_local_workers(project, tmp_path):
 @pytest.mark.slow
 def test_credentials_in_the_uri_reach_the_dask_workers(project, tmp_path):
     server_db = tmp_path / "server.db"
-    with mlflow_server(f"sqlite:///{server_db}", tmp_path / "artifacts", admin_password=PASSWORD) as (url, _), \
-            dask_cluster(tmp_path) as (scheduler, _):
+    with (
+        mlflow_server(f"sqlite:///{server_db}", tmp_path / "artifacts", admin_password=PASSWORD) as (url, _),
+        dask_cluster(tmp_path) as (scheduler, _),
+    ):
         uri = url.replace("http://", f"http://{AUTH_ADMIN}:{PASSWORD}@")
-        done = run(["bnlab", "train", "notebook"], project,
-                   env={**store_env(uri), "BNLAB_DASK_SCHEDULER": scheduler})
+        done = run(["bnlab", "train", "notebook"], project, env={**store_env(uri), "BNLAB_DASK_SCHEDULER": scheduler})
         assert f"on the Dask cluster at {scheduler}" in done.stdout
         check_runs_and_secrecy(url, done, server_db)
         assert not any(PASSWORD in log.read_text() for log in tmp_path.glob("dask-*.log"))

@@ -38,12 +38,15 @@ def test_jobs_on_dask_workers_give_the_bytes_of_one_at_a_time(project, tmp_path)
     run(["bnlab", "train", "notebook"], project, env={**store_env(), "BNLAB_WORKERS": "1"})
     local = weights(project)
     server_db = tmp_path / "server.db"
-    with mlflow_server(f"sqlite:///{server_db}", tmp_path / "artifacts") as (url, _), \
-            dask_cluster(tmp_path) as (scheduler, _):
-        done = run(["bnlab", "train", "notebook"], project,
-                   env={**store_env(url), "BNLAB_DASK_SCHEDULER": scheduler})
-    assert f"4 jobs: 4 trained, 0 restored from the runs that trained them before, on the Dask cluster at " \
-           f"{scheduler}" in done.stdout
+    with (
+        mlflow_server(f"sqlite:///{server_db}", tmp_path / "artifacts") as (url, _),
+        dask_cluster(tmp_path) as (scheduler, _),
+    ):
+        done = run(["bnlab", "train", "notebook"], project, env={**store_env(url), "BNLAB_DASK_SCHEDULER": scheduler})
+    assert (
+        f"4 jobs: 4 trained, 0 restored from the runs that trained them before, on the Dask cluster at "
+        f"{scheduler}" in done.stdout
+    )
     assert weights(project) == local and len(local) == 4
     assert statuses(server_db) == ["FINISHED"] * 5  # a parent and 4 jobs, written by the workers
 
@@ -53,11 +56,18 @@ def test_a_dask_worker_killed_mid_job_fails_the_stage_cleanly(project, tmp_path)
     params = project / "params.yaml"
     params.write_text(params.read_text().replace("epochs: 3", "epochs: 1000"))  # minutes per job
     server_db = tmp_path / "server.db"
-    with mlflow_server(f"sqlite:///{server_db}", tmp_path / "artifacts") as (url, _), \
-            dask_cluster(tmp_path) as (scheduler, workers):
-        stage = subprocess.Popen(["bnlab", "train", "notebook"], cwd=project, text=True,
-                                 env={**store_env(url), "BNLAB_DASK_SCHEDULER": scheduler},
-                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    with (
+        mlflow_server(f"sqlite:///{server_db}", tmp_path / "artifacts") as (url, _),
+        dask_cluster(tmp_path) as (scheduler, workers),
+    ):
+        stage = subprocess.Popen(
+            ["bnlab", "train", "notebook"],
+            cwd=project,
+            text=True,
+            env={**store_env(url), "BNLAB_DASK_SCHEDULER": scheduler},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and epochs_logged(server_db) < 2 and stage.poll() is None:
             time.sleep(0.5)
@@ -78,11 +88,17 @@ def epochs_logged(database) -> int:
 
 
 def test_a_local_sqlite_store_is_refused_for_a_cluster(project):
-    done = run(["bnlab", "train", "notebook"], project,
-               env={**store_env(), "BNLAB_DASK_SCHEDULER": "tcp://127.0.0.1:8786"}, check=False)
+    done = run(
+        ["bnlab", "train", "notebook"],
+        project,
+        env={**store_env(), "BNLAB_DASK_SCHEDULER": "tcp://127.0.0.1:8786"},
+        check=False,
+    )
     assert done.returncode == 1
-    assert "BNLAB_DASK_SCHEDULER=tcp://127.0.0.1:8786: Dask workers write their runs to the tracking store" \
-        in done.stderr and "sqlite:///" in done.stderr
+    assert (
+        "BNLAB_DASK_SCHEDULER=tcp://127.0.0.1:8786: Dask workers write their runs to the tracking store" in done.stderr
+        and "sqlite:///" in done.stderr
+    )
     assert not (project / "mlflow.db").exists()
 
 
@@ -90,11 +106,16 @@ def test_a_local_sqlite_store_is_refused_for_a_cluster(project):
 def test_an_unreachable_scheduler_fails_within_30_seconds_naming_it(project, tmp_path):
     # The scheduler is asked before the tracking server: a server nothing listens at is fine here.
     started = time.monotonic()
-    done = run(["bnlab", "train", "notebook"], project,
-               env={**store_env("http://127.0.0.1:9"), "BNLAB_DASK_SCHEDULER": "tcp://127.0.0.1:9"}, check=False)
+    done = run(
+        ["bnlab", "train", "notebook"],
+        project,
+        env={**store_env("http://127.0.0.1:9"), "BNLAB_DASK_SCHEDULER": "tcp://127.0.0.1:9"},
+        check=False,
+    )
     elapsed = time.monotonic() - started
     assert done.returncode == 1 and "Traceback" not in done.stderr
-    assert done.stderr.startswith("bnlab train: error: BNLAB_DASK_SCHEDULER=tcp://127.0.0.1:9: "
-                                  "the Dask scheduler is unreachable")
+    assert done.stderr.startswith(
+        "bnlab train: error: BNLAB_DASK_SCHEDULER=tcp://127.0.0.1:9: the Dask scheduler is unreachable"
+    )
     assert elapsed < 30 + 10  # 30 s as promised, plus starting Python and the imports
     assert not (project / "models/notebook").exists()

@@ -5,14 +5,15 @@ import json
 import numpy as np
 import yaml
 
-from bnlab.data import mnist as data, splits
+from bnlab.data import mnist as data
+from bnlab.data import splits
+
 from helpers import make_mnist, make_project, run
 
 
 def lock_outs(root):
     lock = yaml.safe_load((root / "dvc.lock").read_text())
-    return {out["path"]: out["md5"] for stage in ("download", "split")
-            for out in lock["stages"][stage]["outs"]}
+    return {out["path"]: out["md5"] for stage in ("download", "split") for out in lock["stages"][stage]["outs"]}
 
 
 def test_dvc_repro_downloads_and_splits_then_is_up_to_date(tmp_path):

@@ -10,6 +10,7 @@ import yaml
 from bnlab.core import imports
 from bnlab.experiments.params import ExperimentParams
 from bnlab.pipeline.stages import DATA_STAGES, EXPERIMENT_STAGES, PUBLISHING_STAGES
+
 from helpers import PROJECT
 
 STAGES = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]

@@ -63,9 +63,9 @@ GENERATED_PAGE = PROJECT / "docs" / "results.md"
 EXEMPT = {GENERATED_PAGE, PROJECT / "docs" / "benchmarks.md"}
 NUMBER = r"(\d+\.\d+)"
 REPORTED = [
-    re.compile(NUMBER + r"\s*%"),                                   # 96.95%
-    re.compile(r"(?<![\w.])[+−]" + NUMBER),                         # +2.44 (a gain)
-    re.compile(r"\bp\s*[=<>≤]\s*" + NUMBER),                        # p = 0.011
+    re.compile(NUMBER + r"\s*%"),  # 96.95%
+    re.compile(r"(?<![\w.])[+−]" + NUMBER),  # +2.44 (a gain)
+    re.compile(r"\bp\s*[=<>≤]\s*" + NUMBER),  # p = 0.011
     re.compile(r"(?i)\b(?:loss|drift|accuracy|gain|d_z)\b[^\d\n]{0,25}?" + NUMBER),  # test loss 0.099
 ]
 

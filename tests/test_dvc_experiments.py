@@ -22,15 +22,18 @@ LEARNING_RATE = "experiments.notebook.model.learning_rate"
 
 
 def runs_by_experiment(root) -> dict[str, list[tuple[str, str, str | None]]]:
-    """DVC experiment name → (run name, status, restored tag) of every run tagged with it."""
+    """DVC experiment name → (run name, status, provenance tag) of every run tagged with it but
+    the evaluation runs."""
     with sqlite3.connect(root / "mlflow.db") as db:
         rows = db.execute(
             "select e.value, r.name, r.status, (select value from tags where run_uuid = r.run_uuid "
-            "and key = 'restored') from runs r join tags e on e.run_uuid = r.run_uuid "
-            "and e.key = 'dvc.exp_name'").fetchall()
+            "and key = 'bnlab.provenance') from runs r join tags e on e.run_uuid = r.run_uuid "
+            "and e.key = 'dvc.exp_name' where not exists (select 1 from tags where run_uuid = r.run_uuid "
+            "and key = 'bnlab.role' and value = 'evaluation')"
+        ).fetchall()
     found = {}
-    for exp, name, status, restored in rows:
-        found.setdefault(exp, []).append((name, status, restored))
+    for exp, name, status, provenance in rows:
+        found.setdefault(exp, []).append((name, status, provenance))
     return found
 
 
@@ -41,8 +44,13 @@ def baseline_revs(root) -> set[str]:
 
 def exp_names(root) -> set[str]:
     shown = json.loads(run(["dvc", "exp", "show", "--json"], root, env=store_env()).stdout)
-    return {exp["name"] for commit in shown for exp in (commit.get("experiments") or [])
-            for exp in exp.get("revs", []) if exp.get("name")}
+    return {
+        exp["name"]
+        for commit in shown
+        for exp in (commit.get("experiments") or [])
+        for exp in exp.get("revs", [])
+        if exp.get("name")
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +90,7 @@ def test_two_queued_experiments_on_two_workers_land_in_the_project_store(project
     for name in names:  # a parent and two model runs each, all finished, all trained here
         assert [status for _, status, _ in found[name]] == ["FINISHED"] * 3
         assert sorted(n for n, _, _ in found[name])[1:] == ["notebook/batchnorm-seed0", "notebook/plain-seed0"]
-        assert not any(restored for _, _, restored in found[name])
+        assert {provenance for _, _, provenance in found[name]} == {"trained"}
     head = run(["git", "rev-parse", "HEAD"], root).stdout.strip()
     assert baseline_revs(root) == {head}
     assert not list(root.glob(".dvc/tmp/exps/**/mlflow.db"))
@@ -117,12 +125,13 @@ def test_an_experiment_restored_from_the_run_cache_has_its_runs(project):
     assert [status for _, status, _ in found["first"]] == ["FINISHED"] * 3
     second = found["second"]
     assert sorted(n for n, _, _ in second)[1:] == ["notebook/batchnorm-seed0", "notebook/plain-seed0"]
-    assert [(status, restored) for _, status, restored in second] == [("FINISHED", "true")] * 3
+    assert [(status, provenance) for _, status, provenance in second] == [("FINISHED", "copied")] * 3
     with sqlite3.connect(root / "mlflow.db") as db:  # the copies carry the test metrics and history
-        copied = db.execute("select count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
-                            "join latest_metrics m on m.run_uuid = r.run_uuid "
-                            "where t.key = 'bnlab.copied_from' and m.key in ('test_accuracy', 'val_loss')"
-                            ).fetchone()[0]
+        copied = db.execute(
+            "select count(*) from runs r join tags t on t.run_uuid = r.run_uuid "
+            "join latest_metrics m on m.run_uuid = r.run_uuid "
+            "where t.key = 'bnlab.source_run' and m.key in ('test_accuracy', 'val_loss')"
+        ).fetchone()[0]
     assert copied == 2 * 2
 
 

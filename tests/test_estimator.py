@@ -17,13 +17,14 @@ from sklearn.utils._param_validation import InvalidParameterError
 from bnlab import KerasMLPClassifier
 from bnlab.ml import fixed_order, tf_runtime
 from bnlab.ml.tf_runtime import keras
+
 from helpers import make_mnist, project_env
 
 MNIST = make_mnist(n_train=400, n_test=100)
 X = MNIST.x_train.reshape(400, -1).astype(np.float32) / 255
 Y = MNIST.y_train
 X_TEST = MNIST.x_test.reshape(100, -1).astype(np.float32) / 255
-FAST = dict(epochs=2, hidden_units=(16,), batch_size=32, random_state=0)
+FAST = {"epochs": 2, "hidden_units": (16,), "batch_size": 32, "random_state": 0}
 
 
 def test_reference_defaults():
@@ -123,8 +124,7 @@ class RecordFit:
 
 def test_grid_search_trains_each_candidate_with_its_own_epochs_and_batch_size():
     FITS.clear()
-    base = KerasMLPClassifier(epochs=3, batch_size=64, hidden_units=(8,), random_state=0,
-                              callbacks=[RecordFit()])
+    base = KerasMLPClassifier(epochs=3, batch_size=64, hidden_units=(8,), random_state=0, callbacks=[RecordFit()])
     search = GridSearchCV(base, {"batch_norm": [True, False], "learning_rate": [0.01, 0.003]}, cv=2)
     search.fit(X, Y)
     assert len(search.cv_results_["params"]) == 4
@@ -134,14 +134,14 @@ def test_grid_search_trains_each_candidate_with_its_own_epochs_and_batch_size():
     assert len(best.history_["train_loss"]) == 3
     assert best.n_iter_ == 3 and best.n_steps_ == 3 * -(-len(Y) // 64)  # the refit, on all rows
     cloned = clone(base)
-    assert {k: v for k, v in cloned.get_params().items() if k != "callbacks"} == \
-        {k: v for k, v in base.get_params().items() if k != "callbacks"}
+    assert {k: v for k, v in cloned.get_params().items() if k != "callbacks"} == {
+        k: v for k, v in base.get_params().items() if k != "callbacks"
+    }
     assert type(cloned.callbacks[0]) is RecordFit
 
 
 def test_pipeline_and_cross_val_score_with_raw_pixels():
-    pipe = Pipeline([("scale", FunctionTransformer(lambda a: a / 255.0)),
-                     ("mlp", KerasMLPClassifier(**FAST))])
+    pipe = Pipeline([("scale", FunctionTransformer(lambda a: a / 255.0)), ("mlp", KerasMLPClassifier(**FAST))])
     scores = cross_val_score(pipe, MNIST.x_train.reshape(400, -1), Y, cv=2)
     assert scores.shape == (2,) and scores.min() > 0.5
 
@@ -173,12 +173,15 @@ def test_wrong_number_of_features_at_predict():
         clf.predict(X[:, :100])
 
 
-@pytest.mark.parametrize("param, value, allowed", [
-    ("activation", "relux", "'relu'"),
-    ("optimizer", "adamax9", "'adam'"),
-    ("epochs", 0, "range"),
-    ("learning_rate", -1.0, "range"),
-])
+@pytest.mark.parametrize(
+    "param, value, allowed",
+    [
+        ("activation", "relux", "'relu'"),
+        ("optimizer", "adamax9", "'adam'"),
+        ("epochs", 0, "range"),
+        ("learning_rate", -1.0, "range"),
+    ],
+)
 def test_bad_parameters_are_named_at_fit(param, value, allowed):
     clf = KerasMLPClassifier(**{**FAST, param: value})  # __init__ only stores
     with pytest.raises(InvalidParameterError, match=rf"'{param}' parameter.*{allowed}"):
@@ -246,8 +249,7 @@ print(hashlib.sha256(weights).hexdigest(), hashlib.sha256(proba).hexdigest())
 
 def fit_in_fresh_process(seed: int) -> str:
     code = FIT_AND_HASH.format(seed=seed)
-    done = subprocess.run([sys.executable, "-c", code], env=project_env(), capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run([sys.executable, "-c", code], env=project_env(), capture_output=True, text=True, check=True)
     return done.stdout.strip().splitlines()[-1]
 
 
@@ -313,14 +315,20 @@ def test_a_callback_can_stop_a_step_budget_at_an_epoch_end():
     assert (clf.n_steps_, clf.n_iter_) == (13, 1)
 
 
-@pytest.mark.parametrize("settings, layers", [
-    ({"bn_position": "after"}, ["FixedOrderDense", "Activation", "BatchNormalization"]),
-    ({"noise_shift": 1.0, "noise_scale": 2.0}, ["FixedOrderDense", "BatchNormalization", "RandomShiftScale", "Activation"]),
-])
+@pytest.mark.parametrize(
+    "settings, layers",
+    [
+        ({"bn_position": "after"}, ["FixedOrderDense", "Activation", "BatchNormalization"]),
+        (
+            {"noise_shift": 1.0, "noise_scale": 2.0},
+            ["FixedOrderDense", "BatchNormalization", "RandomShiftScale", "Activation"],
+        ),
+    ],
+)
 def test_network_variants_put_their_layers_in_order(settings, layers):
     clf = KerasMLPClassifier(**{**FAST, "hidden_units": (8,)}, **settings).fit(X, Y)
     kinds = [type(layer).__name__ for layer in clf.model_.layers]
-    assert kinds[kinds.index("FixedOrderDense"):kinds.index("FixedOrderDense") + len(layers)] == layers
+    assert kinds[kinds.index("FixedOrderDense") : kinds.index("FixedOrderDense") + len(layers)] == layers
 
 
 def test_noise_is_injected_in_training_only_and_redrawn_every_call():
@@ -361,10 +369,12 @@ def test_the_inference_network_of_a_noisy_model_predicts_the_same_with_keras_lay
     # the two files the served model carries beside it (bnlab.tracking.models).
     for module in (tf_runtime, fixed_order):
         shutil.copy(module.__file__, tmp_path)
-    code = (f"import tf_runtime, fixed_order, sys, keras, numpy as np;"
-            f"assert not any(name.startswith('bnlab') for name in sys.modules);"
-            f"m = keras.saving.load_model({str(tmp_path / 'network.keras')!r});"
-            f"np.save({str(tmp_path / 'out.npy')!r}, np.asarray(m(np.load({str(tmp_path / 'x.npy')!r}))))")
+    code = (
+        f"import tf_runtime, fixed_order, sys, keras, numpy as np;"
+        f"assert not any(name.startswith('bnlab') for name in sys.modules);"
+        f"m = keras.saving.load_model({str(tmp_path / 'network.keras')!r});"
+        f"np.save({str(tmp_path / 'out.npy')!r}, np.asarray(m(np.load({str(tmp_path / 'x.npy')!r}))))"
+    )
     np.save(tmp_path / "x.npy", X_TEST.astype(np.float32))
     subprocess.run([sys.executable, "-c", code], check=True, env=project_env(), cwd=tmp_path)
     expected = np.asarray(clf.model_(X_TEST.astype(np.float32), training=False))
@@ -377,14 +387,14 @@ def test_uint8_pixels_train_the_same_model_as_their_float32_values():
     settings = dict(FAST, rescale=1 / 255)
     test_pixels = MNIST.x_test.reshape(100, -1)
     as_uint8 = KerasMLPClassifier(**settings).fit(pixels, Y, validation_data=(test_pixels, MNIST.y_test))
-    as_float = KerasMLPClassifier(**settings).fit(pixels.astype(np.float32), Y,
-                                                  validation_data=(X_TEST * 255, MNIST.y_test))
+    as_float = KerasMLPClassifier(**settings).fit(
+        pixels.astype(np.float32), Y, validation_data=(X_TEST * 255, MNIST.y_test)
+    )
     assert pixels.dtype == np.uint8
     for a, b in zip(as_uint8.model_.get_weights(), as_float.model_.get_weights()):
         np.testing.assert_array_equal(a, b)
     assert as_uint8.history_ == as_float.history_
-    np.testing.assert_array_equal(as_uint8.predict_proba(test_pixels),
-                                  as_float.predict_proba(X_TEST * 255))
+    np.testing.assert_array_equal(as_uint8.predict_proba(test_pixels), as_float.predict_proba(X_TEST * 255))
 
 
 def test_evaluation_batch_size_changes_no_prediction():

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from bnlab.core import layout
+
 from helpers import PROJECT, make_mnist, make_project, project_env, run
 
 TINY = {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": None}
@@ -14,8 +15,9 @@ TINY = {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": None}
 
 @pytest.fixture(scope="module")
 def two_experiments(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("two") / "proj", make_mnist(300, 100), TINY,
-                        experiments=("notebook", "noisy_bn"))
+    root = make_project(
+        tmp_path_factory.mktemp("two") / "proj", make_mnist(300, 100), TINY, experiments=("notebook", "noisy_bn")
+    )
     run(["dvc", "repro"], root)
     return root
 
@@ -40,8 +42,9 @@ def test_each_experiment_has_its_own_stages_and_outputs(two_experiments):
         assert (root / layout.eval_dir(name) / "test_metrics.json").exists()
         assert (root / layout.reports_dir(name) / "metrics.json").exists()
     lock = yaml.safe_load((root / "dvc.lock").read_text())["stages"]
-    assert {f"{stage}@{name}" for stage in ("train", "evaluate", "report")
-            for name in ("notebook", "noisy_bn")} <= set(lock)
+    assert {f"{stage}@{name}" for stage in ("train", "evaluate", "report") for name in ("notebook", "noisy_bn")} <= set(
+        lock
+    )
     summary = run(["bnlab", "summary"], root).stdout
     assert "# notebook:" in summary and "# noisy_bn:" in summary
 
@@ -70,8 +73,11 @@ def test_a_change_to_the_prediction_code_makes_evaluate_stale_but_not_report(two
     root = two_experiments
     estimator = root / "src/bnlab/ml/estimator.py"
     original = estimator.read_text()
-    estimator.write_text(original.replace("return self.classes_[np.argmax(proba, axis=1)]",
-                                          "return self.classes_[np.argmax(proba, axis=-1)]"))
+    estimator.write_text(
+        original.replace(
+            "return self.classes_[np.argmax(proba, axis=1)]", "return self.classes_[np.argmax(proba, axis=-1)]"
+        )
+    )
     try:
         stale = stale_stages(root)
     finally:
@@ -104,13 +110,21 @@ def test_a_new_description_re_runs_only_the_report(two_experiments):
     assert stale == {"report@notebook"}
 
 
-@pytest.mark.parametrize("change, message", [
-    (lambda e: e["variants"]["plain"].update(batch_normm=False),
-     "experiments.notebook.variants.plain.batch_normm: Extra inputs are not permitted"),
-    (lambda e: e.update(baseline="vanilla"), "baseline 'vanilla' is not one of the variants"),
-    (lambda e: e.update(variants={}), "experiments.notebook.variants: Dictionary should have at least 2 items"),
-    (lambda e: e["probes"].update(every_steps=0), "experiments.notebook.probes.every_steps: Input should be greater than 0"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (
+            lambda e: e["variants"]["plain"].update(batch_normm=False),
+            "experiments.notebook.variants.plain.batch_normm: Extra inputs are not permitted",
+        ),
+        (lambda e: e.update(baseline="vanilla"), "baseline 'vanilla' is not one of the variants"),
+        (lambda e: e.update(variants={}), "experiments.notebook.variants: Dictionary should have at least 2 items"),
+        (
+            lambda e: e["probes"].update(every_steps=0),
+            "experiments.notebook.probes.every_steps: Input should be greater than 0",
+        ),
+    ],
+)
 def test_a_bad_experiment_stops_every_stage_with_one_message_before_any_work(tmp_path, change, message):
     root = tmp_path
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
@@ -130,7 +144,9 @@ def test_an_unknown_experiment_is_named_with_the_declared_ones(tmp_path):
     (tmp_path / "params.yaml").write_text((PROJECT / "params.yaml").read_text())
     done = run(["bnlab", "train", "notebok"], tmp_path, check=False)
     assert done.returncode == 2
-    assert "no experiment 'notebok' in params.yaml; declared: notebook, ioffe2015, ioffe2015_slow, noisy_bn" in done.stderr
+    assert (
+        "no experiment 'notebok' in params.yaml; declared: notebook, ioffe2015, ioffe2015_slow, noisy_bn" in done.stderr
+    )
 
 
 def test_dvc_yaml_declares_the_paths_the_code_uses():
@@ -141,8 +157,10 @@ def test_dvc_yaml_declares_the_paths_the_code_uses():
     assert stages["train"]["do"]["outs"] == [str(layout.models_dir(key))]
     assert stages["evaluate"]["do"]["outs"] == [str(layout.eval_dir(key))]
     report = stages["report"]["do"]
-    declared = [next(iter(entry)) if isinstance(entry, dict) else entry  # {path: {options}} or path
-                for entry in (*report["outs"], *report["metrics"], *report["plots"])]
+    declared = [
+        next(iter(entry)) if isinstance(entry, dict) else entry  # {path: {options}} or path
+        for entry in (*report["outs"], *report["metrics"], *report["plots"])
+    ]
     from bnlab.analysis.report import FILES, FOLDERS
 
     assert sorted(declared) == sorted(str(layout.reports_dir(key) / name) for name in (*FILES, *FOLDERS))

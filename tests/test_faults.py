@@ -3,10 +3,10 @@ Each ends with a clear message, no RUNNING run and no partial output."""
 
 import shutil
 import signal
-import sys
 import socket
 import sqlite3
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -61,9 +61,15 @@ def test_a_signal_during_training_kills_the_runs_and_keeps_no_model(prepared, si
 
 
 def start_training_and_wait_for(root, epochs: int) -> subprocess.Popen:
-    process = subprocess.Popen(["bnlab", "train", "notebook"], cwd=root, env=env_without_tracking_uri(),
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               preexec_fn=ctrl_c_as_in_a_terminal)
+    process = subprocess.Popen(
+        ["bnlab", "train", "notebook"],
+        cwd=root,
+        env=env_without_tracking_uri(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=ctrl_c_as_in_a_terminal,
+    )
     deadline = time.monotonic() + 120
     while epochs_logged(root) < epochs and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.2)
@@ -97,8 +103,10 @@ def test_runs_of_a_stage_killed_with_sigkill_are_ended_by_the_next_execution(pre
         params_file.write_text(original)
         shutil.rmtree(root / "models", ignore_errors=True)  # the other tests expect no models
     with sqlite3.connect(root / "mlflow.db") as db:
-        rows = db.execute("select r.status, t.value from runs r left join tags t "
-                          "on t.run_uuid = r.run_uuid and t.key = 'bnlab.ended_by'").fetchall()
+        rows = db.execute(
+            "select r.status, t.value from runs r left join tags t "
+            "on t.run_uuid = r.run_uuid and t.key = 'bnlab.ended_by'"
+        ).fetchall()
     killed = [reason for status, reason in rows if status == "KILLED"]
     assert len(killed) == 2 and all(f"its process {process.pid} " in reason for reason in killed)  # parent + child
     assert sorted(status for status, _ in rows) == ["FINISHED"] * 3 + ["KILLED"] * 2  # re-run: parent + 2 jobs
@@ -189,8 +197,9 @@ def read_only_dir(tmp_path):
     """A read-only file system (tests run as root, for whom permissions are no obstacle)."""
     folder = tmp_path / "ro"
     folder.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)],
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(folder)], capture_output=True, text=True
+    )
     if done.returncode != 0:
         import os
 
@@ -240,14 +249,17 @@ def corrupt(path, how: str) -> None:
         np.savez_compressed(path, **arrays)
 
 
-@pytest.mark.parametrize("how, message", [
-    ("missing", "data/raw/mnist.npz: file not found"),
-    ("truncated", "data/raw/mnist.npz"),
-    ("corrupted bytes", "data/raw/mnist.npz"),
-    ("wrong shape", "x_train: expected uint8 N×28×28"),
-    ("wrong dtype", "y_train: expected uint8"),
-    ("labels out of range", "y_test: labels must be digits 0..9"),
-])
+@pytest.mark.parametrize(
+    "how, message",
+    [
+        ("missing", "data/raw/mnist.npz: file not found"),
+        ("truncated", "data/raw/mnist.npz"),
+        ("corrupted bytes", "data/raw/mnist.npz"),
+        ("wrong shape", "x_train: expected uint8 N×28×28"),
+        ("wrong dtype", "y_train: expected uint8"),
+        ("labels out of range", "y_test: labels must be digits 0..9"),
+    ],
+)
 def test_a_bad_input_file_is_named_and_nothing_produced_is_lost(prepared, how, message):
     raw_file = prepared / "data/raw/mnist.npz"
     original = raw_file.read_bytes()
@@ -271,8 +283,10 @@ print(code, "tensorflow" in sys.modules, "mlflow" in sys.modules)
 """
 
 
-@pytest.mark.parametrize("stage, damaged", [
-    ("train", "data/prepared/val.npz"), ("evaluate", "data/prepared/test.npz"), ("split", "data/raw/mnist.npz")])
+@pytest.mark.parametrize(
+    "stage, damaged",
+    [("train", "data/prepared/val.npz"), ("evaluate", "data/prepared/test.npz"), ("split", "data/raw/mnist.npz")],
+)
 def test_a_bad_data_file_is_reported_before_tensorflow_and_mlflow_are_imported(prepared, stage, damaged):
     path = prepared / damaged
     original = path.read_bytes()

@@ -15,7 +15,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.skipif(can_mount() is not None, reas
 FULL = "No space left on device"
 
 
-
 def statuses(db) -> set[str]:
     with sqlite3.connect(db) as connection:
         return {status for (status,) in connection.execute("select status from runs")}
@@ -28,8 +27,11 @@ def failed_runs(db) -> int:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("full") / "proj", make_mnist(300, 100),
-                        {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": None})
+    root = make_project(
+        tmp_path_factory.mktemp("full") / "proj",
+        make_mnist(300, 100),
+        {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": None},
+    )
     run(["dvc", "repro", "evaluate@notebook"], root, env=store_env())  # report's inputs too
     return root
 
@@ -41,12 +43,15 @@ def only_line(done, stage: str) -> str:
     return lines[0]
 
 
-@pytest.mark.parametrize("stage, folder, output", [
-    ("split", "data/prepared", "data/prepared/train.npz"),
-    ("train", "models", "models/notebook"),
-    ("evaluate", "eval", "eval/notebook"),
-    ("report", "reports", "reports/notebook/curves"),  # its first output
-])
+@pytest.mark.parametrize(
+    "stage, folder, output",
+    [
+        ("split", "data/prepared", "data/prepared/train.npz"),
+        ("train", "models", "models/notebook"),
+        ("evaluate", "eval", "eval/notebook"),
+        ("report", "reports", "reports/notebook/curves"),  # its first output
+    ],
+)
 def test_a_full_output_disk_is_one_line_and_leaves_nothing(trained, stage, folder, output):
     failed_before = failed_runs(trained / "mlflow.db")
     command = ["bnlab", stage] + ([] if stage == "split" else ["notebook"])
@@ -63,8 +68,10 @@ def test_a_full_output_disk_is_one_line_and_leaves_nothing(trained, stage, folde
 def finished_job_runs_without_their_files(db) -> list[str]:
     """Job runs that claim a cached model (FINISHED, with a cache key) but whose job/ is empty."""
     with sqlite3.connect(db) as connection:
-        rows = connection.execute("select r.name, r.artifact_uri from runs r join tags t on t.run_uuid = r.run_uuid "
-                                  "and t.key = 'bnlab.job_key' where r.status = 'FINISHED'").fetchall()
+        rows = connection.execute(
+            "select r.name, r.artifact_uri from runs r join tags t on t.run_uuid = r.run_uuid "
+            "and t.key = 'bnlab.job_key' where r.status = 'FINISHED'"
+        ).fetchall()
     return [name for name, uri in rows if not any((Path(urlparse(uri).path) / "job").glob("*"))]
 
 
@@ -89,6 +96,7 @@ def test_a_full_database_disk_names_the_store_and_the_drivers_message(trained, t
         done = run(["bnlab", "train", "notebook"], trained, env=store_env(uri), check=False)
         after = statuses(store / "mlflow.db")
     line = only_line(done, "train")
-    assert line == (f"bnlab train: error: MLflow tracking store {uri} failed: "
-                    "(sqlite3.OperationalError) database or disk is full")
+    assert line == (
+        f"bnlab train: error: MLflow tracking store {uri} failed: (sqlite3.OperationalError) database or disk is full"
+    )
     assert "RUNNING" not in after

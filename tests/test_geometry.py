@@ -11,6 +11,7 @@ from bnlab.experiments.params import ParamsError, load_params, parse_params
 from bnlab.ml.geometry import GeometryProbe
 from bnlab.ml.model import build_mlp
 from bnlab.ml.probe_rows import LANDSCAPE_COLUMNS, landscape_summary
+
 from helpers import PROJECT
 
 EPS = 1e-3  # Keras's BatchNormalization epsilon
@@ -82,7 +83,7 @@ def numpy_backward(weights: list, x: np.ndarray, y: np.ndarray, batch_norm: bool
 
 
 def norm(arrays) -> float:
-    return float(np.sqrt(sum(np.sum(a ** 2) for a in arrays)))
+    return float(np.sqrt(sum(np.sum(a**2) for a in arrays)))
 
 
 def measured(batch_norm: bool, directions=("gradient", "update")) -> GeometryProbe:
@@ -158,14 +159,17 @@ def data(n=300):
 
 def fit(probe=None, **settings):
     x, y = data()
-    est = KerasMLPClassifier(hidden_units=(5, 4), epochs=2, batch_size=16, random_state=0,
-                             callbacks=[probe] if probe else None, **settings)
+    est = KerasMLPClassifier(
+        hidden_units=(5, 4), epochs=2, batch_size=16, random_state=0, callbacks=[probe] if probe else None, **settings
+    )
     return est.fit(x, y)
 
 
-@pytest.mark.parametrize("settings", [{"batch_norm": True}, {"batch_norm": False},
-                                      {"batch_norm": True, "noise_shift": 1.0, "noise_scale": 2.0}],
-                         ids=["batchnorm", "plain", "noisy_bn"])
+@pytest.mark.parametrize(
+    "settings",
+    [{"batch_norm": True}, {"batch_norm": False}, {"batch_norm": True, "noise_shift": 1.0, "noise_scale": 2.0}],
+    ids=["batchnorm", "plain", "noisy_bn"],
+)
 def test_the_probe_leaves_training_bit_identical(settings):
     """Moving statistics, the noise's random state and the weights: all as without the probe."""
     probe = GeometryProbe([1, 2, 9, 19, 25], 0.01, MULTIPLES, n_hidden=2, seed=0)
@@ -200,8 +204,11 @@ def test_params_refuse_probe_steps_beyond_a_variants_training_by_name():
     raw = yaml.safe_load((PROJECT / "params.yaml").read_text())
     assert load_params(PROJECT / "params.yaml").experiment("santurkar").probes.geometry.steps[-1] == 17000
     raw["experiments"]["santurkar"]["probes"]["geometry"]["steps"].append(20000)
-    with pytest.raises(ParamsError, match=r"experiments\.santurkar\.probes\.geometry\.steps: step 20000 is beyond "
-                                          r"the 17190 optimizer steps of variant 'batchnorm'"):
+    with pytest.raises(
+        ParamsError,
+        match=r"experiments\.santurkar\.probes\.geometry\.steps: step 20000 is beyond "
+        r"the 17190 optimizer steps of variant 'batchnorm'",
+    ):
         parse_params(raw)
     raw["experiments"]["santurkar"]["probes"]["geometry"]["directions"] = ["gradient", "sideways"]
     with pytest.raises(ParamsError, match="directions"):

@@ -9,17 +9,23 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from test_geometry import X_BATCH, Y_BATCH, known_trainable, numpy_backward
 
 from bnlab import KerasMLPClassifier
 from bnlab.analysis.init_gradient_tables import FIT_MARGIN, rate_per_run
-from bnlab.analysis.mean_field import (LARGE_BATCH_RATE, PLAIN_HE_RATE, bn_relu_gradient_rate, measured_rate,
-                                       trainable_depth)
+from bnlab.analysis.mean_field import (
+    LARGE_BATCH_RATE,
+    PLAIN_HE_RATE,
+    bn_relu_gradient_rate,
+    measured_rate,
+    trainable_depth,
+)
 from bnlab.experiments.params import ParamsError, parse_params
 from bnlab.ml.init_gradients import InitGradientProbe
 from bnlab.ml.model import build_mlp
 from bnlab.ml.probe_rows import INIT_GRADIENT_COLUMNS
+
 from helpers import PROJECT
-from test_geometry import X_BATCH, Y_BATCH, known_trainable, numpy_backward
 
 # The wide networks' factor, mean over seeds, within this of the theory's: finite width (512)
 # and one batch per seed leave about 1% of noise (measured: 0.3–1.2% off at B = 8, 32, 128).
@@ -40,7 +46,7 @@ def test_the_gradients_match_numpy_on_a_tiny_network(batch_norm):
     assert [row["layer"] for row in probe.rows] == [1, 2] and [row["width"] for row in probe.rows] == [4, 2]
     assert all(row["batch_size"] == len(Y_BATCH) and row["depth"] == 2 for row in probe.rows)
     for row, d_pre in zip(probe.rows, d_pres):
-        assert row["grad_sq_norm"] == pytest.approx(float(np.sum(d_pre ** 2)), rel=1e-4)
+        assert row["grad_sq_norm"] == pytest.approx(float(np.sum(d_pre**2)), rel=1e-4)
 
 
 def wide_rates(batch_norm: bool, batch_size: int, seeds=range(3), width=512, depth=30) -> list[float]:
@@ -50,9 +56,17 @@ def wide_rates(batch_norm: bool, batch_size: int, seeds=range(3), width=512, dep
     rates = []
     for seed in seeds:
         probe = InitGradientProbe(depth)
-        KerasMLPClassifier(hidden_units=(width,), depth=depth, batch_norm=batch_norm, initializer="he_normal",
-                           optimizer="sgd", batch_size=batch_size, steps=1, random_state=seed,
-                           callbacks=[probe]).fit(x, y)
+        KerasMLPClassifier(
+            hidden_units=(width,),
+            depth=depth,
+            batch_norm=batch_norm,
+            initializer="he_normal",
+            optimizer="sgd",
+            batch_size=batch_size,
+            steps=1,
+            random_state=seed,
+            callbacks=[probe],
+        ).fit(x, y)
         frame = pd.DataFrame(probe.rows).assign(variant="v", seed=seed)
         rates += rate_per_run(frame)["value"].tolist()
     return rates
@@ -71,7 +85,9 @@ def test_a_wide_plain_he_networks_gradients_keep_their_size():
 def test_the_theorys_rate_falls_with_the_batch_to_pi_over_pi_minus_one():
     rates = [bn_relu_gradient_rate(b) for b in (4, 8, 32, 128, 1024, 10**6)]
     assert all(a > b for a, b in zip(rates, rates[1:]))
-    assert rates[-1] == pytest.approx(LARGE_BATCH_RATE, rel=1e-5) and LARGE_BATCH_RATE == pytest.approx(1.4669, abs=1e-4)
+    assert rates[-1] == pytest.approx(LARGE_BATCH_RATE, rel=1e-5) and LARGE_BATCH_RATE == pytest.approx(
+        1.4669, abs=1e-4
+    )
     assert trainable_depth(LARGE_BATCH_RATE) == pytest.approx(16 / math.log(LARGE_BATCH_RATE))
     assert trainable_depth(PLAIN_HE_RATE) == math.inf
     with pytest.raises(ValueError, match="from batch size 4"):
@@ -81,8 +97,17 @@ def test_the_theorys_rate_falls_with_the_batch_to_pi_over_pi_minus_one():
 def test_the_fitted_rate_recovers_a_known_growth():
     layers = np.arange(1, 41)
     assert measured_rate(layers, 3.0 * 1.5 ** (40 - layers)) == pytest.approx(1.5)
-    frame = pd.DataFrame({"variant": "bn", "seed": 0, "batch_size": 8, "depth": 40, "width": 4, "layer": layers,
-                          "grad_sq_norm": 1.5 ** (40 - layers) * np.where(layers <= FIT_MARGIN, 50.0, 1.0)})
+    frame = pd.DataFrame(
+        {
+            "variant": "bn",
+            "seed": 0,
+            "batch_size": 8,
+            "depth": 40,
+            "width": 4,
+            "layer": layers,
+            "grad_sq_norm": 1.5 ** (40 - layers) * np.where(layers <= FIT_MARGIN, 50.0, 1.0),
+        }
+    )
     (rate,) = rate_per_run(frame)["value"]  # the first layers' outliers are left out of the fit
     assert rate == pytest.approx(1.5)
     assert rate_per_run(frame[frame["layer"] <= 10].assign(depth=10)).empty  # too shallow to fit
@@ -93,8 +118,9 @@ def test_the_probe_leaves_training_bit_identical():
     x, y = rng.normal(size=(96, 12)).astype(np.float32), rng.integers(0, 3, 96)
 
     def fit(callbacks):
-        clf = KerasMLPClassifier(hidden_units=(8,), depth=3, batch_size=16, epochs=2, random_state=4,
-                                 callbacks=callbacks).fit(x, y)
+        clf = KerasMLPClassifier(
+            hidden_units=(8,), depth=3, batch_size=16, epochs=2, random_state=4, callbacks=callbacks
+        ).fit(x, y)
         return [w.copy() for w in clf.model_.get_weights()]
 
     probe = InitGradientProbe(3)

@@ -7,7 +7,7 @@ import shutil
 
 from helpers import PROJECT, run
 
-PAIR = '''
+PAIR = """
 import os
 
 import mlflow
@@ -33,7 +33,7 @@ def test_change(tmp_path):
 
 def test_after():
     nothing_leaked()
-'''
+"""
 
 
 def pytest_pair(folder, conftest: bool):
@@ -41,8 +41,27 @@ def pytest_pair(folder, conftest: bool):
     (folder / "test_pair.py").write_text(PAIR)
     if conftest:
         shutil.copy(PROJECT / "tests" / "conftest.py", folder / "conftest.py")
-    return run(["python", "-m", "pytest", "-q", "-p", "no:randomly", "-p", "no:cacheprovider", "-p", "no:xdist",
-                "--rootdir", str(folder), "-c", "/dev/null", "test_pair.py"], folder, check=False)
+    return run(
+        [
+            "python",
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            "-p",
+            "no:xdist",
+            "--rootdir",
+            str(folder),
+            "-c",
+            "/dev/null",
+            "test_pair.py",
+        ],
+        folder,
+        check=False,
+    )
 
 
 def test_what_one_test_changes_does_not_reach_the_next(tmp_path):

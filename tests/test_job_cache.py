@@ -10,6 +10,7 @@ import pytest
 import yaml
 
 from bnlab.tracking.job_cache import JOB_MODULE, code_fingerprint, job_key, runtime_fingerprint
+
 from helpers import PROJECT, make_mnist, make_project, run, store_env
 
 TINY = {"epochs": 2, "seeds": [0], "hidden_units": [8]}
@@ -32,8 +33,13 @@ def weights(root) -> dict:
 
 def tags(root, key: str) -> dict:
     with sqlite3.connect(root / "mlflow.db") as db:
-        return dict(db.execute("select r.name, t.value from runs r join tags t on t.run_uuid = r.run_uuid "
-                               "where t.key = ? order by r.start_time", (key,)).fetchall())
+        return dict(
+            db.execute(
+                "select r.name, t.value from runs r join tags t on t.run_uuid = r.run_uuid "
+                "where t.key = ? order by r.start_time",
+                (key,),
+            ).fetchall()
+        )
 
 
 @pytest.fixture(scope="module")
@@ -49,11 +55,16 @@ def test_a_new_seed_trains_only_its_own_jobs(trained):
     set_experiment(root, seeds=[0, 1], learning_rate=0.01)  # the fixture's, plus a seed
     done = run(["dvc", "repro", "train@notebook"], root, env=store_env())
     assert "4 jobs: 2 trained, 2 restored from the runs that trained them before" in done.stdout
-    assert sorted(line.split()[1] for line in done.stdout.splitlines() if line.startswith("trained ")) == \
-        ["notebook/batchnorm-seed1", "notebook/plain-seed1"]
+    assert sorted(line.split()[1] for line in done.stdout.splitlines() if line.startswith("trained ")) == [
+        "notebook/batchnorm-seed1",
+        "notebook/plain-seed1",
+    ]
     after = weights(root)
     assert {name: after[name] for name in before} == before  # the restored models, byte for byte
-    restored = tags(root, "bnlab.restored_from")
+    provenance = tags(root, "bnlab.provenance")  # the newest run of each name
+    restored = {
+        name: source for name, source in tags(root, "bnlab.source_run").items() if provenance[name] == "restored"
+    }
     assert sorted(restored) == ["notebook/batchnorm-seed0", "notebook/plain-seed0"]
     # The restored runs point at the runs that trained them; the new jobs' runs are cache entries too.
     assert all(run_id in restored_run_ids(root, name) for name, run_id in restored.items())
@@ -63,8 +74,14 @@ def test_a_new_seed_trains_only_its_own_jobs(trained):
 
 def restored_run_ids(root, name: str) -> list[str]:
     with sqlite3.connect(root / "mlflow.db") as db:
-        return [r for (r,) in db.execute("select r.run_uuid from runs r join tags t on t.run_uuid = r.run_uuid "
-                                         "where r.name = ? and t.key = 'bnlab.job_key'", (name,))]
+        return [
+            r
+            for (r,) in db.execute(
+                "select r.run_uuid from runs r join tags t on t.run_uuid = r.run_uuid "
+                "where r.name = ? and t.key = 'bnlab.job_key'",
+                (name,),
+            )
+        ]
 
 
 def test_a_shared_setting_retrains_every_job(trained):
@@ -79,8 +96,9 @@ def test_a_cached_model_whose_files_are_gone_is_trained_again(trained):
     set_experiment(root, seeds=[0], learning_rate=0.003)
     run(["dvc", "repro", "train@notebook"], root, env=store_env())
     with sqlite3.connect(root / "mlflow.db") as db:
-        location = db.execute("select artifact_uri from runs where name = 'notebook/plain-seed0' "
-                              "order by start_time desc").fetchone()[0]
+        location = db.execute(
+            "select artifact_uri from runs where name = 'notebook/plain-seed0' order by start_time desc"
+        ).fetchone()[0]
     shutil.rmtree(urlparse(location).path + "/job")
     set_experiment(root, seeds=[0, 2], learning_rate=0.003)
     done = run(["dvc", "repro", "train@notebook"], root, env=store_env())
@@ -91,12 +109,24 @@ def test_a_cached_model_whose_files_are_gone_is_trained_again(trained):
 
 
 def test_the_key_covers_every_input_of_a_job():
-    base = dict(settings={"learning_rate": 0.01}, seed=0, probes=None, data_fingerprint="d", code="c",
-                runtime={"tensorflow": "2.21"})
+    base = {
+        "settings": {"learning_rate": 0.01},
+        "seed": 0,
+        "probes": None,
+        "data_fingerprint": "d",
+        "code": "c",
+        "runtime": {"tensorflow": "2.21"},
+    }
     key = job_key(**base)
     assert job_key(**base) == key
-    for change in ({"settings": {"learning_rate": 0.02}}, {"seed": 1}, {"probes": {"every_steps": 5}},
-                   {"data_fingerprint": "e"}, {"code": "d"}, {"runtime": {"tensorflow": "2.22"}}):
+    for change in (
+        {"settings": {"learning_rate": 0.02}},
+        {"seed": 1},
+        {"probes": {"every_steps": 5}},
+        {"data_fingerprint": "e"},
+        {"code": "d"},
+        {"runtime": {"tensorflow": "2.22"}},
+    ):
         assert job_key(**{**base, **change}) != key, change
 
 

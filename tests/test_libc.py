@@ -23,7 +23,10 @@ def test_only_read_only_mappings_of_files_are_chosen(tmp_path):
     maps = tmp_path / "maps"
     maps.write_text(MAPS)
     assert libc.read_only_file_ranges(str(maps)) == [
-        (0x55D4C0A00000, 0x55D4C0A2A000), (0x55D4C0A2A000, 0x55D4C0B10000), (0x7F00AA000000, 0x7F00AA100000)]
+        (0x55D4C0A00000, 0x55D4C0A2A000),
+        (0x55D4C0A2A000, 0x55D4C0B10000),
+        (0x7F00AA000000, 0x7F00AA100000),
+    ]
 
 
 def test_unreadable_maps_choose_nothing(tmp_path):

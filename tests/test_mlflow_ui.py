@@ -32,8 +32,11 @@ def browser():
 @pytest.fixture(scope="module")
 def runs_table(tmp_path_factory, browser):
     """The address of the runs table, as `bnlab summary --url` prints it, on a live `mlflow ui`."""
-    root = make_project(tmp_path_factory.mktemp("ui") / "proj", make_mnist(300, 100),
-                        {"epochs": 1, "seeds": SEEDS, "hidden_units": [8], "probes": None})
+    root = make_project(
+        tmp_path_factory.mktemp("ui") / "proj",
+        make_mnist(300, 100),
+        {"epochs": 1, "seeds": SEEDS, "hidden_units": [8], "probes": None},
+    )
     run(["dvc", "repro", "report@notebook"], root, env=store_env())
     printed = run(["bnlab", "summary", "--url"], root, env=store_env()).stdout
     path = printed.strip().split("http://127.0.0.1:5000/", 1)[1]

@@ -9,16 +9,22 @@ from bnlab import KerasMLPClassifier
 from bnlab.experiments.params import ParamsError, parse_params
 from bnlab.ml.model import build_mlp
 from bnlab.ml.tf_runtime import keras
+
 from test_config import default_raw
 
 RNG = np.random.default_rng(0)
 BATCH = RNG.normal(size=(8, 5)).astype(np.float32)
 
 
-@pytest.mark.parametrize("kind, layer_type", [("batch", keras.layers.BatchNormalization),
-                                              ("batch_renorm", keras.layers.BatchNormalization),
-                                              ("layer", keras.layers.LayerNormalization),
-                                              ("group", keras.layers.GroupNormalization)])
+@pytest.mark.parametrize(
+    "kind, layer_type",
+    [
+        ("batch", keras.layers.BatchNormalization),
+        ("batch_renorm", keras.layers.BatchNormalization),
+        ("layer", keras.layers.LayerNormalization),
+        ("group", keras.layers.GroupNormalization),
+    ],
+)
 def test_each_normalization_sits_between_dense_and_activation(kind, layer_type):
     model = build_mlp(5, 3, (8, 4), normalization=kind, norm_groups=2)
     names = [layer.name for layer in model.layers]
@@ -43,8 +49,9 @@ def test_only_batch_statistics_make_a_samples_output_depend_on_its_batch(kind, d
 @pytest.mark.parametrize("kind", ["batch_renorm", "layer", "group"])
 def test_a_network_with_each_normalization_fits_saves_and_loads(kind, tmp_path):
     x, y = RNG.normal(size=(200, 5)).astype(np.float32), RNG.integers(0, 3, 200)
-    clf = KerasMLPClassifier(hidden_units=(8,), normalization=kind, norm_groups=2, epochs=2, batch_size=4,
-                             random_state=0).fit(x, y)
+    clf = KerasMLPClassifier(
+        hidden_units=(8,), normalization=kind, norm_groups=2, epochs=2, batch_size=4, random_state=0
+    ).fit(x, y)
     loaded = KerasMLPClassifier.load(clf.save(tmp_path / kind, format="npz"))
     np.testing.assert_array_equal(loaded.predict_proba(x), clf.predict_proba(x))
 
@@ -52,8 +59,11 @@ def test_a_network_with_each_normalization_fits_saves_and_loads(kind, tmp_path):
 def test_groups_that_leave_one_unit_or_do_not_divide_are_refused_by_name():
     raw = default_raw()
     raw["experiments"]["notebook"]["variants"]["batchnorm"] |= {"normalization": "group", "norm_groups": 32}
-    with pytest.raises(ParamsError, match="variant 'batchnorm': norm_groups 32 must divide every hidden layer's "
-                                          r"units \[32, 32\] into groups of at least 2"):
+    with pytest.raises(
+        ParamsError,
+        match="variant 'batchnorm': norm_groups 32 must divide every hidden layer's "
+        r"units \[32, 32\] into groups of at least 2",
+    ):
         parse_params(raw)
     with pytest.raises(ValueError, match="norm_groups=3 must divide"):
         build_mlp(5, 3, (8,), normalization="group", norm_groups=3)

@@ -7,6 +7,7 @@ import yaml
 
 from bnlab.pipeline import cli
 from bnlab.pipeline.stages import EXPERIMENT_STAGES
+
 from helpers import PROJECT, make_mnist, make_project
 from params_reads import recorded_reads
 
@@ -23,9 +24,11 @@ def declared_params(stage: str) -> set[str]:
 def reads(tmp_path_factory):
     """The keys each stage read, the evaluate stage's also against a store that never saw the
     models (it then re-creates their runs: another path through the code)."""
-    root = make_project(tmp_path_factory.mktemp("reads") / "proj", make_mnist(300, 100),
-                        {"epochs": 1, "seeds": [0], "hidden_units": [8],
-                         "probes": {"every_steps": 5, "images": 40, "unit": 0}})
+    root = make_project(
+        tmp_path_factory.mktemp("reads") / "proj",
+        make_mnist(300, 100),
+        {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": {"every_steps": 5, "images": 40, "unit": 0}},
+    )
     found = {}
     with pytest.MonkeyPatch.context() as monkeypatch:
         monkeypatch.chdir(root)
@@ -63,8 +66,14 @@ def test_the_recorder_sees_reads_and_ignores_validation(monkeypatch):
     with recorded_reads(monkeypatch) as keys:
         params = load_params(PROJECT / "params.yaml")  # validation reads every key
         assert keys == set()
-        params.experiment("notebook").seeds
+        _ = params.experiment("notebook").seeds
         params.split.model_dump()
         params.experiment("notebook").training_settings()
-    assert keys == {"experiments.${key}.seeds", "split", "experiments.${key}.model",
-                    "experiments.${key}.variants", "experiments.${key}.probes", "experiments.${key}.grid"}
+    assert keys == {
+        "experiments.${key}.seeds",
+        "split",
+        "experiments.${key}.model",
+        "experiments.${key}.variants",
+        "experiments.${key}.probes",
+        "experiments.${key}.grid",
+    }

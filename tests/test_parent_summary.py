@@ -8,10 +8,19 @@ from bnlab.tracking.comparison import log_summary
 
 
 def point(plain_mean: float) -> dict:
-    return {"batchnorm": {"test_accuracy_mean": 0.97, "test_accuracy_std": 0.002, "test_loss_mean": 0.1},
-            "plain": {"test_accuracy_mean": plain_mean, "test_accuracy_std": 0.005, "test_loss_mean": 0.2},
-            "comparison": {"batchnorm": {"test_accuracy_gain": 0.97 - plain_mean, "gain_ci_low": 0.01,
-                                         "gain_ci_high": 0.03, "p_value": 1e-4, "seeds": 10}}}
+    return {
+        "batchnorm": {"test_accuracy_mean": 0.97, "test_accuracy_std": 0.002, "test_loss_mean": 0.1},
+        "plain": {"test_accuracy_mean": plain_mean, "test_accuracy_std": 0.005, "test_loss_mean": 0.2},
+        "comparison": {
+            "batchnorm": {
+                "test_accuracy_gain": 0.97 - plain_mean,
+                "gain_ci_low": 0.01,
+                "gain_ci_high": 0.03,
+                "p_value": 1e-4,
+                "seeds": 10,
+            }
+        },
+    }
 
 
 def test_each_grid_point_is_a_step_of_the_parent_run_named_by_a_tag(tmp_path):

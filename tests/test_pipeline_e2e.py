@@ -14,23 +14,34 @@ import yaml
 from mlflow import MlflowClient
 
 from bnlab.data import splits
-from helpers import PROJECT, make_mnist, make_project, run, store_env
+
+from helpers import PROJECT, make_mnist, make_project, run, store_env, unpadded
 
 SEEDS = [0, 1]
 EPOCHS = 2
 PROBE_EVERY = 5
-VARIANTS = {"batchnorm": {"batch_norm": True}, "bn_after": {"batch_norm": True, "bn_position": "after"},
-            "plain": {"batch_norm": False}}
+VARIANTS = {
+    "batchnorm": {"batch_norm": True},
+    "bn_after": {"batch_norm": True, "bn_position": "after"},
+    "plain": {"batch_norm": False},
+}
 CHALLENGERS = ("batchnorm", "bn_after")  # compared with the baseline, plain
 REPORTS = "reports/notebook"
 
 
-
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("e2e") / "proj", make_mnist(600, 200),
-                        {"epochs": EPOCHS, "seeds": SEEDS, "hidden_units": [16], "variants": VARIANTS,
-                         "probes": {"every_steps": PROBE_EVERY, "images": 50, "unit": 0}})
+    root = make_project(
+        tmp_path_factory.mktemp("e2e") / "proj",
+        make_mnist(600, 200),
+        {
+            "epochs": EPOCHS,
+            "seeds": SEEDS,
+            "hidden_units": [16],
+            "variants": VARIANTS,
+            "probes": {"every_steps": PROBE_EVERY, "images": 50, "unit": 0},
+        },
+    )
     done = run(["dvc", "repro"], root, env=store_env())
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("batchnorm-mnist")
@@ -52,23 +63,48 @@ def test_outputs_follow_the_contracts(project):
     assert list(per_seed.columns) == ["variant", "seed", "test_accuracy", "test_loss"]
     assert sorted(zip(per_seed["variant"], per_seed["seed"])) == sorted((v, s) for v in VARIANTS for s in SEEDS)
     for variant in VARIANTS:
-        assert set(metrics[variant]) == {"test_accuracy_mean", "test_accuracy_std", "test_loss_mean", "seeds",
-                                         "diverged"}
+        assert set(metrics[variant]) == {
+            "test_accuracy_mean",
+            "test_accuracy_std",
+            "test_loss_mean",
+            "seeds",
+            "diverged",
+        }
         accs = per_seed.loc[per_seed["variant"] == variant, "test_accuracy"]
         assert metrics[variant]["test_accuracy_mean"] == pytest.approx(accs.mean(), abs=1e-6)
     assert set(metrics["comparison"]) == set(CHALLENGERS)
     for variant in CHALLENGERS:
         comp = metrics["comparison"][variant]
-        assert set(comp) == {"test_accuracy_gain", "gain_ci_low", "gain_ci_high", "effect_size_dz", "p_value",
-                             "p_exact", "p_holm", "detectable_gain", "seeds"} and comp["seeds"] == 2
+        assert (
+            set(comp)
+            == {
+                "test_accuracy_gain",
+                "gain_ci_low",
+                "gain_ci_high",
+                "effect_size_dz",
+                "p_value",
+                "p_exact",
+                "p_holm",
+                "detectable_gain",
+                "seeds",
+            }
+            and comp["seeds"] == 2
+        )
         gain = metrics[variant]["test_accuracy_mean"] - metrics["plain"]["test_accuracy_mean"]
         assert comp["test_accuracy_gain"] == pytest.approx(gain, abs=1e-5)
         assert 0 <= comp["p_value"] <= comp["p_holm"] <= 1 and comp["p_exact"] >= 0.5  # 2 pairs: 2 / 2^2 at least
     figures = {p.name for p in (root / REPORTS / "figures").iterdir()}
-    assert {"train_loss.png", "train_accuracy.png", "val_loss.png", "val_accuracy.png",
-            "test_accuracy_by_step.png", "percentiles_layer1_unit0.png",
-            "input_median_by_layer.png", "train_vs_inference_mode.png"} <= figures
-    table = (root / REPORTS / "comparison.md").read_text()
+    assert {
+        "train_loss.png",
+        "train_accuracy.png",
+        "val_loss.png",
+        "val_accuracy.png",
+        "test_accuracy_by_step.png",
+        "percentiles_layer1_unit0.png",
+        "input_median_by_layer.png",
+        "train_vs_inference_mode.png",
+    } <= figures
+    table = unpadded((root / REPORTS / "comparison.md").read_text())
     assert all(f"| {variant} |" in table for variant in VARIANTS)
     assert "97.13%" in table and "94.49%" in table  # the notebook's reference runs
     curve = pd.read_csv(root / REPORTS / "curves/val_accuracy.csv")
@@ -96,14 +132,15 @@ def test_probes_are_written_for_every_job(project):
 
 def test_the_results_page_is_generated_from_the_reports(project):
     root, done, _ = project
-    page = (root / "docs/results.md").read_text()
+    page = unpadded((root / "docs/results.md").read_text())
     comp = json.loads((root / REPORTS / "metrics.json").read_text())["comparison"]["bn_after"]
     row = next(line for line in page.splitlines() if line.startswith("| `notebook` | bn_after vs plain |"))
     assert f"| {100 * comp['test_accuracy_gain']:+.2f} [{100 * comp['gain_ci_low']:+.2f}, " in row
     assert "| with BN the test accuracy is higher" in page  # the notebook's claims are measured
     assert "Not tested here: " in page and "no experiment ioffe2015 was reported" in page
-    assert (root / "docs/figures/notebook_val_accuracy.png").read_bytes() == \
-        (root / REPORTS / "figures/val_accuracy.png").read_bytes()
+    assert (root / "docs/figures/notebook_val_accuracy.png").read_bytes() == (
+        root / REPORTS / "figures/val_accuracy.png"
+    ).read_bytes()
     assert "wrote docs/results.md" in done.stdout
 
 
@@ -129,8 +166,9 @@ def test_plots_are_declared_for_dvc_plots_show(project):
     shown = json.loads(done.stdout)
     assert "errors" not in shown
     plots = shown["data"]
-    assert {f"{REPORTS}/curves/val_accuracy.csv", f"{REPORTS}/steps.csv",
-            f"{REPORTS}/figures/val_accuracy.png"} <= set(plots)
+    assert {f"{REPORTS}/curves/val_accuracy.csv", f"{REPORTS}/steps.csv", f"{REPORTS}/figures/val_accuracy.png"} <= set(
+        plots
+    )
     curve = plots[f"{REPORTS}/curves/val_accuracy.csv"][0]["content"]
     assert curve["encoding"]["color"]["field"] == "variant"  # the project's template
     assert {row["variant"] for row in curve["data"]["values"]} == set(VARIANTS)
@@ -157,17 +195,42 @@ def test_dvc_plots_show_writes_a_page_that_draws_every_plot_offline(project, tmp
     assert all(int(line.split()[-1]) > 1000 for line in drawn.stdout.splitlines())  # not empty
 
 
+def model_runs(runs: list) -> list:
+    return [r for r in runs if "mlflow.parentRunId" in r.data.tags and r.data.tags.get("bnlab.role") != "evaluation"]
+
+
+def evaluation_of(runs: list, model_run):
+    [found] = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == model_run.info.run_id]
+    return found
+
+
 def test_one_parent_run_holds_every_model_run(store):
     client, _, runs = store
     parents = [r for r in runs if r.data.tags.get("bnlab.role") == "pipeline"]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
+    children = model_runs(runs)
     assert len(parents) == 1 and len(children) == len(VARIANTS) * len(SEEDS)
     assert parents[0].data.tags["experiment"] == "notebook"
+    assert parents[0].data.tags["bnlab.provenance"] == "trained" and "bnlab.source_run" not in parents[0].data.tags
     assert {r.data.tags["mlflow.parentRunId"] for r in children} == {parents[0].info.run_id}
-    assert sorted(r.info.run_name for r in children) == sorted(
-        f"notebook/{v}-seed{s}" for v in VARIANTS for s in SEEDS)
+    assert sorted(r.info.run_name for r in children) == sorted(f"notebook/{v}-seed{s}" for v in VARIANTS for s in SEEDS)
     assert {r.data.tags["experiment"] for r in children} == {"notebook"}
+    assert {r.data.tags["bnlab.provenance"] for r in children} == {"trained"}
     assert {r.info.status for r in runs} == {"FINISHED"}  # nothing left RUNNING
+    old_tags = {"restored", "bnlab.restored_from", "bnlab.copied_from", "results_from", "test_metrics_from"}
+    assert not old_tags & {tag for r in runs for tag in r.data.tags}
+
+
+def test_evaluation_runs_beside_each_model_run_leave_it_as_training_ended_it(store):
+    """Each model's evaluation is a run of its own under the model's run: the model's run is
+    not reopened, so it ended when its training did, before its evaluation began."""
+    _, _, runs = store
+    for model_run in model_runs(runs):
+        evaluation = evaluation_of(runs, model_run)
+        assert evaluation.info.run_name == f"{model_run.info.run_name}/evaluation"
+        assert evaluation.data.tags["bnlab.role"] == "evaluation"
+        assert evaluation.data.tags["model_digest"] == model_run.data.tags["model_digest"]
+        assert model_run.info.end_time <= evaluation.info.start_time <= evaluation.info.end_time
+        assert model_run.data.metrics["test_accuracy"] == evaluation.data.metrics["accuracy_score"]
 
 
 def test_the_default_store_keeps_artifacts_beside_mlflow_db(project, store):
@@ -209,10 +272,11 @@ def test_model_runs_record_their_datasets(store):
     client, _, runs = store
     run_ = next(r for r in runs if r.info.run_name == "notebook/batchnorm-seed0")
     inputs = {d.dataset.name: d for d in run_.inputs.dataset_inputs}
-    assert set(inputs) == {"mnist-train", "mnist-validation", "mnist-test", "mnist-test-predictions"}
+    assert set(inputs) == {"mnist-train", "mnist-validation", "mnist-test"}
     assert all(d.dataset.digest for d in inputs.values())
-    contexts = {d.tags[0].value for d in inputs.values() if d.tags}
-    assert contexts == {"train", "validation", "test"}  # the predictions are evaluate's, untagged
+    assert {d.tags[0].value for d in inputs.values()} == {"train", "validation", "test"}
+    predictions = {d.dataset.name for d in evaluation_of(runs, run_).inputs.dataset_inputs}
+    assert predictions == {"mnist-test-predictions"}  # evaluate's, in its own run
 
 
 def test_model_runs_hold_mlflows_classifier_evaluation(project, store, tmp_path):
@@ -222,15 +286,20 @@ def test_model_runs_hold_mlflows_classifier_evaluation(project, store, tmp_path)
     metrics = run_.data.metrics
     assert metrics["accuracy_score"] == pytest.approx(metrics["test_accuracy"], abs=1e-12)
     assert metrics["example_count"] == 200 and 0 < metrics["f1_score"] <= 1
-    assert {a.path for a in client.list_artifacts(run_.info.run_id)} >= {"confusion_matrix.png",
-                                                                         "per_class_metrics.csv"}
-    per_class = pd.read_csv(client.download_artifacts(run_.info.run_id, "per_class_metrics.csv", str(tmp_path)))
+    evaluation = evaluation_of(runs, run_)
+    assert {a.path for a in client.list_artifacts(evaluation.info.run_id)} >= {
+        "confusion_matrix.png",
+        "per_class_metrics.csv",
+    }
+    per_class = pd.read_csv(client.download_artifacts(evaluation.info.run_id, "per_class_metrics.csv", str(tmp_path)))
     assert sorted(per_class["positive_class"]) == list(range(10))
     assert {"precision_score", "recall_score", "f1_score"} <= set(per_class.columns)
     predicted = pd.read_csv(root / "eval/notebook/predictions.csv").query("variant == 'plain' and seed == 0")
     recall_of_0 = (predicted.query("actual == 0")["predicted"] == 0).mean()
     assert per_class.set_index("positive_class").loc[0, "recall_score"] == pytest.approx(recall_of_0)
-    [model] = client.search_logged_models([run_.info.experiment_id], filter_string=f"source_run_id = '{run_.info.run_id}'")
+    [model] = client.search_logged_models(
+        [run_.info.experiment_id], filter_string=f"source_run_id = '{run_.info.run_id}'"
+    )
     assert "accuracy_score" in {m.key for m in model.metrics}  # on the UI's Models tab too
 
 
@@ -251,14 +320,20 @@ def test_each_variant_is_registered_with_its_champion_and_seed_aliases(project, 
         assert len(versions) == len(SEEDS)
         aliases = client.get_registered_model(name).aliases
         assert set(aliases) == {"champion", *(f"seed-{s}" for s in SEEDS)}
-        val = {s: json.loads((root / f"models/notebook/{variant}-seed{s}/estimator.json").read_text())
-               ["history"]["val_accuracy"][-1] for s in SEEDS}
+        val = {
+            s: json.loads((root / f"models/notebook/{variant}-seed{s}/estimator.json").read_text())["history"][
+                "val_accuracy"
+            ][-1]
+            for s in SEEDS
+        }
         best = max(SEEDS, key=lambda s: (val[s], -s))
         assert aliases["champion"] == aliases[f"seed-{best}"]
         for seed in SEEDS:
             version = versions[aliases[f"seed-{seed}"]]
             assert version.tags["seed"] == str(seed)
-            assert version.run_id == next(r.info.run_id for r in runs if r.info.run_name == f"notebook/{variant}-seed{seed}")
+            assert version.run_id == next(
+                r.info.run_id for r in runs if r.info.run_name == f"notebook/{variant}-seed{seed}"
+            )
     # Reporting the same models again adds no version.
     run(["dvc", "repro", "--force", "report@notebook"], root, env=store_env())
     assert len(client.search_model_versions("name = 'bnlab-notebook-batchnorm'")) == len(SEEDS)
@@ -302,14 +377,23 @@ def test_retraining_to_identical_models_carries_the_results_over(project):
     assert "Running stage 'evaluate@notebook'" not in run(["dvc", "repro"], root, env=store_env()).stdout
     client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
     experiment = client.get_experiment_by_name("batchnorm-mnist")
-    parents = client.search_runs([experiment.experiment_id], "tags.`bnlab.role` = 'pipeline'",
-                                 order_by=["attributes.start_time DESC"])
+    parents = client.search_runs(
+        [experiment.experiment_id], "tags.`bnlab.role` = 'pipeline'", order_by=["attributes.start_time DESC"]
+    )
     newest = parents[0]
-    assert newest.data.tags["results_from"] == parents[1].info.run_id
+    assert newest.data.tags["bnlab.source_run"] == parents[1].info.run_id
+    assert newest.data.tags["bnlab.provenance"] == "trained"
     assert "batchnorm_p_value" in newest.data.metrics
     assert "figures/val_loss.png" in {a.path for a in client.list_artifacts(newest.info.run_id, "figures")}
     children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{newest.info.run_id}'")
     assert len(children) == len(VARIANTS) * len(SEEDS) and all("test_accuracy" in c.data.metrics for c in children)
+    earlier = {
+        r.info.run_name: r.info.run_id
+        for r in client.search_runs(
+            [experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parents[1].info.run_id}'"
+        )
+    }
+    assert all(c.data.tags["bnlab.source_run"] == earlier[c.info.run_name] for c in children)
 
 
 def test_models_restored_into_a_store_that_never_saw_them_get_runs(project, tmp_path):
@@ -327,11 +411,16 @@ def test_models_restored_into_a_store_that_never_saw_them_get_runs(project, tmp_
     experiment = client.get_experiment_by_name("batchnorm-mnist")
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("bnlab.role") == "pipeline"]
-    children = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert len(parents) == 1 and parents[0].data.tags["restored"] == "true"
+    children = model_runs(runs)
+    assert len(parents) == 1 and parents[0].data.tags["bnlab.provenance"] == "restored"
     assert "batchnorm_p_value" in parents[0].data.metrics
     assert len(children) == len(VARIANTS) * len(SEEDS)
-    assert all(c.data.tags["restored"] == "true" and "test_accuracy" in c.data.metrics for c in children)
+    assert all(
+        c.data.tags["bnlab.provenance"] == "restored"
+        and "bnlab.source_run" not in c.data.tags
+        and "test_accuracy" in c.data.metrics
+        for c in children
+    )
     history = client.get_metric_history(children[0].info.run_id, "val_accuracy")
     assert [m.step for m in history] == list(range(1, EPOCHS + 1))
     assert {r.info.status for r in runs} == {"FINISHED"}

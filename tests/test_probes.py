@@ -22,8 +22,12 @@ def known_weights(batch_norm: bool) -> list[np.ndarray]:
     for n_in, n_out in ((3, 4), (4, 2)):
         weights += [rng.normal(size=(n_in, n_out)).astype(np.float32), rng.normal(size=n_out).astype(np.float32)]
         if batch_norm:
-            weights += [rng.uniform(0.5, 2, n_out), rng.normal(size=n_out), rng.normal(size=n_out),
-                        rng.uniform(0.5, 3, n_out)]  # gamma, beta, moving mean, moving variance
+            weights += [
+                rng.uniform(0.5, 2, n_out),
+                rng.normal(size=n_out),
+                rng.normal(size=n_out),
+                rng.uniform(0.5, 3, n_out),
+            ]  # gamma, beta, moving mean, moving variance
     weights += [rng.normal(size=(2, 2)).astype(np.float32), rng.normal(size=2).astype(np.float32)]
     return [np.asarray(w, np.float32) for w in weights]
 
@@ -50,8 +54,7 @@ def recorded(request):
     model = build_mlp(3, 2, (4, 2), batch_norm=batch_norm, activation="relu")
     weights = known_weights(batch_norm)
     model.set_weights(weights)
-    recorder = ProbeRecorder(10, (X_VAL, Y_VAL), (X_TEST, Y_TEST), n_hidden=2, probe_images=25,
-                             unit=1, batch_size=8)
+    recorder = ProbeRecorder(10, (X_VAL, Y_VAL), (X_TEST, Y_TEST), n_hidden=2, probe_images=25, unit=1, batch_size=8)
     recorder.set_model(model)
     recorder.on_step_end(10)
     return recorder, weights, batch_norm
@@ -66,8 +69,9 @@ def test_percentiles_and_dead_units_match_numpy(recorded):
         for unit, values in (("1", pre[:, 1]), ("all", pre)):
             row = rows[(layer, unit)]
             assert row["step"] == 10
-            np.testing.assert_allclose([row["p15"], row["p50"], row["p85"]],
-                                       np.percentile(values, [15, 50, 85]), rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(
+                [row["p15"], row["p50"], row["p85"]], np.percentile(values, [15, 50, 85]), rtol=1e-5, atol=1e-5
+            )
         dead = (pre <= 0).all(axis=0)
         assert rows[(layer, "all")]["dead_fraction"] == pytest.approx(dead.mean())
         assert rows[(layer, "1")]["dead_fraction"] == float(dead[1])
@@ -84,8 +88,10 @@ def test_accuracies_match_numpy(recorded):
         assert row["train_mode_accuracy"] is None
         return
     # Training mode: each whole batch of 8 probe images (3 of the 25) normalized by its own statistics.
-    correct = [numpy_forward(X_VAL[i:i + 8], weights, True, batch_stats=True)[1].argmax(axis=1) == Y_VAL[i:i + 8]
-               for i in range(0, 24, 8)]
+    correct = [
+        numpy_forward(X_VAL[i : i + 8], weights, True, batch_stats=True)[1].argmax(axis=1) == Y_VAL[i : i + 8]
+        for i in range(0, 24, 8)
+    ]
     assert row["train_mode_accuracy"] == pytest.approx(np.mean(np.concatenate(correct)))
 
 
@@ -108,8 +114,9 @@ def test_probes_every_n_steps_during_fit_with_the_estimator():
     from bnlab import KerasMLPClassifier
 
     recorder = ProbeRecorder(4, (X_VAL, Y_VAL), (X_TEST, Y_TEST), n_hidden=2, probe_images=20, batch_size=8)
-    KerasMLPClassifier(hidden_units=(4, 2), batch_size=8, steps=10, random_state=0,
-                       callbacks=[recorder]).fit(X_VAL, Y_VAL)
+    KerasMLPClassifier(hidden_units=(4, 2), batch_size=8, steps=10, random_state=0, callbacks=[recorder]).fit(
+        X_VAL, Y_VAL
+    )
     assert [r["step"] for r in recorder.step_rows] == [4, 8]
     assert {r["step"] for r in recorder.probe_rows} == {4, 8} and len(recorder.probe_rows) == 2 * 2 * 2
 
@@ -122,9 +129,11 @@ def test_uint8_pixels_are_measured_as_their_float32_values():
     y_val, y_test = rng.integers(0, 3, 40), rng.integers(0, 3, 30)
     rows = []
     for cast in (np.uint8, np.float32):
-        recorder = ProbeRecorder(5, (x_val.astype(cast), y_val), (x_test.astype(cast), y_test), n_hidden=2,
-                                 probe_images=20, batch_size=8)
-        KerasMLPClassifier(hidden_units=(4, 2), batch_size=8, steps=10, rescale=1 / 255, random_state=0,
-                           callbacks=[recorder]).fit(x_val.astype(cast), y_val)
+        recorder = ProbeRecorder(
+            5, (x_val.astype(cast), y_val), (x_test.astype(cast), y_test), n_hidden=2, probe_images=20, batch_size=8
+        )
+        KerasMLPClassifier(
+            hidden_units=(4, 2), batch_size=8, steps=10, rescale=1 / 255, random_state=0, callbacks=[recorder]
+        ).fit(x_val.astype(cast), y_val)
         rows.append((recorder.probe_rows, recorder.step_rows))
     assert rows[0] == rows[1] and len(rows[0][1]) == 2

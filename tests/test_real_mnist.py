@@ -2,10 +2,11 @@
 
 import pytest
 
-from bnlab.data.settings import MNIST_FINGERPRINTS, DataParams
-from bnlab.experiments.params import load_params
 from bnlab.data.mnist import array_fingerprint
+from bnlab.data.settings import MNIST_FINGERPRINTS, DataParams
 from bnlab.data.sources import fetch_mnist
+from bnlab.experiments.params import load_params
+
 from helpers import PROJECT
 
 

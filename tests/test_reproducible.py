@@ -11,8 +11,12 @@ SMALL = {"epochs": 2, "seeds": [0, 1], "hidden_units": [16]}
 
 def lock_hashes(root):
     lock = yaml.safe_load((root / "dvc.lock").read_text())
-    return {out["path"]: out["md5"] for stage in lock["stages"].values()
-            for kind in ("outs", "metrics", "plots") for out in stage.get(kind, [])}
+    return {
+        out["path"]: out["md5"]
+        for stage in lock["stages"].values()
+        for kind in ("outs", "metrics", "plots")
+        for out in stage.get(kind, [])
+    }
 
 
 @pytest.mark.slow
@@ -25,6 +29,11 @@ def test_two_clean_runs_give_identical_outputs(tmp_path):
     for name in ("metrics.json", "probes.csv", "steps.csv"):
         assert (first / "reports/notebook" / name).read_bytes() == (second / "reports/notebook" / name).read_bytes()
     hashes = lock_hashes(first)
-    assert {"models/notebook", "eval/notebook", "reports/notebook/figures", "reports/notebook/metrics.json",
-            "data/raw/mnist.npz"} <= set(hashes)
+    assert {
+        "models/notebook",
+        "eval/notebook",
+        "reports/notebook/figures",
+        "reports/notebook/metrics.json",
+        "data/raw/mnist.npz",
+    } <= set(hashes)
     assert hashes == lock_hashes(second)

@@ -17,6 +17,7 @@ from bnlab.experiments.jobs import jobs
 from bnlab.experiments.params import parse_params
 from bnlab.tracking import logged, runs
 from bnlab.tracking.job_cache import ARTIFACT_DIR, JOB_KEY_TAG, code_fingerprint
+
 from helpers import make_mnist, small_params
 
 
@@ -26,8 +27,7 @@ def request_for_one_job(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     mnist = make_mnist(300, 100)
-    raw = small_params(mnist, tmp_path / "unused.npz", {"epochs": 1, "seeds": [0], "hidden_units": [8],
-                                                        "probes": None})
+    raw = small_params(mnist, tmp_path / "unused.npz", {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": None})
     params = parse_params(yaml.safe_load(yaml.safe_dump(raw)))
     files = []
     for stem, arrays in split_mnist(mnist, params.split.val_size, 0, "stratified").items():
@@ -37,8 +37,17 @@ def request_for_one_job(tmp_path, monkeypatch):
     parent = runs.create_run(client, experiment_id, "parent", {}).info.run_id
     job = jobs("notebook", params.experiment("notebook"))[0]
     load_splits.cache_clear()
-    return client, JobRequest(params, job, tuple(files[:2]), runs.mlflow.get_tracking_uri(), experiment_id, parent,
-                              (), files_digest([path for _, path in files[:2]]), code_fingerprint())
+    return client, JobRequest(
+        params,
+        job,
+        tuple(files[:2]),
+        runs.mlflow.get_tracking_uri(),
+        experiment_id,
+        parent,
+        (),
+        files_digest([path for _, path in files[:2]]),
+        code_fingerprint(),
+    )
 
 
 def job_runs(client, request) -> list:
@@ -46,7 +55,8 @@ def job_runs(client, request) -> list:
 
 
 def test_a_failed_upload_of_the_model_folder_leaves_a_failed_run_and_the_job_trains_again(
-        request_for_one_job, monkeypatch):
+    request_for_one_job, monkeypatch
+):
     client, request = request_for_one_job
     upload = MlflowClient.log_artifacts
 
@@ -76,7 +86,9 @@ def test_a_finished_job_run_holds_its_model_folder_and_key_and_is_restored_next_
     run = client.get_run(first.run_id)
     assert run.info.status == "FINISHED" and run.data.tags[JOB_KEY_TAG]
     assert {item.path for item in client.list_artifacts(first.run_id, ARTIFACT_DIR)} >= {
-        f"{ARTIFACT_DIR}/weights.npz", f"{ARTIFACT_DIR}/estimator.json"}
+        f"{ARTIFACT_DIR}/weights.npz",
+        f"{ARTIFACT_DIR}/estimator.json",
+    }
     again = run_job(request)
     assert again.restored and again.files == first.files
     assert client.get_run(again.run_id).info.status == "FINISHED"

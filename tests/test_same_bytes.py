@@ -21,6 +21,7 @@ from bnlab.ml.compiled import template_for
 from bnlab.ml.model import build_mlp, build_optimizer
 from bnlab.ml.tf_runtime import keras, tf
 from bnlab.tracking.job_cache import cpu_class
+
 from helpers import make_mnist, project_env
 
 # A fit that exercises everything the pipeline computes: 784-long first-layer sums, BN, the
@@ -45,17 +46,23 @@ print(json.dumps({"weights": digest(b"".join(w.tobytes() for w in clf.model_.get
 
 
 def fit_digests(**env) -> dict:
-    done = subprocess.run([sys.executable, "-c", FIT], env={**project_env(), **env}, capture_output=True,
-                          text=True, check=True)
+    done = subprocess.run(
+        [sys.executable, "-c", FIT], env={**project_env(), **env}, capture_output=True, text=True, check=True
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def onednn_levels() -> list[str]:
     """oneDNN's instruction-set caps this CPU can take, from the highest down to AVX2."""
     flags = set(Path("/proc/cpuinfo").read_text().split())
-    levels = [("AVX512_CORE_AMX", "amx_tile"), ("AVX512_CORE_BF16", "avx512_bf16"),
-              ("AVX512_CORE_VNNI", "avx512_vnni"), ("AVX512_CORE", "avx512f"), ("AVX2_VNNI", "avx_vnni"),
-              ("AVX2", "avx2")]
+    levels = [
+        ("AVX512_CORE_AMX", "amx_tile"),
+        ("AVX512_CORE_BF16", "avx512_bf16"),
+        ("AVX512_CORE_VNNI", "avx512_vnni"),
+        ("AVX512_CORE", "avx512f"),
+        ("AVX2_VNNI", "avx_vnni"),
+        ("AVX2", "avx2"),
+    ]
     return [level for level, flag in levels if flag in flags]
 
 
@@ -83,7 +90,7 @@ def contracted_lengths(hlo: str) -> list[int]:
     contracting dimension of each dot's left operand (whose shape its own line gives)."""
     shapes = {name: [int(d) for d in dims.split(",") if d] for name, dims, _, _ in INSTRUCTION.findall(hlo)}
     lengths = []
-    for name, _, op, rest in INSTRUCTION.findall(hlo):
+    for _, _, op, rest in INSTRUCTION.findall(hlo):
         if op == "dot":
             lhs = re.match(r"%([^,\s)]+)", rest).group(1)
             dim = int(re.search(r"lhs_contracting_dims=\{(\d+)\}", rest).group(1))
@@ -159,9 +166,11 @@ def test_a_rows_probabilities_do_not_depend_on_what_else_is_in_the_call():
     rows = fixed_order.INFERENCE_ROWS
     pixels = np.random.default_rng(0).integers(0, 256, (fixed_order.BLOCKS_PER_CALL * rows + 1500, 784), np.uint8)
     everything = infer(pixels)  # a call of many blocks, then one block, then a padded tail
-    for part, rows_of in [(infer(pixels[:rows]), slice(0, rows)),  # one block alone
-                          (infer(pixels[-1500:]), slice(-1500, None)),  # other neighbours, other padding
-                          (infer(pixels[5:6]), slice(5, 6))]:  # a row alone
+    for part, rows_of in [
+        (infer(pixels[:rows]), slice(0, rows)),  # one block alone
+        (infer(pixels[-1500:]), slice(-1500, None)),  # other neighbours, other padding
+        (infer(pixels[5:6]), slice(5, 6)),
+    ]:  # a row alone
         assert np.array_equal(everything.proba[rows_of], part.proba)
         assert np.array_equal(everything.log_proba[rows_of], part.log_proba)
     logits = network(pixels[:50].astype(np.float32), training=False).numpy().astype(np.float64)
@@ -181,7 +190,7 @@ def test_a_fit_gives_the_same_bytes_whatever_else_used_its_template_in_between()
 
     data = make_mnist(n_train=300, n_test=50)
     x, y = data.x_train.reshape(300, -1), data.y_train
-    settings = dict(hidden_units=(16,), epochs=2, rescale=1 / 255)
+    settings = {"hidden_units": (16,), "epochs": 2, "rescale": 1 / 255}
 
     class FitAnother:  # at every 4th step, a whole other fit of the same configuration
         every_steps = 4
@@ -222,9 +231,20 @@ def test_the_served_model_gives_the_estimators_probabilities_byte_for_byte(tmp_p
     run = client.create_run(experiment)
     log_served_model(client, run.info.run_id, clf.model_, clf.n_features_in_)
     np.save(tmp_path / "pixels.npy", pixels)
-    subprocess.run([sys.executable, "-c", SERVE, f"runs:/{run.info.run_id}/model", str(tmp_path / "served.npy"),
-                    str(tmp_path / "pixels.npy")], env={**project_env(), "MLFLOW_TRACKING_URI": store},
-                   check=True, capture_output=True, cwd=tmp_path)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            SERVE,
+            f"runs:/{run.info.run_id}/model",
+            str(tmp_path / "served.npy"),
+            str(tmp_path / "pixels.npy"),
+        ],
+        env={**project_env(), "MLFLOW_TRACKING_URI": store},
+        check=True,
+        capture_output=True,
+        cwd=tmp_path,
+    )
     served = np.load(tmp_path / "served.npy")
     assert served.dtype == np.float64 and served.shape == (1100, 10)
     assert hashlib.sha256(served.tobytes()).digest() == hashlib.sha256(clf.predict_proba(pixels).tobytes()).digest()

@@ -25,8 +25,10 @@ def test_nothing_unpickles_except_the_restricted_unpickler():
         if re.search(r"allow_pickle\s*=\s*True|safe_mode\s*=\s*False", text):
             offenders.append(path.name)
         # pickle.load(s)/Unpickler are allowed only inside RestrictedUnpickler (bnlab.data.mnist)
-        if re.search(r"pickle\.loads?\(|cloudpickle|joblib\.load", text) \
-                and str(path.relative_to(PROJECT)) not in PICKLE_BETWEEN_OWN_PROCESSES:
+        if (
+            re.search(r"pickle\.loads?\(|cloudpickle|joblib\.load", text)
+            and str(path.relative_to(PROJECT)) not in PICKLE_BETWEEN_OWN_PROCESSES
+        ):
             offenders.append(path.name)
     assert offenders == []
     assert "class RestrictedUnpickler(pickle.Unpickler)" in (PROJECT / "src/bnlab/data/mnist.py").read_text()
@@ -39,25 +41,30 @@ def test_every_np_load_refuses_pickles():
 
 
 SECRET = re.compile(
-    r"AKIA[0-9A-Z]{16}"                                   # AWS access key id
+    r"AKIA[0-9A-Z]{16}"  # AWS access key id
     r"|aws_secret_access_key\s*[=:]\s*[A-Za-z0-9/+]{20,}"  # AWS secret
-    r"|://[^/\s:@${}]+:[^/\s@${}.]{6,}@"                   # a password inside a URL
+    r"|://[^/\s:@${}]+:[^/\s@${}.]{6,}@"  # a password inside a URL
     r"|-----BEGIN [A-Z ]*PRIVATE KEY-----",
     re.IGNORECASE,
 )
 
 
 def test_no_credentials_in_tracked_files():
-    found = [f"{path.relative_to(PROJECT)}: {match.group(0)[:20]}..."
-             for path in tracked_files() if path.is_file() and path.suffix not in (".lock",)
-             for match in SECRET.finditer(path.read_text(errors="ignore"))]
+    found = [
+        f"{path.relative_to(PROJECT)}: {match.group(0)[:20]}..."
+        for path in tracked_files()
+        if path.is_file() and path.suffix not in (".lock",)
+        for match in SECRET.finditer(path.read_text(errors="ignore"))
+    ]
     assert found == []
 
 
 def test_the_secret_scanner_finds_what_it_looks_for():
-    assert SECRET.search("MLFLOW_TRACKING_URI=postgresql://mlflow:" + "hunter2pass@db/mlflow")  # split: this file is scanned too
+    assert SECRET.search(
+        "MLFLOW_TRACKING_URI=postgresql://mlflow:" + "hunter2pass@db/mlflow"
+    )  # split: this file is scanned too
     assert SECRET.search("AKIA" + "ABCDEFGHIJKLMNOP")
-    assert not SECRET.search('postgresql+psycopg2://mlflow:${PGPASSWORD}@127.0.0.1/mlflow')
+    assert not SECRET.search("postgresql+psycopg2://mlflow:${PGPASSWORD}@127.0.0.1/mlflow")
 
 
 def test_servers_the_project_starts_listen_on_loopback():

@@ -14,6 +14,7 @@ import pytest
 from mlflow import MlflowClient
 
 from bnlab.data import splits
+
 from helpers import PROJECT, make_mnist, make_project, run, store_env
 from servers import free_port, stop, wait_for_health
 
@@ -21,18 +22,21 @@ N_TEST = 10_000
 ACCESS_LINE = re.compile(r'^INFO:\s+127\.0\.0\.1:\d+ - "(POST /invocations|GET /health) HTTP/1\.1" \d{3}')
 
 
-
 @pytest.fixture(scope="module")
 def evaluated(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("serving") / "proj", make_mnist(600, N_TEST),
-                        {"epochs": 1, "seeds": [0, 1], "hidden_units": [16], "probes": None})
+    root = make_project(
+        tmp_path_factory.mktemp("serving") / "proj",
+        make_mnist(600, N_TEST),
+        {"epochs": 1, "seeds": [0, 1], "hidden_units": [16], "probes": None},
+    )
     run(["dvc", "repro", "report@notebook"], root, env=store_env())
     return root
 
 
 def post(url: str, body: dict) -> tuple[int, dict]:
-    request = urllib.request.Request(f"{url}/invocations", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
+    request = urllib.request.Request(
+        f"{url}/invocations", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(request, timeout=120) as response:
             return response.status, json.loads(response.read())
@@ -51,9 +55,14 @@ def test_the_served_model_gives_the_pipelines_predictions_quietly(evaluated):
     port = free_port()
     log = root / "serve.log"
     with open(log, "w") as out:
-        server = subprocess.Popen(["bnlab", "serve", "--port", str(port)],
-                                  cwd=root, env=store_env(), stdout=out, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        server = subprocess.Popen(
+            ["bnlab", "serve", "--port", str(port)],
+            cwd=root,
+            env=store_env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     url = f"http://127.0.0.1:{port}"
     try:
         wait_for_health(url, server, seconds=120)
@@ -90,15 +99,20 @@ def test_serving_a_model_that_was_never_registered_says_how_to_register_it(tmp_p
     root = make_project(tmp_path / "proj", make_mnist(60, 20))
     done = run(["bnlab", "serve", "notebook", "--seed", "0"], root, env=store_env(), check=False)
     assert done.returncode == 1
-    assert done.stderr.strip() == ("bnlab serve: error: the registry has no models:/bnlab-notebook-batchnorm@seed-0: "
-                                   "the report stage registers it (`make run`, or `dvc repro report@notebook`)")
+    assert done.stderr.strip() == (
+        "bnlab serve: error: the registry has no models:/bnlab-notebook-batchnorm@seed-0: "
+        "the report stage registers it (`make run`, or `dvc repro report@notebook`)"
+    )
 
 
-@pytest.mark.parametrize("args, message", [
-    (["notebook", "--variant", "bn"], "experiment 'notebook' has no variant 'bn'; choose one of batchnorm, plain"),
-    (["notebook", "--seed", "99"], "experiment 'notebook' has no seed 99; choose one of "),
-    (["lr_sweep"], "experiment 'lr_sweep' has a grid, so its models are not registered"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["notebook", "--variant", "bn"], "experiment 'notebook' has no variant 'bn'; choose one of batchnorm, plain"),
+        (["notebook", "--seed", "99"], "experiment 'notebook' has no seed 99; choose one of "),
+        (["lr_sweep"], "experiment 'lr_sweep' has a grid, so its models are not registered"),
+    ],
+)
 def test_a_model_the_params_do_not_declare_is_refused_by_name(args, message, capsys):
     from bnlab.pipeline import serve
 

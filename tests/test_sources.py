@@ -6,11 +6,12 @@ import time
 import numpy as np
 import pytest
 
-from bnlab.data import mnist as data, sources
+from bnlab.data import mnist as data
+from bnlab.data import sources
 from bnlab.data.settings import DataParams
+
 from helpers import fingerprints, make_mnist
-from http_fixtures import (LocalServer, classic_pickle, idx_files, md5, npz_bytes, serve_index,
-                           sha256, wheel_bytes)
+from http_fixtures import LocalServer, classic_pickle, idx_files, md5, npz_bytes, serve_index, sha256, wheel_bytes
 
 MNIST = make_mnist(n_train=120, n_test=40)
 
@@ -40,8 +41,12 @@ def keras_source(server, body: bytes, path="/mnist.npz", digest=None) -> dict:
 
 def idx_source(server, prefix="/idx/") -> dict:
     files = idx_files(MNIST)
-    names = {"train_images": "train-images-idx3-ubyte.gz", "train_labels": "train-labels-idx1-ubyte.gz",
-             "test_images": "t10k-images-idx3-ubyte.gz", "test_labels": "t10k-labels-idx1-ubyte.gz"}
+    names = {
+        "train_images": "train-images-idx3-ubyte.gz",
+        "train_labels": "train-labels-idx1-ubyte.gz",
+        "test_images": "t10k-images-idx3-ubyte.gz",
+        "test_labels": "t10k-labels-idx1-ubyte.gz",
+    }
     for key, raw in files.items():
         server.files[prefix + names[key]] = raw
     return {"kind": "idx", "base_url": server.url + prefix, "md5": {k: md5(v) for k, v in files.items()}}
@@ -84,11 +89,16 @@ def test_local_source_npz_and_idx_folder(tmp_path):
     folder = tmp_path / "idx"
     folder.mkdir()
     for key, raw in idx_files(MNIST).items():
-        name = {"train_images": "train-images-idx3-ubyte", "train_labels": "train-labels-idx1-ubyte",
-                "test_images": "t10k-images-idx3-ubyte", "test_labels": "t10k-labels-idx1-ubyte"}[key]
+        name = {
+            "train_images": "train-images-idx3-ubyte",
+            "train_labels": "train-labels-idx1-ubyte",
+            "test_images": "t10k-images-idx3-ubyte",
+            "test_labels": "t10k-labels-idx1-ubyte",
+        }[key]
         # one file left gzipped, the others not: both are accepted
         (folder / (name + ".gz" if key == "test_labels" else name)).write_bytes(
-            raw if key == "test_labels" else __import__("gzip").decompress(raw))
+            raw if key == "test_labels" else __import__("gzip").decompress(raw)
+        )
     assert_same(sources.fetch_mnist(params({"kind": "local", "path": str(folder)}), report=lambda _: None)[0])
 
 
@@ -120,8 +130,10 @@ def test_failing_sources_are_reported_in_one_line_each_and_the_next_is_tried(ser
 
 def test_a_garbled_answer_or_an_unusable_address_falls_through_to_the_next_source(server, tmp_path):
     server.garbled.add("/garbled.npz")
-    listed = [{"kind": "keras", "url": server.url + "/garbled.npz", "sha256": "1" * 64},
-              keras_source(server, npz_bytes(MNIST))]
+    listed = [
+        {"kind": "keras", "url": server.url + "/garbled.npz", "sha256": "1" * 64},
+        keras_source(server, npz_bytes(MNIST)),
+    ]
     lines = []
     mnist, _ = sources.fetch_mnist(params(*listed), report=lines.append)
     assert_same(mnist)
@@ -133,9 +145,18 @@ def test_a_garbled_answer_or_an_unusable_address_falls_through_to_the_next_sourc
             sources.download(url, tmp_path / "x.npz", 1.0)
 
 
-@pytest.mark.parametrize("url", ["http://127.0.0.1:notaport/x.npz", "http://[::1/x.npz", "ftp://example.org/x.npz",
-                                 "mnist.npz", "http:///x.npz", "http://127.0.0.1:99999/x.npz",
-                                 "http://example.org/a b.npz"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:notaport/x.npz",
+        "http://[::1/x.npz",
+        "ftp://example.org/x.npz",
+        "mnist.npz",
+        "http:///x.npz",
+        "http://127.0.0.1:99999/x.npz",
+        "http://example.org/a b.npz",
+    ],
+)
 def test_a_malformed_address_is_refused_by_its_key_path_before_any_download(url):
     from pydantic import ValidationError
 

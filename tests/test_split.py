@@ -3,8 +3,10 @@ import hashlib
 import numpy as np
 import pytest
 
-from bnlab.data import mnist as data, splits
+from bnlab.data import mnist as data
+from bnlab.data import splits
 from bnlab.pipeline.stages import split as split_stage
+
 from helpers import PROJECT, make_mnist
 
 

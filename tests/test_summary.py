@@ -5,6 +5,7 @@ from mlflow import MlflowClient
 
 from bnlab.pipeline.summary import MODEL_TRAINING, main, print_summary, runs_table_path
 from bnlab.tracking.store import experiment_name
+
 from helpers import PROJECT
 
 
@@ -33,5 +34,6 @@ def test_summary_url_prints_only_the_runs_tables_address(tmp_path, monkeypatch, 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'mlflow.db'}")
     experiment_id = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}").create_experiment(experiment_name())
     assert main(["--url"]) == 0
-    assert capsys.readouterr().out == (f"The runs table: http://127.0.0.1:5000/#/experiments/{experiment_id}/runs"
-                                       f"{MODEL_TRAINING}\n")
+    assert capsys.readouterr().out == (
+        f"The runs table: http://127.0.0.1:5000/#/experiments/{experiment_id}/runs{MODEL_TRAINING}\n"
+    )

@@ -35,8 +35,9 @@ def test_dvc_push_then_pull_in_a_second_clone_needs_no_retraining(tmp_path):
 @pytest.mark.slow
 def test_a_second_dvc_repro_at_once_stops_with_dvcs_lock_message(tmp_path):
     root = make_project(tmp_path / "proj", make_mnist(300, 100), {**SMALL, "epochs": 40})
-    first = subprocess.Popen(["dvc", "repro"], cwd=root, env=project_env(), stdout=subprocess.PIPE,
-                             stderr=subprocess.STDOUT, text=True)
+    first = subprocess.Popen(
+        ["dvc", "repro"], cwd=root, env=project_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
     deadline = time.monotonic() + 60
     while not (root / "data/prepared/train.npz").exists() and time.monotonic() < deadline:
         time.sleep(0.2)  # the first is past its data stages: it holds the lock
@@ -71,9 +72,17 @@ def test_concurrent_training_processes_lose_no_metric(tmp_path):
     env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'shared.db'}"
     epochs, workers = 30, 3
     run([sys.executable, "-c", "from bnlab.tracking import runs; runs.connect('concurrency')"], tmp_path, env=env)
-    processes = [subprocess.Popen([sys.executable, "-c", LOGGER.format(n=n, epochs=epochs)],
-                                  cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-                 for n in range(workers)]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", LOGGER.format(n=n, epochs=epochs)],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for n in range(workers)
+    ]
     for process in processes:
         _, stderr = process.communicate(timeout=300)
         assert process.returncode == 0, stderr[-2000:]

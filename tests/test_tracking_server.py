@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from bnlab.data import splits
+
 from helpers import make_mnist, make_project, project_env, run
 from servers import mlflow_server, postgres, rest
 
@@ -46,8 +47,9 @@ def check_runs_over_rest(url: str, root, artifacts) -> None:
     champion = rest(url, "registered-models/alias", params="?name=bnlab-notebook-batchnorm&alias=champion")
     assert champion["model_version"]["run_id"] == child["info"]["run_id"]  # one seed: it is the champion
     registered = mlflow.pyfunc.load_model("models:/bnlab-notebook-batchnorm@champion")
-    assert np.array_equal(np.asarray(registered.predict(x_test.reshape(len(x_test), -1).astype(np.float32))).ravel(),
-                          digits)
+    assert np.array_equal(
+        np.asarray(registered.predict(x_test.reshape(len(x_test), -1).astype(np.float32))).ravel(), digits
+    )
     # the experiment says it is model training, and the summary's address opens its runs table
     assert {"key": "mlflow.experimentKind", "value": "custom_model_development"} in experiment["tags"]
     env = {**project_env(), "MLFLOW_TRACKING_URI": url}
@@ -73,8 +75,9 @@ def test_server_killed_mid_training_fails_the_stage_cleanly(tmp_path):
         env["MLFLOW_TRACKING_URI"] = url
         import subprocess
 
-        train = subprocess.Popen(["bnlab", "train", "notebook"], cwd=root, env=env, stdout=subprocess.PIPE,
-                                 stderr=subprocess.PIPE, text=True)
+        train = subprocess.Popen(
+            ["bnlab", "train", "notebook"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             found = rest(url, "runs/search", {"experiment_ids": ["1"], "filter": "metrics.train_loss > 0"})
@@ -115,7 +118,7 @@ def test_pipeline_on_a_tracking_server_with_sqlite_and_credentials_in_its_uri(tm
         check_runs_over_rest(url, root, artifacts)
         experiment = rest(url, "experiments/get-by-name", params="?experiment_name=batchnorm-mnist")["experiment"]
         runs = rest(url, "runs/search", {"experiment_ids": [experiment["experiment_id"]]})["runs"]
-    assert len(runs) == 3
+    assert len(runs) == 5  # a parent, 2 model runs and their evaluation runs
     assert_no_secret(root, done.stdout + done.stderr, runs)
 
 
@@ -132,7 +135,14 @@ def test_a_plain_postgresql_uri_uses_the_installed_driver(tmp_path):
         client = MlflowClient(database)
         experiment = client.get_experiment_by_name("batchnorm-mnist")
         runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 3 and {r.info.status for r in runs} == {"FINISHED"}
-    as_rest = [{"data": {"tags": [{"value": v} for v in r.data.tags.values()],
-                         "params": [{"value": v} for v in r.data.params.values()]}} for r in runs]
+    assert len(runs) == 5 and {r.info.status for r in runs} == {"FINISHED"}  # a parent, 2 models, 2 evaluations
+    as_rest = [
+        {
+            "data": {
+                "tags": [{"value": v} for v in r.data.tags.values()],
+                "params": [{"value": v} for v in r.data.params.values()],
+            }
+        }
+        for r in runs
+    ]
     assert_no_secret(root, done.stdout + done.stderr, as_rest)

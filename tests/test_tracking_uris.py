@@ -6,6 +6,7 @@ import time
 import pytest
 
 from bnlab.tracking.store import redact, redact_text, server_credentials, store_uri
+
 from helpers import make_mnist, make_project, project_env, run
 from servers import free_port
 
@@ -14,18 +15,33 @@ SECRET = "s3cret-Pa55word"
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("uris") / "proj", make_mnist(200, 50),
-                        {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": None})
+    root = make_project(
+        tmp_path_factory.mktemp("uris") / "proj",
+        make_mnist(200, 50),
+        {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": None},
+    )
     run(["dvc", "repro", "split"], root)
     return root
 
 
-@pytest.mark.parametrize("template, shown", [
-    ("http://alice:{pw}@127.0.0.1:{port}", "MLflow tracking server http://alice:***@127.0.0.1:{port} is unreachable"),
-    ("postgresql+psycopg2://mlflow:{pw}@127.0.0.1:{port}/mlflow", "MLflow tracking store postgresql+psycopg2://mlflow:***@127.0.0.1:{port}/mlflow is unreachable"),
-    ("postgresql://mlflow:{pw}@127.0.0.1:{port}/mlflow", "MLflow tracking store postgresql://mlflow:***@127.0.0.1:{port}/mlflow is unreachable"),
-    ("http://127.0.0.1:{port}", "MLflow tracking server http://127.0.0.1:{port} is unreachable"),
-])
+@pytest.mark.parametrize(
+    "template, shown",
+    [
+        (
+            "http://alice:{pw}@127.0.0.1:{port}",
+            "MLflow tracking server http://alice:***@127.0.0.1:{port} is unreachable",
+        ),
+        (
+            "postgresql+psycopg2://mlflow:{pw}@127.0.0.1:{port}/mlflow",
+            "MLflow tracking store postgresql+psycopg2://mlflow:***@127.0.0.1:{port}/mlflow is unreachable",
+        ),
+        (
+            "postgresql://mlflow:{pw}@127.0.0.1:{port}/mlflow",
+            "MLflow tracking store postgresql://mlflow:***@127.0.0.1:{port}/mlflow is unreachable",
+        ),
+        ("http://127.0.0.1:{port}", "MLflow tracking server http://127.0.0.1:{port} is unreachable"),
+    ],
+)
 def test_an_absent_store_fails_fast_with_its_password_redacted(prepared, template, shown):
     port = free_port()  # nothing listens there
     env = project_env()
@@ -49,5 +65,7 @@ def test_uris_are_redacted_and_postgresql_gets_the_installed_driver():
     assert store_uri("http://h:5000") == "http://h:5000"
     assert store_uri(f"https://bob:{SECRET}@h:8443/x") == "https://h:8443/x"
     assert server_credentials(f"https://bob:{SECRET}@h:8443") == {
-        "MLFLOW_TRACKING_USERNAME": "bob", "MLFLOW_TRACKING_PASSWORD": SECRET}
+        "MLFLOW_TRACKING_USERNAME": "bob",
+        "MLFLOW_TRACKING_PASSWORD": SECRET,
+    }
     assert server_credentials("http://h:5000") == {} == server_credentials("sqlite:///x.db")

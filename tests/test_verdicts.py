@@ -14,37 +14,60 @@ from bnlab.analysis import claims as shipped
 from bnlab.analysis.published import ExperimentResults, read_results
 from bnlab.analysis.results_page import ResultsPage
 from bnlab.analysis.statistics import ALPHA, holm, paired, summarize
-from bnlab.analysis.verdicts import (AGREES, DISAGREES, NO_EFFECT, PARTLY, T_TEST_ONLY, TOO_FEW, Claim,
-                                     Generalization, ModelMetric, ProbeMeasure, generalization_word, judge,
-                                     unmeasurable, verdict_word)
+from bnlab.analysis.verdicts import (
+    AGREES,
+    DISAGREES,
+    NO_EFFECT,
+    PARTLY,
+    T_TEST_ONLY,
+    TOO_FEW,
+    Claim,
+    Generalization,
+    ModelMetric,
+    ProbeMeasure,
+    generalization_word,
+    judge,
+    unmeasurable,
+    verdict_word,
+)
 from bnlab.core import layout
 from bnlab.experiments.params import load_params
 from bnlab.ml.probe_rows import POOLED, TABLES
 from bnlab.pipeline.stages import results as results_stage
-from helpers import PROJECT
+
+from helpers import PROJECT, unpadded
 
 ACCURACY = ModelMetric("test accuracy", unit="%", difference_unit=" points", scale=100)
 SEEDS = list(range(8))
 
 
-@pytest.mark.parametrize("direction, mean, p_holm, n, p_exact, word", [
-    (+1, 0.02, 0.001, 8, 0.008, AGREES),
-    (-1, 0.02, 0.001, 8, 0.008, DISAGREES),
-    (+1, 0.02, 0.001, 6, 0.0625, AGREES + T_TEST_ONLY),  # a pair against: the exact test cannot follow
-    (-1, 0.02, 0.001, 6, 0.0625, DISAGREES + T_TEST_ONLY),
-    (+1, 0.02, 0.2, 8, 0.008, NO_EFFECT),
-    (+1, 0.02, ALPHA, 8, 0.008, NO_EFFECT),  # "below α", not "at most"
-    (+1, 0.02, math.nan, 1, math.nan, TOO_FEW),
-])
+@pytest.mark.parametrize(
+    "direction, mean, p_holm, n, p_exact, word",
+    [
+        (+1, 0.02, 0.001, 8, 0.008, AGREES),
+        (-1, 0.02, 0.001, 8, 0.008, DISAGREES),
+        (+1, 0.02, 0.001, 6, 0.0625, AGREES + T_TEST_ONLY),  # a pair against: the exact test cannot follow
+        (-1, 0.02, 0.001, 6, 0.0625, DISAGREES + T_TEST_ONLY),
+        (+1, 0.02, 0.2, 8, 0.008, NO_EFFECT),
+        (+1, 0.02, ALPHA, 8, 0.008, NO_EFFECT),  # "below α", not "at most"
+        (+1, 0.02, math.nan, 1, math.nan, TOO_FEW),
+    ],
+)
 def test_a_verdict_word_follows_the_rule(direction, mean, p_holm, n, p_exact, word):
     assert verdict_word(direction, mean, p_holm, n, p_exact) == word
 
 
-@pytest.mark.parametrize("words, expected", [
-    ([AGREES, AGREES], AGREES), ([AGREES, NO_EFFECT], PARTLY), ([AGREES, DISAGREES], DISAGREES),
-    ([AGREES, AGREES + T_TEST_ONLY], AGREES), ([NO_EFFECT, DISAGREES + T_TEST_ONLY], DISAGREES),
-    ([NO_EFFECT, NO_EFFECT], NO_EFFECT),
-])
+@pytest.mark.parametrize(
+    "words, expected",
+    [
+        ([AGREES, AGREES], AGREES),
+        ([AGREES, NO_EFFECT], PARTLY),
+        ([AGREES, DISAGREES], DISAGREES),
+        ([AGREES, AGREES + T_TEST_ONLY], AGREES),
+        ([NO_EFFECT, DISAGREES + T_TEST_ONLY], DISAGREES),
+        ([NO_EFFECT, NO_EFFECT], NO_EFFECT),
+    ],
+)
 def test_a_generalization_is_judged_from_its_claims(words, expected):
     assert generalization_word(words) == expected
 
@@ -53,25 +76,52 @@ def sweep(gains: dict[str, float], spread: float = 0.002, seed: int = 0) -> pd.D
     """sweep.csv of an experiment: plain, and each variant better by its gain (plus noise)."""
     rng = np.random.default_rng(seed)
     plain = 0.95 + rng.normal(0, 0.004, len(SEEDS))
-    rows = [{"variant": "plain", "seed": s, "test_accuracy": a, "test_loss": 0.2, "final_train_loss": 0.1}
-            for s, a in zip(SEEDS, plain)]
+    rows = [
+        {"variant": "plain", "seed": s, "test_accuracy": a, "test_loss": 0.2, "final_train_loss": 0.1}
+        for s, a in zip(SEEDS, plain)
+    ]
     for variant, gain in gains.items():
-        rows += [{"variant": variant, "seed": s, "test_accuracy": a + gain + rng.normal(0, spread),
-                  "test_loss": 0.1, "final_train_loss": 0.05} for s, a in zip(SEEDS, plain)]
+        rows += [
+            {
+                "variant": variant,
+                "seed": s,
+                "test_accuracy": a + gain + rng.normal(0, spread),
+                "test_loss": 0.1,
+                "final_train_loss": 0.05,
+            }
+            for s, a in zip(SEEDS, plain)
+        ]
     return pd.DataFrame(rows)
 
 
 def probes(drifts: dict[str, float]) -> pd.DataFrame:
     """Pooled probe rows whose median moves by ``drifts[variant]`` widths (width 2) in each layer."""
-    rows = [{"variant": v, "seed": s, "step": step, "layer": layer, "unit": POOLED, "p15": p50 - 1, "p50": p50,
-             "p85": p50 + 1, "dead_fraction": 0.0}
-            for v, d in drifts.items() for s in SEEDS for layer in (1, 2)
-            for step, p50 in ((500, 0.0), (1000, 2 * d * (1 + 0.05 * s)))]
+    rows = [
+        {
+            "variant": v,
+            "seed": s,
+            "step": step,
+            "layer": layer,
+            "unit": POOLED,
+            "p15": p50 - 1,
+            "p50": p50,
+            "p85": p50 + 1,
+            "dead_fraction": 0.0,
+        }
+        for v, d in drifts.items()
+        for s in SEEDS
+        for layer in (1, 2)
+        for step, p50 in ((500, 0.0), (1000, 2 * d * (1 + 0.05 * s)))
+    ]
     return pd.DataFrame(rows)
 
 
-def experiment(name: str, frame: pd.DataFrame, probe_rows: pd.DataFrame | None = None,
-               geometry: dict[str, pd.DataFrame] | None = None) -> ExperimentResults:
+def experiment(
+    name: str,
+    frame: pd.DataFrame,
+    probe_rows: pd.DataFrame | None = None,
+    geometry: dict[str, pd.DataFrame] | None = None,
+) -> ExperimentResults:
     variants = list(dict.fromkeys(frame["variant"]))
     ordered = [*[v for v in variants if v != "plain"], "plain"]
     frame["variant"] = pd.Categorical(frame["variant"], categories=ordered, ordered=True)
@@ -80,18 +130,29 @@ def experiment(name: str, frame: pd.DataFrame, probe_rows: pd.DataFrame | None =
     frame["variant"] = frame["variant"].astype(str)
     empty = {file: pd.DataFrame(columns=["variant", "seed", *columns]) for file, columns in TABLES.items()}
     tables = {**empty, "probes.csv": empty["probes.csv"] if probe_rows is None else probe_rows, **(geometry or {})}
-    return ExperimentResults(name, f"{name}'s description", f"# {name}: {name}'s description\n", metrics, frame,
-                             *tables.values(), PROJECT / "nowhere")
+    return ExperimentResults(
+        name,
+        f"{name}'s description",
+        f"# {name}: {name}'s description\n",
+        metrics,
+        frame,
+        *tables.values(),
+        PROJECT / "nowhere",
+    )
 
 
 def test_judge_measures_each_claim_and_adjusts_over_the_whole_table():
-    results = {"big": experiment("big", sweep({"batchnorm": 0.02})),
-               "none": experiment("none", sweep({"batchnorm": 0.0}, spread=0.004, seed=1)),
-               "drifty": experiment("drifty", sweep({"batchnorm": 0.0}), probes({"batchnorm": 0.05, "plain": 0.5}))}
-    claims = (Claim("big", "BN helps", "s", "big", ACCURACY, +1),
-              Claim("hurts", "BN hurts", "s", "big", ACCURACY, -1),
-              Claim("none", "BN helps here too", "s", "none", ACCURACY, +1),
-              Claim("drift", "BN stops drift", "s", "drifty", ProbeMeasure("drift", quantity="drift"), -1))
+    results = {
+        "big": experiment("big", sweep({"batchnorm": 0.02})),
+        "none": experiment("none", sweep({"batchnorm": 0.0}, spread=0.004, seed=1)),
+        "drifty": experiment("drifty", sweep({"batchnorm": 0.0}), probes({"batchnorm": 0.05, "plain": 0.5})),
+    }
+    claims = (
+        Claim("big", "BN helps", "s", "big", ACCURACY, +1),
+        Claim("hurts", "BN hurts", "s", "big", ACCURACY, -1),
+        Claim("none", "BN helps here too", "s", "none", ACCURACY, +1),
+        Claim("drift", "BN stops drift", "s", "drifty", ProbeMeasure("drift", quantity="drift"), -1),
+    )
     verdicts = judge(claims, results)
     assert [v.word for v in verdicts] == [AGREES, DISAGREES, NO_EFFECT, AGREES]
     raw = [v.test.p_value for v in verdicts]
@@ -106,19 +167,30 @@ def test_judge_measures_each_claim_and_adjusts_over_the_whole_table():
 
 def test_claims_these_experiments_cannot_test_are_named_with_the_reason():
     results = {"big": experiment("big", sweep({"batchnorm": 0.02}))}
-    assert unmeasurable(Claim("a", "c", "s", "gone", ACCURACY, +1), results) == \
-        "no experiment gone was reported (reports/gone/)"
-    assert unmeasurable(Claim("b", "c", "s", "big", ACCURACY, +1, variant="noisy_bn"), results) == \
-        "big has no variant noisy_bn"
-    assert unmeasurable(Claim("c", "c", "s", "big", ACCURACY, +1, point={"learning_rate": 0.1}), results) == \
-        "big has no grid point learning_rate=0.1"
+    assert (
+        unmeasurable(Claim("a", "c", "s", "gone", ACCURACY, +1), results)
+        == "no experiment gone was reported (reports/gone/)"
+    )
+    assert (
+        unmeasurable(Claim("b", "c", "s", "big", ACCURACY, +1, variant="noisy_bn"), results)
+        == "big has no variant noisy_bn"
+    )
+    assert (
+        unmeasurable(Claim("c", "c", "s", "big", ACCURACY, +1, point={"learning_rate": 0.1}), results)
+        == "big has no grid point learning_rate=0.1"
+    )
     drift = ProbeMeasure("drift", quantity="drift")
     assert unmeasurable(Claim("f", "c", "s", "big", drift, -1), results) == "big has no probes"
     claim = Claim("d", "BN helps", "s", "big", ACCURACY, +1)
     gone = Claim("e", "BN helps elsewhere", "s", "gone", ACCURACY, +1)
-    page = ResultsPage(results, judge((claim, gone), results), (Generalization("always", "s", ("d", "e")),),
-                       [(gone, unmeasurable(gone, results))], "figures")
-    text = page.markdown()
+    page = ResultsPage(
+        results,
+        judge((claim, gone), results),
+        (Generalization("always", "s", ("d", "e")),),
+        [(gone, unmeasurable(gone, results))],
+        "figures",
+    )
+    text = unpadded(page.markdown())
     assert "Not tested here: BN helps elsewhere (s): no experiment gone was reported (reports/gone/)." in text
     assert "| always |" not in text  # a generalization over an untested claim is not judged
 
@@ -131,9 +203,19 @@ def write_reports(folder, frame: pd.DataFrame, metrics: dict, description: str =
     (folder / "metrics.json").write_text(json.dumps(metrics))
     frame.to_csv(folder / "sweep.csv", index=False)
     probes({"batchnorm": 0.05, "plain": 0.5}).to_csv(folder / "probes.csv", index=False)
-    steps = [{"variant": v, "seed": s, "step": step, "val_accuracy": 0.9,
-              "test_accuracy": 0.9 + 0.01 * (v == "batchnorm"), "train_mode_accuracy": None}
-             for v in ("batchnorm", "plain") for s in SEEDS for step in (500, 1000)]
+    steps = [
+        {
+            "variant": v,
+            "seed": s,
+            "step": step,
+            "val_accuracy": 0.9,
+            "test_accuracy": 0.9 + 0.01 * (v == "batchnorm"),
+            "train_mode_accuracy": None,
+        }
+        for v in ("batchnorm", "plain")
+        for s in SEEDS
+        for step in (500, 1000)
+    ]
     pd.DataFrame(steps).to_csv(folder / "steps.csv", index=False)
     for file in ("landscape.csv", "ics.csv", "init_gradients.csv"):
         pd.DataFrame(columns=["variant", "seed", *TABLES[file]]).to_csv(folder / file, index=False)
@@ -148,11 +230,13 @@ def test_the_page_shows_the_numbers_of_metrics_json_and_the_figures_it_names(tmp
     verdicts = judge(shipped.CLAIMS, {"notebook": read})
     assert {v.claim.key for v in verdicts} == {c.key for c in shipped.CLAIMS if c.experiment == "notebook"}
     page = ResultsPage({"notebook": read}, verdicts, shipped.GENERALIZATIONS, [], "figures")
-    text = page.markdown()
+    text = unpadded(page.markdown())
     comp = made.metrics["comparison"]["batchnorm"]
     row = next(line for line in text.splitlines() if line.startswith("| `notebook` | batchnorm vs plain"))
-    assert f"{100 * comp['test_accuracy_gain']:+.2f} [{100 * comp['gain_ci_low']:+.2f}, " \
-           f"{100 * comp['gain_ci_high']:+.2f}]" in row
+    assert (
+        f"{100 * comp['test_accuracy_gain']:+.2f} [{100 * comp['gain_ci_low']:+.2f}, "
+        f"{100 * comp['gain_ci_high']:+.2f}]" in row
+    )
     assert f"| {comp['p_exact']:.2g} |" in row and f"| {len(SEEDS)} |" in row
     assert "### `notebook`: 784-32-32-10: BN vs plain\n" in text and "| the table |" in text  # comparison.md
     assert "\n#### Probes\n" in text  # its headings below the page's
@@ -208,19 +292,38 @@ def geometry_frames(bn_factor: float) -> dict[str, pd.DataFrame]:
             for step in (1, 10, 100):
                 noise = rng.uniform(0.9, 1.1)
                 for eta in (0.5, 1.0, 2.0):
-                    landscape.append({"variant": variant, "seed": seed, "step": step, "direction": "gradient",
-                                      "eta": eta, "loss": 1.0 + factor * noise * eta, "grad_change": factor * noise * eta,
-                                      "distance": eta})
-                ics.append({"variant": variant, "seed": seed, "step": step, "layer": 2, "ics_l2": factor * noise,
-                            "ics_cosine": 0.9})
+                    landscape.append(
+                        {
+                            "variant": variant,
+                            "seed": seed,
+                            "step": step,
+                            "direction": "gradient",
+                            "eta": eta,
+                            "loss": 1.0 + factor * noise * eta,
+                            "grad_change": factor * noise * eta,
+                            "distance": eta,
+                        }
+                    )
+                ics.append(
+                    {
+                        "variant": variant,
+                        "seed": seed,
+                        "step": step,
+                        "layer": 2,
+                        "ics_l2": factor * noise,
+                        "ics_cosine": 0.9,
+                    }
+                )
     return {"landscape.csv": pd.DataFrame(landscape), "ics.csv": pd.DataFrame(ics)}
 
 
 def test_landscape_and_shift_claims_are_judged_from_the_runs_log_averages():
     frame = sweep({"batchnorm": 0.0})
-    claims = (Claim("smooth", "BN smooths", "s", "geo", shipped.SMOOTHNESS, -1),
-              Claim("loss", "BN varies less", "s", "geo", shipped.LOSS_VARIATION, -1),
-              Claim("ics", "BN shifts less", "s", "geo", shipped.SHIFT_NORM, -1))
+    claims = (
+        Claim("smooth", "BN smooths", "s", "geo", shipped.SMOOTHNESS, -1),
+        Claim("loss", "BN varies less", "s", "geo", shipped.LOSS_VARIATION, -1),
+        Claim("ics", "BN shifts less", "s", "geo", shipped.SHIFT_NORM, -1),
+    )
     smoother = judge(claims, {"geo": experiment("geo", frame.copy(), geometry=geometry_frames(0.5))})
     assert [v.word for v in smoother] == [AGREES, AGREES, AGREES]
     # β-smoothness of a probe: max(grad_change / distance) = factor * noise; log10 of 0.5 per run.
@@ -236,10 +339,21 @@ def init_gradient_frames(bn_rate: float) -> dict[str, pd.DataFrame]:
     """init_gradients.csv of 6 seeds, 20 layers at batch 8: BN's ‖∂L/∂h‖² grows by ``bn_rate`` per
     layer going down, the plain network's by 1, each seed's rate off by up to 2%."""
     rng = np.random.default_rng(5)
-    rows = [{"variant": variant, "seed": seed, "batch_size": 8, "depth": 20, "width": 4, "layer": layer,
-             "grad_sq_norm": (rate * jitter) ** (20 - layer)}
-            for variant, rate in (("batchnorm", bn_rate), ("plain", 1.0)) for seed in SEEDS
-            for jitter in [rng.uniform(0.98, 1.02)] for layer in range(1, 21)]
+    rows = [
+        {
+            "variant": variant,
+            "seed": seed,
+            "batch_size": 8,
+            "depth": 20,
+            "width": 4,
+            "layer": layer,
+            "grad_sq_norm": (rate * jitter) ** (20 - layer),
+        }
+        for variant, rate in (("batchnorm", bn_rate), ("plain", 1.0))
+        for seed in SEEDS
+        for jitter in [rng.uniform(0.98, 1.02)]
+        for layer in range(1, 21)
+    ]
     return {"init_gradients.csv": pd.DataFrame(rows)}
 
 

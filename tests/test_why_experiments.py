@@ -12,7 +12,8 @@ from mlflow import MlflowClient
 
 from bnlab.core import layout, numpy_dispatch
 from bnlab.ml.probe_rows import ICS_COLUMNS, LANDSCAPE_COLUMNS
-from helpers import make_mnist, make_project, project_env, run
+
+from helpers import make_mnist, make_project, project_env, run, unpadded
 
 pytestmark = pytest.mark.slow  # two experiments, 26 jobs: about two minutes
 
@@ -23,13 +24,20 @@ BATCH_SIZES = [2, 128]
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("why") / "proj", make_mnist(1200, 100),
-                        {"epochs": 1, "seeds": SEEDS, "hidden_units": [8]},
-                        experiments=("santurkar", "small_batches"))
+    root = make_project(
+        tmp_path_factory.mktemp("why") / "proj",
+        make_mnist(1200, 100),
+        {"epochs": 1, "seeds": SEEDS, "hidden_units": [8]},
+        experiments=("santurkar", "small_batches"),
+    )
     params = yaml.safe_load((root / "params.yaml").read_text())
     santurkar, small = params["experiments"]["santurkar"], params["experiments"]["small_batches"]
-    santurkar["probes"] = {"every_steps": 10, "images": 40, "unit": 0,
-                           "geometry": {**santurkar["probes"]["geometry"], "steps": GEOMETRY_STEPS}}
+    santurkar["probes"] = {
+        "every_steps": 10,
+        "images": 40,
+        "unit": 0,
+        "geometry": {**santurkar["probes"]["geometry"], "steps": GEOMETRY_STEPS},
+    }
     small["probes"] = {"every_steps": 8, "images": 128, "unit": 0}  # batch 128: 8 steps an epoch
     small["grid"] = {"batch_size": BATCH_SIZES}
     small["variants"]["groupnorm"]["norm_groups"] = 2  # 8 units: groups of 4
@@ -50,16 +58,17 @@ def test_the_landscape_and_covariate_shift_are_reported_per_variant_seed_and_ste
     assert set(ics["layer"]) == {2} and len(ics) == 3 * len(SEEDS) * len(GEOMETRY_STEPS)
     assert ics["ics_cosine"].between(-1, 1).all() and (landscape["distance"] > 0).all()
     figures = {p.name for p in (report / "figures").iterdir()}
-    assert {"landscape_gradient.png", "landscape_update.png", "landscape_random.png",
-            "covariate_shift.png"} <= figures
+    assert {"landscape_gradient.png", "landscape_update.png", "landscape_random.png", "covariate_shift.png"} <= figures
     assert "internal covariate shift" in (report / "comparison.md").read_text()
 
 
 def test_each_probe_goes_to_mlflow_with_its_step(project):
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                              "tags.experiment = 'santurkar' and tags.variant = 'noisy_bn' and tags.seed = '1'")
-    (run_,) = [r for r in runs if r.data.tags.get("restored") != "true"]
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        "tags.experiment = 'santurkar' and tags.variant = 'noisy_bn' and tags.seed = '1'",
+    )
+    (run_,) = [r for r in runs if r.data.tags.get("bnlab.provenance") == "trained"]
     for name in ("landscape/gradient/beta_smoothness", "landscape/random/loss_variation", "ics/layer2/cosine"):
         history = client.get_metric_history(run_.info.run_id, name)
         assert sorted(m.step for m in history) == GEOMETRY_STEPS, name
@@ -71,10 +80,18 @@ def test_the_report_keeps_its_bytes_whatever_numpys_kernels_the_user_asked_for(p
     report = project / layout.reports_dir("santurkar")
     found = []
     for value in ["", " ".join(numpy_dispatch.AVX512_TARGETS)]:
-        run(["python", "-m", "bnlab.pipeline.stages.report", "santurkar"], project,
-            {**project_env(), numpy_dispatch.VARIABLE: value})
-        found.append({str(p.relative_to(report)): hashlib.sha256(p.read_bytes()).hexdigest()
-                      for p in sorted(report.rglob("*")) if p.is_file()})
+        run(
+            ["python", "-m", "bnlab.pipeline.stages.report", "santurkar"],
+            project,
+            {**project_env(), numpy_dispatch.VARIABLE: value},
+        )
+        found.append(
+            {
+                str(p.relative_to(report)): hashlib.sha256(p.read_bytes()).hexdigest()
+                for p in sorted(report.rglob("*"))
+                if p.is_file()
+            }
+        )
     assert "metrics.json" in found[0] and "landscape.csv" in found[0]
     assert found[0] == found[1]
     assert "up to date" in run(["dvc", "status", "report@santurkar"], project).stdout  # the bytes DVC recorded
@@ -90,16 +107,21 @@ def test_the_batch_size_grid_reports_each_point_and_bns_batch_statistics(project
     assert list(steps.columns[:3]) == ["batch_size", "variant", "seed"]
     measured = steps.dropna(subset=["train_mode_accuracy"])
     assert set(measured["variant"]) == {"batchnorm", "batch_renorm"}  # LayerNorm, GroupNorm: no batch statistics
-    table = (report / "comparison.md").read_text()
+    table = unpadded((report / "comparison.md").read_text())
     assert "| 2 | batchnorm |" in table and "| 128 | batch_renorm |" in table
     figures = {p.name for p in (report / "figures").iterdir()}
     assert {"test_accuracy_vs_batch_size.png", "train_vs_inference_mode_vs_batch_size.png"} <= figures
 
 
 def test_the_results_page_has_their_verdict_rows(project):
-    page = (project / layout.RESULTS_PAGE).read_text()
-    for claim in ("BN reduces internal covariate shift", "BN makes the loss landscape smoother",
-                  "BN needs large batches: from batch 128 to 2", "LayerNorm does not", "GroupNorm does not"):
+    page = unpadded((project / layout.RESULTS_PAGE).read_text())
+    for claim in (
+        "BN reduces internal covariate shift",
+        "BN makes the loss landscape smoother",
+        "BN needs large batches: from batch 128 to 2",
+        "LayerNorm does not",
+        "GroupNorm does not",
+    ):
         row = next(line for line in page.splitlines() if line.startswith(f"| {claim}"))
         assert row.split("|")[-2].strip().startswith("**"), row  # a verdict word, derived
     assert "| BN needs large batches; LayerNorm and GroupNorm do not |" in page

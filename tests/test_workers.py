@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from bnlab.data.mnist import Mnist, save_npz
+
 from helpers import make_mnist, make_project, run, store_env
 
 TINY = {"epochs": 2, "seeds": [0, 1], "hidden_units": [8]}
@@ -86,8 +87,9 @@ def test_a_failing_job_fails_the_stage_with_its_own_message(tmp_path):
     # set: the training set has no 9, and fitting refuses validation labels it never saw.
     mnist = make_mnist()
     order = np.argsort(mnist.y_train != 9, kind="stable")
-    root = make_project(tmp_path / "proj", Mnist(mnist.x_train[order], mnist.y_train[order],
-                                                 mnist.x_test, mnist.y_test), TINY)
+    root = make_project(
+        tmp_path / "proj", Mnist(mnist.x_train[order], mnist.y_train[order], mnist.x_test, mnist.y_test), TINY
+    )
     params = yaml.safe_load((root / "params.yaml").read_text())
     params["split"]["method"] = "first"
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
@@ -111,8 +113,14 @@ def forkserver_of(stage: subprocess.Popen) -> psutil.Process:
 
 def start_and_wait_for_workers(root, count: int = 2) -> tuple[subprocess.Popen, list[psutil.Process]]:
     """The stage, training; and its processes: the forkserver first, then the workers."""
-    stage = subprocess.Popen(["bnlab", "train", "notebook"], cwd=root, env=workers_env(count),
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stage = subprocess.Popen(
+        ["bnlab", "train", "notebook"],
+        cwd=root,
+        env=workers_env(count),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and stage.poll() is None:
         if training_runs(root) >= count:
@@ -139,8 +147,10 @@ def test_a_worker_killed_mid_job_fails_the_stage_cleanly(endless):
     workers[1].kill()  # a worker, as the out-of-memory killer would
     _, stderr = stage.communicate(timeout=60)
     assert stage.returncode == 1
-    assert stderr.strip() == ("bnlab train: error: a worker process died while training (killed, or out of "
-                              "memory); the jobs it was running did not finish")
+    assert stderr.strip() == (
+        "bnlab train: error: a worker process died while training (killed, or out of "
+        "memory); the jobs it was running did not finish"
+    )
     assert "RUNNING" not in statuses(endless) and "FINISHED" not in statuses(endless)
     assert not (endless / "models/notebook").exists() and not list(endless.glob("models/.notebook.tmp-*"))
     assert not psutil.wait_procs(workers, timeout=15)[1]  # the other worker and the forkserver too
@@ -167,6 +177,8 @@ def test_a_bad_worker_count_is_refused_before_any_work(endless, value):
     (endless / "mlflow.db").unlink(missing_ok=True)
     done = run(["bnlab", "train", "notebook"], endless, env=workers_env(value), check=False)
     assert done.returncode == 1
-    assert done.stderr.strip().startswith(f"bnlab train: error: BNLAB_WORKERS={value!r}: expected the number "
-                                          f"of worker processes, a whole number of at least 1")
+    assert done.stderr.strip().startswith(
+        f"bnlab train: error: BNLAB_WORKERS={value!r}: expected the number "
+        f"of worker processes, a whole number of at least 1"
+    )
     assert not (endless / "mlflow.db").exists() and not (endless / "models/notebook").exists()

@@ -10,7 +10,8 @@ from mlflow import MlflowClient
 from bnlab.analysis.mean_field import bn_relu_gradient_rate
 from bnlab.core import layout
 from bnlab.ml.probe_rows import INIT_GRADIENT_COLUMNS
-from helpers import make_mnist, make_project, run
+
+from helpers import make_mnist, make_project, run, unpadded
 
 pytestmark = pytest.mark.slow  # two experiments, 28 small jobs: about five minutes
 
@@ -23,8 +24,12 @@ DEPTHS = [2, 4]
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("yang") / "proj", make_mnist(1200, 100),
-                        {"seeds": SEEDS, "hidden_units": [16]}, experiments=("yang2019", "yang2019_depth"))
+    root = make_project(
+        tmp_path_factory.mktemp("yang") / "proj",
+        make_mnist(1200, 100),
+        {"seeds": SEEDS, "hidden_units": [16]},
+        experiments=("yang2019", "yang2019_depth"),
+    )
     params = yaml.safe_load((root / "params.yaml").read_text())
     gradients, trainability = params["experiments"]["yang2019"], params["experiments"]["yang2019_depth"]
     gradients["model"]["depth"] = DEPTH
@@ -46,7 +51,7 @@ def test_the_gradients_at_initialization_follow_the_contract_and_meet_the_theory
     assert not table.duplicated(keys).any() and len(table) == 2 * len(BATCH_SIZES) * len(SEEDS) * DEPTH
     assert set(table["layer"]) == set(range(1, DEPTH + 1)) and set(table["width"]) == {16}
     assert (table["grad_sq_norm"] > 0).all()
-    comparison = (report / "comparison.md").read_text()
+    comparison = unpadded((report / "comparison.md").read_text())
     assert "Gradients at initialization (Yang et al. 2019)" in comparison
     assert f"| batchnorm | 8 | {DEPTH} |" in comparison and f"{bn_relu_gradient_rate(8):.4f}" in comparison
     assert "init_gradients.png" in {p.name for p in (report / "figures").iterdir()}
@@ -54,9 +59,13 @@ def test_the_gradients_at_initialization_follow_the_contract_and_meet_the_theory
 
 def test_each_layers_gradient_goes_to_mlflow_at_step_0(project):
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
-    runs = client.search_runs([e.experiment_id for e in client.search_experiments()],
-                              "tags.experiment = 'yang2019' and tags.variant = 'batchnorm' and tags.seed = '1'")
-    run_ = next(r for r in runs if r.data.tags.get("restored") != "true" and "batch_size=32" in r.info.run_name)
+    runs = client.search_runs(
+        [e.experiment_id for e in client.search_experiments()],
+        "tags.experiment = 'yang2019' and tags.variant = 'batchnorm' and tags.seed = '1'",
+    )
+    run_ = next(
+        r for r in runs if r.data.tags.get("bnlab.provenance") == "trained" and "batch_size=32" in r.info.run_name
+    )
     table = pd.read_csv(project / layout.reports_dir("yang2019") / "init_gradients.csv")
     expected = table.query("variant == 'batchnorm' and seed == 1 and batch_size == 32 and layer == 3")["grad_sq_norm"]
     (metric,) = client.get_metric_history(run_.info.run_id, "init_gradient/layer3/grad_sq_norm")
@@ -72,7 +81,7 @@ def test_the_trainability_map_covers_depth_and_batch_size(project):
 
 
 def test_the_results_page_has_the_gradient_verdict_rows(project):
-    page = (project / layout.RESULTS_PAGE).read_text()
+    page = unpadded((project / layout.RESULTS_PAGE).read_text())
     rows = [line for line in page.splitlines() if line.startswith("| at initialization a BN network's gradients")]
     assert len(rows) == len(BATCH_SIZES)
     assert all(row.split("|")[-2].strip().startswith("**") for row in rows)

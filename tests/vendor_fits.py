@@ -78,22 +78,33 @@ def fit(name: str) -> dict:
     from bnlab.ml.geometry import GeometryProbe
     from bnlab.ml.init_gradients import InitGradientProbe
     from bnlab.ml.probes import ProbeRecorder
+
     from helpers import make_mnist
 
     data = make_mnist(n_train=200, n_test=70)
     x, y = data.x_train.reshape(200, -1), data.y_train
     xt, yt = data.x_test.reshape(70, -1), data.y_test
-    settings = {"plain": dict(batch_norm=False), "batchnorm": dict(noise_shift=0.5, noise_scale=2.0),
-                "batch_renorm": dict(normalization="batch_renorm"), "layer": dict(normalization="layer"),
-                "group": dict(normalization="group", norm_groups=4)}[name]
-    probes = [ProbeRecorder(3, (xt, yt), (xt, yt), n_hidden=2, probe_images=64, batch_size=16),
-              GeometryProbe([2, 5], 0.01, (0.5, 2.0), n_hidden=2, seed=1), InitGradientProbe(2)]
-    clf = KerasMLPClassifier(hidden_units=(16, 16), epochs=1, batch_size=16, rescale=1 / 255, random_state=5,
-                             callbacks=probes, **settings).fit(x, y, validation_data=(xt, yt))
+    settings = {
+        "plain": {"batch_norm": False},
+        "batchnorm": {"noise_shift": 0.5, "noise_scale": 2.0},
+        "batch_renorm": {"normalization": "batch_renorm"},
+        "layer": {"normalization": "layer"},
+        "group": {"normalization": "group", "norm_groups": 4},
+    }[name]
+    probes = [
+        ProbeRecorder(3, (xt, yt), (xt, yt), n_hidden=2, probe_images=64, batch_size=16),
+        GeometryProbe([2, 5], 0.01, (0.5, 2.0), n_hidden=2, seed=1),
+        InitGradientProbe(2),
+    ]
+    clf = KerasMLPClassifier(
+        hidden_units=(16, 16), epochs=1, batch_size=16, rescale=1 / 255, random_state=5, callbacks=probes, **settings
+    ).fit(x, y, validation_data=(xt, yt))
     rows = [probes[0].probe_rows, probes[0].step_rows, probes[1].landscape_rows, probes[1].ics_rows, probes[2].rows]
-    return {"weights": digest(b"".join(w.tobytes() for w in clf.model_.get_weights())),
-            "proba": digest(clf.predict_proba(xt).tobytes()),
-            "probes": digest(json.dumps([clf.history_, rows], default=str).encode())}
+    return {
+        "weights": digest(b"".join(w.tobytes() for w in clf.model_.get_weights())),
+        "proba": digest(clf.predict_proba(xt).tobytes()),
+        "probes": digest(json.dumps([clf.history_, rows], default=str).encode()),
+    }
 
 
 FITS = ("plain", "batchnorm", "batch_renorm", "layer", "group")

@@ -37,9 +37,13 @@ def cpu_identity(cpuinfo: str | None = None) -> dict:
     first = text.split("\n\n")[0]
     fields = dict(line.split(":", 1) for line in first.splitlines() if ":" in line)
     fields = {key.strip(): value.strip() for key, value in fields.items()}
-    return {"vendor": fields.get("vendor_id", "unknown"), "family": fields.get("cpu family", "unknown"),
-            "model": fields.get("model", "unknown"), "name": fields.get("model name", "unknown"),
-            "flags": sorted(fields.get("flags", "").split())}
+    return {
+        "vendor": fields.get("vendor_id", "unknown"),
+        "family": fields.get("cpu family", "unknown"),
+        "model": fields.get("model", "unknown"),
+        "name": fields.get("model name", "unknown"),
+        "flags": sorted(fields.get("flags", "").split()),
+    }
 
 
 def file_name(cpu: dict) -> str:
@@ -70,8 +74,11 @@ def default_experiment_kernels(dump: Path) -> None:
     first_seed = [job for job in jobs(DEFAULT_EXPERIMENT, experiment) if job.seed == experiment.seeds[0]]
     for job in first_seed:
         estimator = make_estimator(experiment, job)
-        probes = [make_probes(experiment, estimator, splits), make_geometry(experiment, estimator),
-                  make_init_gradients(experiment, estimator)]
+        probes = [
+            make_probes(experiment, estimator, splits),
+            make_geometry(experiment, estimator),
+            make_init_gradients(experiment, estimator),
+        ]
         estimator.set_params(epochs=1, steps=None, callbacks=[p for p in probes if p is not None])
         estimator.fit(x, y, validation_data=(x[:1000], y[:1000]))
         estimator.predict_proba(np.resize(x, (17 * INFERENCE_ROWS, 784)))  # many blocks per call, then one
@@ -93,13 +100,23 @@ def fingerprint() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, __file__, "--compile-into", tmp], check=True)
         kernels = {k.label: k.summary() for k in xla_dump.kernels(Path(tmp))}
-    fits = subprocess.run([sys.executable, str(ROOT / "tests" / "vendor_fits.py")], check=True, capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": str(ROOT / "tests")})
+    fits = subprocess.run(
+        [sys.executable, str(ROOT / "tests" / "vendor_fits.py")],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
+    )
     from bnlab.ml.tf_runtime import tf
 
-    return {"cpu": cpu_identity(), "glibc": libc_version(), "tensorflow": tf.__version__,
-            "numpy": numpy_simd(), "reference_fits": json.loads(fits.stdout.strip().splitlines()[-1]),
-            "kernels": kernels}
+    return {
+        "cpu": cpu_identity(),
+        "glibc": libc_version(),
+        "tensorflow": tf.__version__,
+        "numpy": numpy_simd(),
+        "reference_fits": json.loads(fits.stdout.strip().splitlines()[-1]),
+        "kernels": kernels,
+    }
 
 
 def main() -> None:

@@ -44,8 +44,9 @@ def _band(ax, x, mean, std, color, label, marker=None) -> None:
     ax.fill_between(x, mean - std, mean + std, color=color, alpha=0.2)
 
 
-def curve_figure(metric: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], n_seeds: int,
-                 palette: dict[str, str]) -> Figure:
+def curve_figure(
+    metric: str, curves: dict[str, tuple[np.ndarray, np.ndarray]], n_seeds: int, palette: dict[str, str]
+) -> Figure:
     """A metric per epoch, one line per variant: mean across seeds with a ±1 std band."""
     fig = Figure(figsize=(6, 4), dpi=100)
     ax = fig.add_subplot()
@@ -70,8 +71,7 @@ def steps_figure(steps: pd.DataFrame, column: str, title: str, palette: dict[str
         if rows.empty:
             continue
         stats = rows.groupby("step")[column].agg(["mean", "std"]).fillna(0.0)
-        _band(ax, stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].to_numpy(),
-              palette[variant], variant)
+        _band(ax, stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].to_numpy(), palette[variant], variant)
     ax.set_title(title)
     ax.set_xlabel("optimizer step")
     ax.set_ylabel(column.replace("_", " "))
@@ -81,8 +81,7 @@ def steps_figure(steps: pd.DataFrame, column: str, title: str, palette: dict[str
     return fig
 
 
-def percentiles_figure(probes: pd.DataFrame, layer: int, unit: str, seed: int,
-                       variants: list[str]) -> Figure:
+def percentiles_figure(probes: pd.DataFrame, layer: int, unit: str, seed: int, variants: list[str]) -> Figure:
     """15th, 50th and 85th percentiles of one layer's input to its nonlinearity over training,
     one panel per variant, shared y axis (Ioffe & Szegedy's Figure 1b, c for the fixed unit of
     the last hidden layer)."""
@@ -90,8 +89,12 @@ def percentiles_figure(probes: pd.DataFrame, layer: int, unit: str, seed: int,
     axes = fig.subplots(1, len(variants), sharey=True, squeeze=False)[0]
     what = "all units pooled" if unit == POOLED else f"unit {unit}"
     for ax, variant in zip(axes, variants):
-        rows = probes[(probes["variant"] == variant) & (probes["seed"] == seed)
-                      & (probes["layer"] == layer) & (probes["unit"] == unit)].sort_values("step")
+        rows = probes[
+            (probes["variant"] == variant)
+            & (probes["seed"] == seed)
+            & (probes["layer"] == layer)
+            & (probes["unit"] == unit)
+        ].sort_values("step")
         for column, style in (("p85", "--"), ("p50", "-"), ("p15", "--")):
             ax.plot(rows["step"], rows[column], style, color="black", label=column)
         ax.set_title(f"{variant}")
@@ -115,8 +118,7 @@ def layers_figure(probes: pd.DataFrame, column: str, ylabel: str, palette: dict[
         for variant, color in palette.items():
             rows = pooled[(pooled["variant"] == variant) & (pooled["layer"] == layer)]
             stats = rows.groupby("step")[column].agg(["mean", "std"]).fillna(0.0)
-            _band(ax, stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].to_numpy(),
-                  color, variant)
+            _band(ax, stats.index.to_numpy(), stats["mean"].to_numpy(), stats["std"].to_numpy(), color, variant)
         ax.set_title(f"hidden layer {layer}")
         ax.set_xlabel("optimizer step")
         ax.grid(alpha=0.3)
@@ -126,15 +128,23 @@ def layers_figure(probes: pd.DataFrame, column: str, ylabel: str, palette: dict[
     return fig
 
 
-def sweep_figure(stats: dict[str, pd.DataFrame], x: str, ylabel: str, title: str,
-                 palette: dict[str, str], log_y: bool = False) -> Figure:
+def sweep_figure(
+    stats: dict[str, pd.DataFrame], x: str, ylabel: str, title: str, palette: dict[str, str], log_y: bool = False
+) -> Figure:
     """A metric against a swept setting, one line per variant: mean ± std over seeds, on a log
     x axis when the setting's values span more than a factor of 10 (learning rates)."""
     fig = Figure(figsize=(6, 4), dpi=100)
     ax = fig.add_subplot()
     for variant, rows in stats.items():
-        _band(ax, rows.index.to_numpy(dtype=float), rows["mean"].to_numpy(), rows["std"].to_numpy(),
-              palette[variant], variant, marker="o")
+        _band(
+            ax,
+            rows.index.to_numpy(dtype=float),
+            rows["mean"].to_numpy(),
+            rows["std"].to_numpy(),
+            palette[variant],
+            variant,
+            marker="o",
+        )
     values = np.concatenate([rows.index.to_numpy(dtype=float) for rows in stats.values()])
     if values.min() > 0 and values.max() / values.min() > 10:
         ax.set_xscale("log")
@@ -160,7 +170,7 @@ def _bands_by_step(ax, frame: pd.DataFrame, column: str, palette: dict[str, str]
         stats = rows.assign(value=values).groupby("step")["value"].agg(["mean", "std"]).fillna(0.0)
         mean, std = stats["mean"].to_numpy(), stats["std"].to_numpy()
         if log:
-            ax.plot(stats.index, 10 ** mean, color=color, label=variant)
+            ax.plot(stats.index, 10**mean, color=color, label=variant)
             ax.fill_between(stats.index, 10 ** (mean - std), 10 ** (mean + std), color=color, alpha=0.2)
             ax.set_yscale("log")
         else:
@@ -170,8 +180,9 @@ def _bands_by_step(ax, frame: pd.DataFrame, column: str, palette: dict[str, str]
     ax.grid(alpha=0.3, which="both")
 
 
-def landscape_figure(per_probe: pd.DataFrame, direction: str, labels: dict[str, str], palette: dict[str, str],
-                     n_seeds: int) -> Figure:
+def landscape_figure(
+    per_probe: pd.DataFrame, direction: str, labels: dict[str, str], palette: dict[str, str], n_seeds: int
+) -> Figure:
     """Santurkar et al.'s Figure 4 for one direction: each probe's loss variation, gradient
     predictiveness and β-smoothness (``labels``: column → axis label) against steps, one line
     per variant: the geometric mean over seeds with a ±1 geometric-std band."""
@@ -187,8 +198,9 @@ def landscape_figure(per_probe: pd.DataFrame, direction: str, labels: dict[str, 
     return fig
 
 
-def shift_figure(ics: pd.DataFrame, labels: dict[str, str], logged: set[str], palette: dict[str, str],
-                 n_seeds: int) -> Figure:
+def shift_figure(
+    ics: pd.DataFrame, labels: dict[str, str], logged: set[str], palette: dict[str, str], n_seeds: int
+) -> Figure:
     """Santurkar et al.'s Figure 3: each of ``labels``' columns (‖G − G′‖₂, cos(G, G′))
     against steps, one column of panels per layer, one line per variant (mean ± std over seeds,
     geometric and on a log scale for the columns in ``logged``)."""
@@ -205,8 +217,9 @@ def shift_figure(ics: pd.DataFrame, labels: dict[str, str], logged: set[str], pa
     return fig
 
 
-def init_gradient_figure(init_gradients: pd.DataFrame, theory: dict[tuple[str, int], float],
-                         palette: dict[str, str], n_seeds: int) -> Figure:
+def init_gradient_figure(
+    init_gradients: pd.DataFrame, theory: dict[tuple[str, int], float], palette: dict[str, str], n_seeds: int
+) -> Figure:
     """‖∂L/∂h_l‖² at initialization against the layer l, one panel per batch size, one line per
     variant (geometric mean over seeds; the deepest networks measured), and the theory's slope
     (``theory[(variant, batch_size)]``) dashed, drawn through the measured value at the top layer."""
@@ -224,8 +237,14 @@ def init_gradient_figure(init_gradients: pd.DataFrame, theory: dict[tuple[str, i
             rate = theory.get((variant, size), float("nan"))
             if not np.isnan(rate):
                 top = curve.index.max()
-                ax.plot(curve.index, curve[top] + (top - curve.index) * np.log10(rate), color=color,
-                        linestyle="--", linewidth=1, label=f"{variant}: theory, λ = {rate:.3f}")
+                ax.plot(
+                    curve.index,
+                    curve[top] + (top - curve.index) * np.log10(rate),
+                    color=color,
+                    linestyle="--",
+                    linewidth=1,
+                    label=f"{variant}: theory, λ = {rate:.3f}",
+                )
         ax.set_title(f"batch size {size}", fontsize=10)
         ax.set_xlabel("hidden layer (1 = first)")
         ax.set_ylabel("log10 ‖∂L/∂h‖² at initialization")
@@ -247,12 +266,24 @@ def trainability_figure(cells: pd.DataFrame, limits: dict[str, dict[int, float]]
         ax.set_xticks(range(len(grid.columns)), [str(c) for c in grid.columns])
         ax.set_yticks(range(len(grid.index)), [str(d) for d in grid.index])
         for (i, j), value in np.ndenumerate(grid.to_numpy()):
-            ax.text(j, i, f"{value * 100:.0f}", ha="center", va="center", fontsize=8,
-                    color="black" if value > 0.5 else "white")
+            ax.text(
+                j,
+                i,
+                f"{value * 100:.0f}",
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="black" if value > 0.5 else "white",
+            )
         limit = [limits.get(variant, {}).get(size, np.inf) for size in grid.columns]
         if np.isfinite(limit).any():  # depth → the axis's position: interpolate between the rows
-            ax.plot(range(len(limit)), np.interp(limit, grid.index, range(len(grid.index)), right=np.nan),
-                    "w--", marker="o", label="theory: 16 / ln λ(B)")
+            ax.plot(
+                range(len(limit)),
+                np.interp(limit, grid.index, range(len(grid.index)), right=np.nan),
+                "w--",
+                marker="o",
+                label="theory: 16 / ln λ(B)",
+            )
             ax.legend(fontsize=7, loc="upper right")
         ax.set_title(variant, fontsize=10)
         ax.set_xlabel("batch size")

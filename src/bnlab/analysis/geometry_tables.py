@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from bnlab.analysis.markdown import markdown_table
 from bnlab.analysis.probe_tables import mean_std, over_seeds
 from bnlab.ml.probe_rows import LANDSCAPE_SUMMARY, landscape_summary
 
@@ -30,8 +31,10 @@ LOGGED = {*LANDSCAPE_SUMMARY, "ics_l2"}  # averaged in log10 over a run's probes
 def landscape_per_probe(landscape: pd.DataFrame) -> pd.DataFrame:
     """:func:`bnlab.ml.probe_rows.landscape_summary` of each (variant, seed, step, direction)."""
     keys = [*RUN, "step", "direction"]
-    rows = [{**dict(zip(keys, key)), **landscape_summary(group["loss"], group["grad_change"], group["distance"])}
-            for key, group in landscape.groupby(keys, observed=True, sort=False)]
+    rows = [
+        {**dict(zip(keys, key)), **landscape_summary(group["loss"], group["grad_change"], group["distance"])}
+        for key, group in landscape.groupby(keys, observed=True, sort=False)
+    ]
     return pd.DataFrame(rows, columns=[*keys, *LANDSCAPE_SUMMARY])
 
 
@@ -39,8 +42,7 @@ def per_run(frame: pd.DataFrame, quantity: str, by: tuple[str, ...] = ()) -> pd.
     """One ``value`` per (variant, seed, *by*): ``quantity``'s mean over the run's rows, in
     log10 where :data:`LOGGED` says so."""
     values = np.log10(frame[quantity]) if quantity in LOGGED else frame[quantity]
-    return (frame.assign(value=values).groupby([*RUN, *by], observed=True, sort=False)["value"].mean()
-            .reset_index())
+    return frame.assign(value=values).groupby([*RUN, *by], observed=True, sort=False)["value"].mean().reset_index()
 
 
 def landscape_per_run(landscape: pd.DataFrame, quantity: str, direction: str = "gradient") -> pd.DataFrame:
@@ -55,22 +57,35 @@ def geometry_markdown(landscape: pd.DataFrame, ics: pd.DataFrame, heading: str =
         return ""
     lines = ["", f"{heading} The loss landscape along each step and internal covariate shift (Santurkar et al.)", ""]
     if not landscape.empty:
-        lines += ["Per run, the mean over its probes of log10 of each probe's number (more negative: "
-                  "smoother, more predictive):", "",
-                  "| variant | direction | " + " | ".join(f"log10 {LANDSCAPE_LABELS[q]}" for q in LANDSCAPE_SUMMARY)
-                  + " |", "|---|---|" + "---|" * len(LANDSCAPE_SUMMARY)]
         probes = landscape_per_probe(landscape)
+        rows = []
         for direction in dict.fromkeys(probes["direction"]):
-            stats = [over_seeds(per_run(probes[probes["direction"] == direction], q), ["variant"], "value")
-                     for q in LANDSCAPE_SUMMARY]
-            for i, variant in enumerate(stats[0]["variant"]):
-                lines.append(f"| {variant} | {direction} | " + " | ".join(mean_std(s.iloc[i], digits=3) for s in stats)
-                             + " |")
+            stats = [
+                over_seeds(per_run(probes[probes["direction"] == direction], q), ["variant"], "value")
+                for q in LANDSCAPE_SUMMARY
+            ]
+            rows += [
+                [variant, direction, *(mean_std(s.iloc[i], digits=3) for s in stats)]
+                for i, variant in enumerate(stats[0]["variant"])
+            ]
+        lines += [
+            "Per run, the mean over its probes of log10 of each probe's number (more negative: "
+            "smoother, more predictive):",
+            "",
+            markdown_table(
+                ["variant", "direction", *(f"log10 {LANDSCAPE_LABELS[q]}" for q in LANDSCAPE_SUMMARY)], rows
+            ),
+        ]
     if not ics.empty:
-        lines += ["", "Internal covariate shift per layer (Definition 2.1), the mean over probes "
-                  "(log10 for the norm):", "", "| variant | layer | log10 ‖G − G′‖₂ | cos(G, G′) |", "|---|---|---|---|"]
         per_layer = {q: over_seeds(per_run(ics, q, by=("layer",)), ["variant", "layer"], "value") for q in ICS_LABELS}
-        for i, row in per_layer["ics_l2"].iterrows():
-            lines.append(f"| {row['variant']} | {row['layer']} | {mean_std(row, digits=3)} "
-                         f"| {mean_std(per_layer['ics_cosine'].iloc[i], digits=3)} |")
+        rows = [
+            [row["variant"], row["layer"], mean_std(row, digits=3), mean_std(per_layer["ics_cosine"].iloc[i], digits=3)]
+            for i, row in per_layer["ics_l2"].iterrows()
+        ]
+        lines += [
+            "",
+            "Internal covariate shift per layer (Definition 2.1), the mean over probes (log10 for the norm):",
+            "",
+            markdown_table(["variant", "layer", "log10 ‖G − G′‖₂", "cos(G, G′)"], rows),
+        ]
     return "\n".join(lines) + "\n"

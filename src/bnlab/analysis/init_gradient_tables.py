@@ -14,8 +14,14 @@ import math
 import pandas as pd
 from scipy import stats
 
-from bnlab.analysis.mean_field import (PLAIN_HE_RATE, SMALLEST_BATCH, bn_relu_gradient_rate, measured_rate,
-                                       trainable_depth)
+from bnlab.analysis.markdown import markdown_table
+from bnlab.analysis.mean_field import (
+    PLAIN_HE_RATE,
+    SMALLEST_BATCH,
+    bn_relu_gradient_rate,
+    measured_rate,
+    trainable_depth,
+)
 from bnlab.experiments.params import ExperimentParams, ModelParams
 
 FIT_MARGIN = 5  # layers left out of the fit at each end
@@ -36,8 +42,9 @@ def rate_per_run(init_gradients: pd.DataFrame) -> pd.DataFrame:
         layers = fitted_layers(int(key[-1]))
         middle = group[group["layer"].isin(layers)]
         if len(middle) >= 3:
-            rows.append({**dict(zip([*RUN, *NETWORK], key)),
-                         "value": measured_rate(middle["layer"], middle["grad_sq_norm"])})
+            rows.append(
+                {**dict(zip([*RUN, *NETWORK], key)), "value": measured_rate(middle["layer"], middle["grad_sq_norm"])}
+            )
     return pd.DataFrame(rows, columns=[*RUN, *NETWORK, "value"])
 
 
@@ -48,16 +55,23 @@ def predicted_rate(settings: ModelParams, batch_size: int) -> float:
         return math.nan
     if not settings.resolved("batch_norm"):
         return PLAIN_HE_RATE if settings.resolved("initializer") == "he_normal" else math.nan
-    plain_bn = (settings.resolved("normalization") == "batch" and settings.resolved("bn_position") == "before"
-                and settings.resolved("noise_shift") == 0 and settings.resolved("noise_scale") == 1)
+    plain_bn = (
+        settings.resolved("normalization") == "batch"
+        and settings.resolved("bn_position") == "before"
+        and settings.resolved("noise_shift") == 0
+        and settings.resolved("noise_scale") == 1
+    )
     return bn_relu_gradient_rate(batch_size) if plain_bn else math.nan
 
 
 def theory_rates(experiment: ExperimentParams) -> dict[tuple[str, int], float]:
     """:func:`predicted_rate` of every variant at every batch size the experiment trains with."""
     swept = (experiment.grid or {}).get("batch_size")
-    return {(variant, int(size)): predicted_rate(experiment.settings(variant), int(size)) for variant in experiment.variants
-            for size in (swept or [experiment.settings(variant).resolved("batch_size")])}
+    return {
+        (variant, int(size)): predicted_rate(experiment.settings(variant), int(size))
+        for variant in experiment.variants
+        for size in (swept or [experiment.settings(variant).resolved("batch_size")])
+    }
 
 
 def rate_table(init_gradients: pd.DataFrame, theory: dict[tuple[str, int], float]) -> pd.DataFrame:
@@ -65,42 +79,76 @@ def rate_table(init_gradients: pd.DataFrame, theory: dict[tuple[str, int], float
     λ and the depth limit 16 / ln λ it predicts."""
     rows = []
     for (variant, batch_size, depth), group in rate_per_run(init_gradients).groupby(
-            ["variant", *NETWORK], observed=True, sort=False):
+        ["variant", *NETWORK], observed=True, sort=False
+    ):
         values, n = group["value"], len(group)
         half = stats.t.ppf(0.975, n - 1) * values.std() / math.sqrt(n) if n > 1 else math.nan
         rate = theory.get((variant, int(batch_size)), math.nan)
-        rows.append({"variant": variant, "batch_size": int(batch_size), "depth": int(depth), "seeds": n,
-                     "mean": values.mean(), "std": values.std(), "low": values.mean() - half,
-                     "high": values.mean() + half, "theory": rate,
-                     "depth_limit": trainable_depth(rate) if not math.isnan(rate) else math.nan})
+        rows.append(
+            {
+                "variant": variant,
+                "batch_size": int(batch_size),
+                "depth": int(depth),
+                "seeds": n,
+                "mean": values.mean(),
+                "std": values.std(),
+                "low": values.mean() - half,
+                "high": values.mean() + half,
+                "theory": rate,
+                "depth_limit": trainable_depth(rate) if not math.isnan(rate) else math.nan,
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def init_gradient_markdown(init_gradients: pd.DataFrame, theory: dict[tuple[str, int], float],
-                           heading: str = "##") -> str:
+def init_gradient_markdown(
+    init_gradients: pd.DataFrame, theory: dict[tuple[str, int], float], heading: str = "##"
+) -> str:
     """The measured factors beside the theory's, under a ``heading``-level title; empty
     without measurements."""
     table = rate_table(init_gradients, theory) if not init_gradients.empty else pd.DataFrame()
     if table.empty:
         return ""
-    lines = ["", f"{heading} Gradients at initialization (Yang et al. 2019)", "",
-             "λ̂: the factor by which ‖∂L/∂h_l‖² grows per layer going down, fitted over layers "
-             f"{FIT_MARGIN + 1} to depth − {FIT_MARGIN} of each run (mean ± std over seeds, 95% t-interval); "
-             "λ: the theory's (Theorem 8 for BN, 1 for plain ReLU with He initialization); "
-             "depth limit: 16 / ln λ.", "",
-             "| variant | batch size | depth | λ̂ | 95% interval | λ (theory) | depth limit |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "",
+        f"{heading} Gradients at initialization (Yang et al. 2019)",
+        "",
+        "λ̂: the factor by which ‖∂L/∂h_l‖² grows per layer going down, fitted over layers "
+        f"{FIT_MARGIN + 1} to depth − {FIT_MARGIN} of each run (mean ± std over seeds, 95% t-interval); "
+        "λ: the theory's (Theorem 8 for BN, 1 for plain ReLU with He initialization); "
+        "depth limit: 16 / ln λ.",
+        "",
+    ]
+    rows = []
     for row in table.itertuples():
-        limit = "n/a" if math.isnan(row.depth_limit) else ("none" if math.isinf(row.depth_limit)
-                                                            else f"{row.depth_limit:.1f}")
+        limit = (
+            "n/a"
+            if math.isnan(row.depth_limit)
+            else ("none" if math.isinf(row.depth_limit) else f"{row.depth_limit:.1f}")
+        )
         theory = "n/a" if math.isnan(row.theory) else f"{row.theory:.4f}"
-        lines.append(f"| {row.variant} | {row.batch_size} | {row.depth} | {row.mean:.4f} ± {row.std:.4f} "
-                     f"(n={row.seeds}) | [{row.low:.4f}, {row.high:.4f}] | {theory} | {limit} |")
+        rows.append(
+            [
+                row.variant,
+                row.batch_size,
+                row.depth,
+                f"{row.mean:.4f} ± {row.std:.4f} (n={row.seeds})",
+                f"[{row.low:.4f}, {row.high:.4f}]",
+                theory,
+                limit,
+            ]
+        )
+    lines.append(
+        markdown_table(["variant", "batch size", "depth", "λ̂", "95% interval", "λ (theory)", "depth limit"], rows)
+    )
     return "\n".join(lines) + "\n"
 
 
 def trainability_cells(sweep: pd.DataFrame) -> pd.DataFrame:
     """The trainability map's cells: mean test accuracy over seeds per (variant, depth,
     batch_size) of a depth × batch-size grid."""
-    return (sweep.groupby(["variant", "depth", "batch_size"], observed=True, sort=False)["test_accuracy"]
-            .mean().reset_index())
+    return (
+        sweep.groupby(["variant", "depth", "batch_size"], observed=True, sort=False)["test_accuracy"]
+        .mean()
+        .reset_index()
+    )

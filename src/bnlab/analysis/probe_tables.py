@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from bnlab.analysis.markdown import markdown_table
 from bnlab.ml.probe_rows import POOLED
 
 
@@ -27,9 +28,11 @@ def drift_per_run(probes: pd.DataFrame) -> pd.DataFrame:
     width at the last probe. 0: the distribution stayed put; 1: it moved by its own width.
     One row per (variant, seed, layer)."""
     pooled = probes[probes["unit"] == POOLED].sort_values("step")
-    ends = pooled.groupby(["variant", "seed", "layer"], observed=True, sort=False).agg(
-        first_p50=("p50", "first"), last_p50=("p50", "last"), last_p15=("p15", "last"),
-        last_p85=("p85", "last")).reset_index()
+    ends = (
+        pooled.groupby(["variant", "seed", "layer"], observed=True, sort=False)
+        .agg(first_p50=("p50", "first"), last_p50=("p50", "last"), last_p15=("p15", "last"), last_p85=("p85", "last"))
+        .reset_index()
+    )
     ends["drift"] = (ends["last_p50"] - ends["first_p50"]).abs() / (ends["last_p85"] - ends["last_p15"])
     return ends[["variant", "seed", "layer", "drift"]]
 
@@ -43,8 +46,11 @@ def dead_per_run(probes: pd.DataFrame) -> pd.DataFrame:
     """The fraction of dead units per (variant, seed, layer): at the last probe (``final``) and
     the most at any probe (``peak``)."""
     pooled = probes[probes["unit"] == POOLED].sort_values("step")
-    return pooled.groupby(["variant", "seed", "layer"], observed=True, sort=False).agg(
-        final=("dead_fraction", "last"), peak=("dead_fraction", "max")).reset_index()
+    return (
+        pooled.groupby(["variant", "seed", "layer"], observed=True, sort=False)
+        .agg(final=("dead_fraction", "last"), peak=("dead_fraction", "max"))
+        .reset_index()
+    )
 
 
 def dead_units(probes: pd.DataFrame) -> pd.DataFrame:
@@ -88,12 +94,18 @@ def grid_probe_markdown(steps: pd.DataFrame, grid_keys: list[str], heading: str 
     cost = moving_average_cost(steps, grid_keys) if not steps.empty else steps
     if cost.empty:
         return ""
-    lines = ["", f"{heading} BN's batch statistics against its moving averages", "",
-             "Accuracy on the probe images in training mode (each batch of the training size normalized "
-             "by its own statistics) minus inference mode (moving averages), at the last probe (points):", "",
-             "| " + " | ".join(grid_keys) + " | variant | difference |", "|---" * (len(grid_keys) + 2) + "|"]
-    lines += ["| " + " | ".join(str(row[k]) for k in grid_keys) + f" | {row['variant']} | "
-              f"{mean_std(row, scale=100)} |" for _, row in cost.iterrows()]
+    lines = [
+        "",
+        f"{heading} BN's batch statistics against its moving averages",
+        "",
+        "Accuracy on the probe images in training mode (each batch of the training size normalized "
+        "by its own statistics) minus inference mode (moving averages), at the last probe (points):",
+        "",
+        markdown_table(
+            [*grid_keys, "variant", "difference"],
+            [[*(row[k] for k in grid_keys), row["variant"], mean_std(row, scale=100)] for _, row in cost.iterrows()],
+        ),
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -108,24 +120,50 @@ def probe_markdown(probes: pd.DataFrame, steps: pd.DataFrame, heading: str = "##
     if probes.empty:
         return ""
     last = int(steps["step"].max())
-    lines = ["", f"{heading} Inside the networks (probes)", "",
-             "Drift: how far the median input to a layer's nonlinearity (all units pooled) moved from "
-             "the first probe to the last, in units of its 15-85th percentile width at the end.", "",
-             "| variant | layer | drift | dead units at the end | dead units at most |", "|---|---|---|---|---|"]
+    lines = [
+        "",
+        f"{heading} Inside the networks (probes)",
+        "",
+        "Drift: how far the median input to a layer's nonlinearity (all units pooled) moved from "
+        "the first probe to the last, in units of its 15-85th percentile width at the end.",
+        "",
+    ]
     dead = dead_units(probes).set_index(["variant", "layer"])
+    rows = []
     for _, row in drift(probes).iterrows():
         d = dead.loc[(row["variant"], row["layer"])]
-        lines.append(f"| {row['variant']} | {row['layer']} | {mean_std(row)} "
-                     f"| {mean_std(d, '_final', 100, 1)}% | {mean_std(d, '_peak', 100, 1)}% |")
+        rows.append(
+            [
+                row["variant"],
+                row["layer"],
+                mean_std(row),
+                f"{mean_std(d, '_final', 100, 1)}%",
+                f"{mean_std(d, '_peak', 100, 1)}%",
+            ]
+        )
+    lines.append(markdown_table(["variant", "layer", "drift", "dead units at the end", "dead units at most"], rows))
     checkpoints = sorted({min(1000, last), last // 10, last // 2, last})
-    lines += ["", "Test accuracy during training (%):", "",
-              "| variant | step | test accuracy |", "|---|---|---|"]
-    for _, row in accuracy_at(steps, checkpoints).iterrows():
-        lines.append(f"| {row['variant']} | {row['step']} | {mean_std(row, scale=100)} |")
+    lines += [
+        "",
+        "Test accuracy during training (%):",
+        "",
+        markdown_table(
+            ["variant", "step", "test accuracy"],
+            [
+                [row["variant"], row["step"], mean_std(row, scale=100)]
+                for _, row in accuracy_at(steps, checkpoints).iterrows()
+            ],
+        ),
+    ]
     cost = moving_average_cost(steps)
     if not cost.empty:
-        lines += ["", "BN in training mode (batch statistics) minus inference mode (moving averages), "
-                  f"accuracy on the probe images at step {last} (points):", "",
-                  "| variant | difference |", "|---|---|"]
-        lines += [f"| {row['variant']} | {mean_std(row, scale=100)} |" for _, row in cost.iterrows()]
+        lines += [
+            "",
+            "BN in training mode (batch statistics) minus inference mode (moving averages), "
+            f"accuracy on the probe images at step {last} (points):",
+            "",
+            markdown_table(
+                ["variant", "difference"], [[row["variant"], mean_std(row, scale=100)] for _, row in cost.iterrows()]
+            ),
+        ]
     return "\n".join(lines) + "\n"

@@ -36,7 +36,7 @@ class ExperimentResults:
 
     @property
     def grid_keys(self) -> list[str]:
-        return list(self.sweep.columns[:list(self.sweep.columns).index(SWEEP_COLUMNS[0])])
+        return list(self.sweep.columns[: list(self.sweep.columns).index(SWEEP_COLUMNS[0])])
 
     @property
     def variants(self) -> list[str]:
@@ -72,9 +72,14 @@ def read_results(folder: Path) -> ExperimentResults:
             raise FileNotFoundError(f"{folder / file} is missing: run `dvc repro report@{name}` first")
     comparison = (folder / "comparison.md").read_text()
     return ExperimentResults(
-        name, description_in(comparison, name), comparison, json.loads((folder / "metrics.json").read_text()),
-        pd.read_csv(folder / "sweep.csv"), *(pd.read_csv(folder / file, dtype={"unit": str}) for file in TABLES),
-        folder / "figures")
+        name,
+        description_in(comparison, name),
+        comparison,
+        json.loads((folder / "metrics.json").read_text()),
+        pd.read_csv(folder / "sweep.csv"),
+        *(pd.read_csv(folder / file, dtype={"unit": str}) for file in TABLES),
+        folder / "figures",
+    )
 
 
 def reported_experiments(reports: Path, first: str) -> list[Path]:

@@ -25,15 +25,18 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.power import TTestPower
 
 from bnlab.analysis.columns import PER_SEED_COLUMNS
+from bnlab.analysis.markdown import markdown_table
 from bnlab.experiments.params import COMPARISON_KEY
 
 ALPHA = 0.05  # every test and interval: two-sided, 95%
 POWER = 0.8  # for the smallest detectable difference
-TEST = ("Pairs share the split and the seed (initial weights, batch order). Gain: the mean paired "
-        "difference with its 95% t-interval; d_z: that mean over the differences' standard deviation; "
-        "p: paired t-test; p exact: sign-flip permutation test over all 2^n sign patterns; "
-        "p Holm: the t-test's p, Holm-adjusted over every comparison of this experiment; detectable: the "
-        f"smallest gain these seeds would find with power {POWER} at α = {ALPHA}, given the differences' spread")
+TEST = (
+    "Pairs share the split and the seed (initial weights, batch order). Gain: the mean paired "
+    "difference with its 95% t-interval; d_z: that mean over the differences' standard deviation; "
+    "p: paired t-test; p exact: sign-flip permutation test over all 2^n sign patterns; "
+    "p Holm: the t-test's p, Holm-adjusted over every comparison of this experiment; detectable: the "
+    f"smallest gain these seeds would find with power {POWER} at α = {ALPHA}, given the differences' spread"
+)
 # Accuracies are multiples of 1/n_test: differences equal up to float rounding are equal.
 TIE = 1e-12
 
@@ -76,8 +79,11 @@ def paired(diff: np.ndarray) -> Paired:
 def sign_flip_p(diff: np.ndarray) -> float:
     """Two-sided exact paired permutation test: the mean difference against its value under every
     one of the 2^n ways of flipping the pairs' signs."""
-    return float(stats.permutation_test((diff,), np.mean, permutation_type="samples", n_resamples=np.inf,
-                                        alternative="two-sided").pvalue)
+    return float(
+        stats.permutation_test(
+            (diff,), np.mean, permutation_type="samples", n_resamples=np.inf, alternative="two-sided"
+        ).pvalue
+    )
 
 
 def detectable_difference(n: int, sd: float) -> float:
@@ -125,10 +131,17 @@ def _clean_p(value: float | None) -> float | None:
 def comparison_entry(test: Paired) -> dict:
     """metrics.json's ``comparison.<variant>`` (the names design.md's contract gives); its
     ``p_holm`` is set by :func:`adjust_holm` once the family is known."""
-    return {"test_accuracy_gain": _clean(test.mean), "gain_ci_low": _clean(test.ci_low),
-            "gain_ci_high": _clean(test.ci_high), "effect_size_dz": _clean(test.d_z),
-            "p_value": _clean_p(test.p_value), "p_exact": _clean_p(test.p_exact), "p_holm": None,
-            "detectable_gain": _clean(test.detectable), "seeds": int(test.n)}
+    return {
+        "test_accuracy_gain": _clean(test.mean),
+        "gain_ci_low": _clean(test.ci_low),
+        "gain_ci_high": _clean(test.ci_high),
+        "effect_size_dz": _clean(test.d_z),
+        "p_value": _clean_p(test.p_value),
+        "p_exact": _clean_p(test.p_exact),
+        "p_holm": None,
+        "detectable_gain": _clean(test.detectable),
+        "seeds": int(test.n),
+    }
 
 
 def per_seed_frame(results: list[dict], variants: list[str]) -> pd.DataFrame:
@@ -143,8 +156,9 @@ def seed_pairs(per_seed: pd.DataFrame, variant: str, baseline: str, column: str 
     return per_seed.pivot(index="seed", columns="variant", values=column)[[variant, baseline]].dropna()
 
 
-def paired_differences(per_seed: pd.DataFrame, variant: str, baseline: str,
-                       column: str = "test_accuracy") -> np.ndarray:
+def paired_differences(
+    per_seed: pd.DataFrame, variant: str, baseline: str, column: str = "test_accuracy"
+) -> np.ndarray:
     """``column`` of ``variant`` minus the baseline's, per seed both have."""
     pairs = seed_pairs(per_seed, variant, baseline, column)
     return (pairs[variant] - pairs[baseline]).to_numpy()
@@ -168,8 +182,9 @@ def summarize(per_seed: pd.DataFrame, baseline: str, adjust: bool = True) -> dic
             "seeds": len(acc),
             "diverged": int(len(loss) - len(finite)),
         }
-    tests = {variant: paired(paired_differences(per_seed, variant, baseline))
-             for variant in summary if variant != baseline}
+    tests = {
+        variant: paired(paired_differences(per_seed, variant, baseline)) for variant in summary if variant != baseline
+    }
     summary[COMPARISON_KEY] = {variant: comparison_entry(test) for variant, test in tests.items()}
     if adjust:
         adjust_holm(list(summary[COMPARISON_KEY].values()))
@@ -219,22 +234,41 @@ def gain_with_interval(comp: dict) -> str:
 def comparison_markdown(summary: dict, baseline: str, reference: dict[str, float] | None = None) -> str:
     """The table that `make run` prints and reports/<experiment>/comparison.md holds: every
     variant, its gain over the baseline and the tests (see :data:`TEST`)."""
-    header = ["variant", "test accuracy (mean ± std)", "test loss (mean)", "seeds",
-              f"gain over {baseline} [95% CI] (points)", "d_z", "p", "p exact", "p Holm", "detectable (points)",
-              *(["reference (1 run)"] if reference else [])]
-    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    header = [
+        "variant",
+        "test accuracy (mean ± std)",
+        "test loss (mean)",
+        "seeds",
+        f"gain over {baseline} [95% CI] (points)",
+        "d_z",
+        "p",
+        "p exact",
+        "p Holm",
+        "detectable (points)",
+        *(["reference (1 run)"] if reference else []),
+    ]
+    rows = []
     for variant, row in summary.items():
         if variant == COMPARISON_KEY:
             continue
         comp = summary[COMPARISON_KEY].get(variant)
-        tests = (["—"] * 6 if comp is None else
-                 [gain_with_interval(comp), two_decimals(comp["effect_size_dz"]), format_p(comp["p_value"]),
-                  format_p(comp["p_exact"]), format_p(comp["p_holm"]), points(comp["detectable_gain"], sign=False)])
+        tests = (
+            ["—"] * 6
+            if comp is None
+            else [
+                gain_with_interval(comp),
+                two_decimals(comp["effect_size_dz"]),
+                format_p(comp["p_value"]),
+                format_p(comp["p_exact"]),
+                format_p(comp["p_holm"]),
+                points(comp["detectable_gain"], sign=False),
+            ]
+        )
         cells = [variant, accuracy_spread(row), loss_mean(row), seed_count(row), *tests]
         if reference:
             cells.append(pct(reference.get(variant)))
-        lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + f"\n\n{TEST}.\n"
+        rows.append(cells)
+    return markdown_table(header, rows) + f"\n\n{TEST}.\n"
 
 
 def loss_mean(row: dict) -> str:
@@ -253,5 +287,4 @@ def seed_count(row: dict) -> str:
 def mean_history(histories: list[dict[str, list[float]]]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Per metric: mean and std across seeds, per epoch."""
     keys = histories[0].keys()
-    return {k: (np.mean([h[k] for h in histories], axis=0), np.std([h[k] for h in histories], axis=0))
-            for k in keys}
+    return {k: (np.mean([h[k] for h in histories], axis=0), np.std([h[k] for h in histories], axis=0)) for k in keys}

@@ -14,8 +14,14 @@ from bnlab.experiments.params import COMPARISON_KEY
 def sweep_frame(results: list[dict], histories: list[dict], grid_keys: list[str], variants: list[str]) -> pd.DataFrame:
     """One row per job: the grid's columns, variant, seed, test metrics and the last epoch's
     training loss (``histories`` in the same order as ``results``)."""
-    rows = [{**{k: result[k] for k in grid_keys}, **{k: result[k] for k in SWEEP_COLUMNS if k in result},
-             "final_train_loss": history["train_loss"][-1]} for result, history in zip(results, histories)]
+    rows = [
+        {
+            **{k: result[k] for k in grid_keys},
+            **{k: result[k] for k in SWEEP_COLUMNS if k in result},
+            "final_train_loss": history["train_loss"][-1],
+        }
+        for result, history in zip(results, histories)
+    ]
     frame = pd.DataFrame(rows, columns=[*grid_keys, *SWEEP_COLUMNS])
     frame["variant"] = pd.Categorical(frame["variant"], categories=variants, ordered=True)
     return frame.sort_values([*grid_keys, "variant", "seed"]).reset_index(drop=True)
@@ -36,5 +42,7 @@ def point_summaries(sweep: pd.DataFrame, grid_keys: list[str], variants: list[st
 
 def curve_stats(sweep: pd.DataFrame, x: str, column: str) -> dict[str, pd.DataFrame]:
     """Per variant, ``column``'s mean and std over seeds at each value of ``x``."""
-    return {str(variant): rows.groupby(x)[column].agg(["mean", "std"]).fillna(0.0)
-            for variant, rows in sweep.groupby("variant", observed=True, sort=True)}
+    return {
+        str(variant): rows.groupby(x)[column].agg(["mean", "std"]).fillna(0.0)
+        for variant, rows in sweep.groupby("variant", observed=True, sort=True)
+    }

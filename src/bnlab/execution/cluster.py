@@ -33,28 +33,35 @@ def connect_scheduler(address: str):
         return Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
     except (OSError, TimeoutError, ValueError) as exc:
         first = str(exc).splitlines()[0] if str(exc) else "no answer"
-        raise WorkersError(f"{SCHEDULER_ENV}={address}: the Dask scheduler is unreachable "
-                           f"({type(exc).__name__}: {first})") from None
+        raise WorkersError(
+            f"{SCHEDULER_ENV}={address}: the Dask scheduler is unreachable ({type(exc).__name__}: {first})"
+        ) from None
 
 
 def run_on_cluster(task: Callable, requests: list, cluster, shared) -> Iterator:
     """``task(request, shared)`` for every request on the cluster's workers, ``shared`` sent once
     to each; results as they finish. A worker that dies mid-job has its job re-run on another
-    (Dask's own rescheduling); a job that fails on two workers fails the stage. The first error
-    cancels the rest."""
+    (Dask's own rescheduling, up to its ``distributed.scheduler.allowed-failures``, 3 by default);
+    a job whose workers keep dying, or that raises, fails the stage. The first error cancels the
+    rest."""
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
     data = cluster.scatter(shared, broadcast=True) if shared is not None else None
-    futures = [cluster.submit(in_fresh_process, task, request, data, key=f"bnlab-{request.job.run_name}-{os.getpid()}",
-                              pure=False) for request in requests]
+    futures = [
+        cluster.submit(
+            in_fresh_process, task, request, data, key=f"bnlab-{request.job.run_name}-{os.getpid()}", pure=False
+        )
+        for request in requests
+    ]
     try:
         for future in as_completed(futures, loop=cluster.loop):
             try:
                 yield future.result()
             except KilledWorker as exc:
-                raise WorkersError(f"Dask workers died running {exc.task} again and again (killed, or out of "
-                                   f"memory): the stage stops") from None
+                raise WorkersError(
+                    f"Dask workers died running {exc.task} again and again (killed, or out of memory): the stage stops"
+                ) from None
     finally:
         cluster.cancel(futures)
 
@@ -62,8 +69,9 @@ def run_on_cluster(task: Callable, requests: list, cluster, shared) -> Iterator:
 def in_fresh_process(task: Callable, *args):
     """On a Dask worker: ``task(*args)`` in a new Python process; its result, or its error
     raised here."""
-    process = subprocess.Popen([sys.executable, "-m", __name__, str(os.getpid())], stdin=subprocess.PIPE,
-                               stdout=subprocess.PIPE)
+    process = subprocess.Popen(
+        [sys.executable, "-m", __name__, str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE
+    )
     out, _ = process.communicate(pickle.dumps((task, args)))
     if process.returncode != 0 or not out:
         raise WorkersError(f"the job's process on this Dask worker died (exit status {process.returncode})")

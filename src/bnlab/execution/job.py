@@ -90,8 +90,10 @@ def run_job(request: JobRequest, splits: dict | None = None) -> JobResult:
     from bnlab.tracking.job_cache import code_fingerprint
 
     if request.code != code_fingerprint():
-        raise JobFailed(f"job {request.job.run_name}: this worker runs other bnlab code than the stage "
-                        f"(install the same commit on every Dask worker)")
+        raise JobFailed(
+            f"job {request.job.run_name}: this worker runs other bnlab code than the stage "
+            f"(install the same commit on every Dask worker)"
+        )
     try:
         client = _client(request)
         key = _job_key(request)
@@ -133,9 +135,14 @@ def _job_key(request: JobRequest) -> str:
     from bnlab.tracking.job_cache import code_fingerprint, job_key, runtime_fingerprint
 
     experiment = request.params.experiment(request.job.experiment)
-    return job_key(experiment.settings(request.job.variant, request.job.point).model_dump(), request.job.seed,
-                   experiment.probes and experiment.probes.model_dump(), request.data_fingerprint,
-                   code_fingerprint(), runtime_fingerprint(runtime_settings()))
+    return job_key(
+        experiment.settings(request.job.variant, request.job.point).model_dump(),
+        request.job.seed,
+        experiment.probes and experiment.probes.model_dump(),
+        request.data_fingerprint,
+        code_fingerprint(),
+        runtime_fingerprint(runtime_settings()),
+    )
 
 
 def _restore(request: JobRequest, client, key: str) -> JobResult | None:
@@ -143,7 +150,7 @@ def _restore(request: JobRequest, client, key: str) -> JobResult | None:
     a new run that says where it came from; None if there is none, or its files are gone or
     differ."""
     from bnlab.ml.estimator import KerasMLPClassifier
-    from bnlab.tracking.job_cache import ARTIFACT_DIR, RESTORED_FROM_TAG, find_cached
+    from bnlab.tracking.job_cache import ARTIFACT_DIR, find_cached
     from bnlab.tracking.job_runs import record_restored_model
     from bnlab.tracking.runs import MODEL_DIGEST_TAG
 
@@ -162,11 +169,25 @@ def _restore(request: JobRequest, client, key: str) -> JobResult | None:
             print(f"the cached model of {request.job.run_name} in run {source} is damaged: training it", flush=True)
             return None
         estimator = KerasMLPClassifier.load(folder)
-    provenance = {RESTORED_FROM_TAG: source, MODEL_DIGEST_TAG: digest}
-    run_id = record_restored_model(client, request.experiment_id, request.parent_id, request.params, request.job,
-                                   estimator, dict(request.lineage), provenance)
-    return JobResult(request.job, run_id, files, digest, f"restored {request.job.run_name} from run {source} "
-                                                         f"(the same job, trained before)", restored=True)
+    run_id = record_restored_model(
+        client,
+        request.experiment_id,
+        request.parent_id,
+        request.params,
+        request.job,
+        estimator,
+        dict(request.lineage),
+        digest,
+        source,
+    )
+    return JobResult(
+        request.job,
+        run_id,
+        files,
+        digest,
+        f"restored {request.job.run_name} from run {source} (the same job, trained before)",
+        restored=True,
+    )
 
 
 def _folder_files(folder: Path) -> dict[str, bytes]:
@@ -177,11 +198,11 @@ def _train(request: JobRequest, client, key: str, splits: dict | None) -> JobRes
     from bnlab.execution.training import fit_into_run  # TensorFlow: seconds, once per process
     from bnlab.tracking.job_cache import ARTIFACT_DIR, JOB_KEY_TAG
     from bnlab.tracking.job_runs import job_tags
-    from bnlab.tracking.runs import MODEL_DIGEST_TAG, owned_run
+    from bnlab.tracking.runs import MODEL_DIGEST_TAG, TRAINED, owned_run, provenance
 
     splits = splits or load_splits(request.files)
     sources = {name: path for name, path in request.files if name != "test"}
-    tags = job_tags(request.job, request.parent_id, dict(request.lineage))
+    tags = {**job_tags(request.job, request.parent_id, dict(request.lineage)), **provenance(TRAINED)}
     with owned_run(client, request.experiment_id, request.job.run_name, tags) as run_id:
         estimator, probes = fit_into_run(client, request.store, run_id, request.params, request.job, splits, sources)
         with tempfile.TemporaryDirectory() as tmp:
@@ -195,8 +216,9 @@ def _train(request: JobRequest, client, key: str, splits: dict | None) -> JobRes
         client.set_tag(run_id, MODEL_DIGEST_TAG, digest)
         client.set_tag(run_id, JOB_KEY_TAG, key)  # last: a run with the key has the files
     last = {k: round(v[-1], 4) for k, v in estimator.history_.items()}
-    return JobResult(request.job, run_id, files, digest,
-                     f"trained {request.job.run_name} ({estimator.n_steps_} steps): {last}")
+    return JobResult(
+        request.job, run_id, files, digest, f"trained {request.job.run_name} ({estimator.n_steps_} steps): {last}"
+    )
 
 
 def write_csv(rows: list[dict], columns: tuple[str, ...], path) -> None:

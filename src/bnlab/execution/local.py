@@ -30,8 +30,9 @@ def run_all(task: Callable, requests: list, workers: int) -> Iterator:
         for request in requests:
             yield task(request)
         return
-    pool = ProcessPoolExecutor(max_workers=min(workers, len(requests)), mp_context=start_forkserver(),
-                               initializer=die_with_parent)
+    pool = ProcessPoolExecutor(
+        max_workers=min(workers, len(requests)), mp_context=start_forkserver(), initializer=die_with_parent
+    )
     try:
         pending = {pool.submit(task, request) for request in requests}
         while pending:
@@ -40,8 +41,10 @@ def run_all(task: Callable, requests: list, workers: int) -> Iterator:
                 try:
                     yield future.result()
                 except BrokenProcessPool:
-                    raise WorkersError("a worker process died while training (killed, or out of memory); "
-                                       "the jobs it was running did not finish") from None
+                    raise WorkersError(
+                        "a worker process died while training (killed, or out of memory); "
+                        "the jobs it was running did not finish"
+                    ) from None
     finally:
         stop(pool)
 
@@ -72,8 +75,7 @@ def stop(pool: ProcessPoolExecutor) -> None:
     still write is wanted, and waiting for a running job could take minutes."""
     import psutil
 
-    workers = [psutil.Process(pid) for pid in list(getattr(pool, "_processes", None) or {})
-               if psutil.pid_exists(pid)]
+    workers = [psutil.Process(pid) for pid in list(getattr(pool, "_processes", None) or {}) if psutil.pid_exists(pid)]
     pool.shutdown(wait=False, cancel_futures=True)
     for worker in workers:
         try:
@@ -104,4 +106,3 @@ def die_with_parent() -> None:
 def _exit_when_gone(sentinel) -> None:
     multiprocessing.connection.wait([sentinel])
     os._exit(1)
-

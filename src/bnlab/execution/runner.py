@@ -26,8 +26,7 @@ class Placement:
     cluster: object = None
 
     def describe(self, jobs: int) -> str:
-        return (f"the Dask cluster at {self.scheduler}" if self.scheduler
-                else f"{min(self.workers, jobs)} worker(s)")
+        return f"the Dask cluster at {self.scheduler}" if self.scheduler else f"{min(self.workers, jobs)} worker(s)"
 
 
 def place(n_jobs: int, files: tuple[tuple[str, str], ...], store: str) -> Placement:
@@ -84,5 +83,7 @@ def write_job_files(folder: Path, job_name: str, files: dict[str, bytes]) -> Non
 
 def summary_line(results: list[JobResult], placement: Placement) -> str:
     restored = sum(result.restored for result in results)
-    return (f"{len(results)} jobs: {len(results) - restored} trained, {restored} restored from the runs that "
-            f"trained them before, on {placement.describe(len(results))}")
+    return (
+        f"{len(results)} jobs: {len(results) - restored} trained, {restored} restored from the runs that "
+        f"trained them before, on {placement.describe(len(results))}"
+    )

@@ -25,8 +25,10 @@ def worker_count() -> int:
     except ValueError:
         count = 0
     if count < 1:
-        raise WorkersError(f"{WORKERS_ENV}={text!r}: expected the number of worker processes, a whole number "
-                           f"of at least 1 (unset: one per core, {len(os.sched_getaffinity(0))} here)")
+        raise WorkersError(
+            f"{WORKERS_ENV}={text!r}: expected the number of worker processes, a whole number "
+            f"of at least 1 (unset: one per core, {len(os.sched_getaffinity(0))} here)"
+        )
     return count
 
 
@@ -38,6 +40,8 @@ def dask_scheduler() -> str | None:
 def check_store_for_cluster(scheduler: str, store: str) -> None:
     """Remote workers cannot write to a SQLite file (or a local folder) on this machine."""
     if not store.startswith(("http://", "https://", "postgresql", "mysql", "mssql")):
-        raise WorkersError(f"{SCHEDULER_ENV}={scheduler}: Dask workers write their runs to the tracking store "
-                           f"themselves, and {store} is a store on this machine only; set MLFLOW_TRACKING_URI to "
-                           f"a tracking server (`mlflow server`, docs/scale.md)")
+        raise WorkersError(
+            f"{SCHEDULER_ENV}={scheduler}: Dask workers write their runs to the tracking store "
+            f"themselves, and {store} is a store on this machine only; set MLFLOW_TRACKING_URI to "
+            f"a tracking server (`mlflow server`, docs/scale.md)"
+        )

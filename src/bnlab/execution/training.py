@@ -22,20 +22,31 @@ PIXEL_SCALE = 1 / 255  # inside the network, so the logged model takes raw pixel
 
 def make_estimator(experiment: ExperimentParams, job: Job, callbacks=None) -> KerasMLPClassifier:
     """The job's estimator, built from the validated settings as they are."""
-    return KerasMLPClassifier(**experiment.settings(job.variant, job.point).estimator_kwargs(),
-                              random_state=job.seed, rescale=PIXEL_SCALE, callbacks=callbacks)
+    return KerasMLPClassifier(
+        **experiment.settings(job.variant, job.point).estimator_kwargs(),
+        random_state=job.seed,
+        rescale=PIXEL_SCALE,
+        callbacks=callbacks,
+    )
 
 
-def make_probes(experiment: ExperimentParams, estimator: KerasMLPClassifier, splits: dict,
-                on_record=None) -> ProbeRecorder | None:
+def make_probes(
+    experiment: ExperimentParams, estimator: KerasMLPClassifier, splits: dict, on_record=None
+) -> ProbeRecorder | None:
     """The experiment's probes for this estimator, or None when it declares none."""
     if experiment.probes is None:
         return None
     (x_val, y_val), (x_test, y_test) = splits["validation"], splits["test"]
-    return ProbeRecorder(experiment.probes.every_steps, (flat_pixels(x_val), y_val),
-                         (flat_pixels(x_test), y_test), n_hidden=len(estimator.layer_units()),
-                         probe_images=experiment.probes.images, unit=experiment.probes.unit,
-                         batch_size=estimator.batch_size, on_record=on_record)
+    return ProbeRecorder(
+        experiment.probes.every_steps,
+        (flat_pixels(x_val), y_val),
+        (flat_pixels(x_test), y_test),
+        n_hidden=len(estimator.layer_units()),
+        probe_images=experiment.probes.images,
+        unit=experiment.probes.unit,
+        batch_size=estimator.batch_size,
+        on_record=on_record,
+    )
 
 
 def make_geometry(experiment: ExperimentParams, estimator: KerasMLPClassifier, on_record=None) -> GeometryProbe | None:
@@ -43,20 +54,29 @@ def make_geometry(experiment: ExperimentParams, estimator: KerasMLPClassifier, o
     geometry = experiment.probes and experiment.probes.geometry
     if geometry is None:
         return None
-    return GeometryProbe(geometry.steps, estimator.learning_rate, geometry.etas.multiples(), geometry.directions,
-                         n_hidden=len(estimator.layer_units()), seed=estimator.random_state, on_record=on_record)
+    return GeometryProbe(
+        geometry.steps,
+        estimator.learning_rate,
+        geometry.etas.multiples(),
+        geometry.directions,
+        n_hidden=len(estimator.layer_units()),
+        seed=estimator.random_state,
+        on_record=on_record,
+    )
 
 
-def make_init_gradients(experiment: ExperimentParams, estimator: KerasMLPClassifier,
-                        on_record=None) -> InitGradientProbe | None:
+def make_init_gradients(
+    experiment: ExperimentParams, estimator: KerasMLPClassifier, on_record=None
+) -> InitGradientProbe | None:
     """The experiment's measurement of the gradients at initialization, or None."""
     if not (experiment.probes and experiment.probes.init_gradients):
         return None
     return InitGradientProbe(len(estimator.layer_units()), on_record=on_record)
 
 
-def fit_into_run(client, store: str, run_id: str, params: Params, job: Job, splits: dict,
-                 sources: dict[str, str]) -> tuple[KerasMLPClassifier, list]:
+def fit_into_run(
+    client, store: str, run_id: str, params: Params, job: Job, splits: dict, sources: dict[str, str]
+) -> tuple[KerasMLPClassifier, list]:
     """Fit the job's model; params, datasets, each epoch's metrics (and its time per optimizer
     step) as the epoch ends, probe metrics as they are measured, the system's CPU and memory
     while it fits, the fit's time and the served model go to run ``run_id`` of the store at
@@ -64,10 +84,15 @@ def fit_into_run(client, store: str, run_id: str, params: Params, job: Job, spli
     experiment = params.experiment(job.experiment)
     (x_train, y_train), (x_val, y_val) = splits["train"], splits["validation"]
     estimator = make_estimator(experiment, job)
-    probes = [probe for probe in (make_probes(experiment, estimator, splits, logged.ProbeLogger(store, run_id)),
-                                  make_geometry(experiment, estimator, logged.GeometryLogger(store, run_id)),
-                                  make_init_gradients(experiment, estimator, logged.InitGradientLogger(store, run_id)))
-              if probe is not None]
+    probes = [
+        probe
+        for probe in (
+            make_probes(experiment, estimator, splits, logged.ProbeLogger(store, run_id)),
+            make_geometry(experiment, estimator, logged.GeometryLogger(store, run_id)),
+            make_init_gradients(experiment, estimator, logged.InitGradientLogger(store, run_id)),
+        )
+        if probe is not None
+    ]
     estimator.set_params(callbacks=[logged.EpochLogger(store, run_id), *probes])
     logged.log_params(client, run_id, job_params(params, estimator, len(y_train), len(y_val)))
     logged.log_datasets(client, run_id, {k: splits[k] for k in sources}, sources)

@@ -11,9 +11,18 @@ from bnlab.tracking import job_cache, job_runs, runs  # noqa: F401
 # What a job imports on first use besides (found by comparing sys.modules before and after a
 # job): each worker would hold its own copy. Only a saving: a name missing from another
 # version of a library is skipped.
-FIRST_USE = ("mlflow.store.tracking.sqlalchemy_store", "mlflow.store.tracking.sqlalchemy_workspace_store",
-             "sqlalchemy.dialects.sqlite", "alembic.command", "mlflow.tracing.processor.otel", "git",
-             "pyarrow.pandas_compat", "pandas.io.formats.csvs", "sklearn.callback", "rich.progress")
+FIRST_USE = (
+    "mlflow.store.tracking.sqlalchemy_store",
+    "mlflow.store.tracking.sqlalchemy_workspace_store",
+    "sqlalchemy.dialects.sqlite",
+    "alembic.command",
+    "mlflow.tracing.processor.otel",
+    "git",
+    "pyarrow.pandas_compat",
+    "pandas.io.formats.csvs",
+    "sklearn.callback",
+    "rich.progress",
+)
 for name in FIRST_USE:
     try:
         import_module(name)

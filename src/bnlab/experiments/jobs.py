@@ -11,7 +11,6 @@ from pathlib import Path
 
 from bnlab.experiments.params import ExperimentParams, format_value
 
-
 Point = tuple[tuple[str, object], ...]  # ((setting, value), ...); () without a grid
 
 
@@ -52,8 +51,12 @@ class Job:
 def jobs(name: str, experiment: ExperimentParams) -> list[Job]:
     """Every job of an experiment in a fixed order: seed by seed, then grid point by grid
     point, variants as declared."""
-    return [Job(name, variant, seed, point) for seed in experiment.seeds
-            for point in experiment.grid_points() for variant in experiment.variants]
+    return [
+        Job(name, variant, seed, point)
+        for seed in experiment.seeds
+        for point in experiment.grid_points()
+        for variant in experiment.variants
+    ]
 
 
 def ordered_variants(experiment: ExperimentParams) -> list[str]:

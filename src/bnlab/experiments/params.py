@@ -20,8 +20,16 @@ from bnlab.core.settings import ParamsError, Strict, describe_error
 from bnlab.data.settings import N_TRAIN_IMAGES, DataParams, SplitParams
 from bnlab.ml.hyperparams import HYPERPARAMETERS, LANDSCAPE_DIRECTIONS, ModelParams
 
-__all__ = ["COMPARISON_KEY", "ExperimentParams", "ModelParams", "Params", "ParamsError", "ProbeParams",
-           "load_params", "parse_params"]
+__all__ = [
+    "COMPARISON_KEY",
+    "ExperimentParams",
+    "ModelParams",
+    "Params",
+    "ParamsError",
+    "ProbeParams",
+    "load_params",
+    "parse_params",
+]
 
 # Names that become folder names, DVC stage names (train@notebook) and MLflow run names.
 NAME = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
@@ -118,15 +126,16 @@ class ExperimentParams(Strict):
     @classmethod
     def _not_reserved(cls, value: dict) -> dict:
         if COMPARISON_KEY in value:  # its numbers would overwrite the comparison in metrics.json
-            raise ValueError(f"a variant may not be named {COMPARISON_KEY!r}: metrics.json uses that key "
-                             f"for the comparison with the baseline; rename the variant")
+            raise ValueError(
+                f"a variant may not be named {COMPARISON_KEY!r}: metrics.json uses that key "
+                f"for the comparison with the baseline; rename the variant"
+            )
         return value
 
     @model_validator(mode="after")
     def _consistent(self) -> ExperimentParams:
         if self.baseline not in self.variants:
-            raise ValueError(f"baseline {self.baseline!r} is not one of the variants "
-                             f"({', '.join(self.variants)})")
+            raise ValueError(f"baseline {self.baseline!r} is not one of the variants ({', '.join(self.variants)})")
         unknown = sorted(set(self.reference or {}) - set(self.variants))
         if unknown:
             raise ValueError(f"reference names variants that do not exist: {', '.join(unknown)}")
@@ -189,8 +198,10 @@ def _distinct_names(key: str, values: list) -> None:
         name = format_value(value)
         if name in seen:
             same = "" if seen[name] == value else f" (written {seen[name]!r} and {value!r})"
-            raise ValueError(f"{key}: values must be distinct; two are named {name}{same}, "
-                             f"and a job's folder and run are named by its value (6 significant digits)")
+            raise ValueError(
+                f"{key}: values must be distinct; two are named {name}{same}, "
+                f"and a job's folder and run are named by its value (6 significant digits)"
+            )
         seen[name] = value
 
 
@@ -208,12 +219,15 @@ def format_value(value: object) -> str:
 def _check_probes(probes: ProbeParams, variant: str, settings: ModelParams) -> None:
     units = settings.hidden_layers()
     if probes.unit >= min(units):
-        raise ValueError(f"probes.unit {probes.unit} is not a unit of every hidden layer "
-                         f"of variant {variant!r} (smallest layer: {min(units)} units)")
+        raise ValueError(
+            f"probes.unit {probes.unit} is not a unit of every hidden layer "
+            f"of variant {variant!r} (smallest layer: {min(units)} units)"
+        )
     batch_size = settings.resolved("batch_size")
     if probes.images < batch_size:  # BN's training-mode accuracy is measured batch by batch
-        raise ValueError(f"probes.images {probes.images} is less than one batch of variant "
-                         f"{variant!r} (batch_size {batch_size})")
+        raise ValueError(
+            f"probes.images {probes.images} is less than one batch of variant {variant!r} (batch_size {batch_size})"
+        )
 
 
 def _check_groups(variant: str, settings: ModelParams) -> None:
@@ -221,8 +235,10 @@ def _check_groups(variant: str, settings: ModelParams) -> None:
         return
     groups, units = settings.resolved("norm_groups"), settings.hidden_layers()
     if any(u % groups or u == groups for u in units):  # a group of one unit normalizes to a constant
-        raise ValueError(f"variant {variant!r}: norm_groups {groups} must divide every hidden layer's units "
-                         f"{list(units)} into groups of at least 2")
+        raise ValueError(
+            f"variant {variant!r}: norm_groups {groups} must divide every hidden layer's units "
+            f"{list(units)} into groups of at least 2"
+        )
 
 
 class Params(Strict):
@@ -241,17 +257,20 @@ class Params(Strict):
             for variant in experiment.variants:
                 for point in experiment.grid_points():
                     settings = experiment.settings(variant, point)
-                    steps = settings.steps or settings.resolved("epochs") * -(-n_train // settings.resolved("batch_size"))
+                    steps = settings.steps or settings.resolved("epochs") * -(
+                        -n_train // settings.resolved("batch_size")
+                    )
                     if geometry.steps[-1] > steps:
-                        raise ValueError(f"experiments.{name}.probes.geometry.steps: step {geometry.steps[-1]} is "
-                                         f"beyond the {steps} optimizer steps of variant {variant!r}")
+                        raise ValueError(
+                            f"experiments.{name}.probes.geometry.steps: step {geometry.steps[-1]} is "
+                            f"beyond the {steps} optimizer steps of variant {variant!r}"
+                        )
         return self
 
     def experiment(self, name: str) -> ExperimentParams:
         """One declared experiment; a :class:`ParamsError` naming the declared ones if unknown."""
         if name not in self.experiments:
-            raise ParamsError(f"no experiment {name!r} in params.yaml; declared: "
-                              f"{', '.join(self.experiments)}")
+            raise ParamsError(f"no experiment {name!r} in params.yaml; declared: {', '.join(self.experiments)}")
         return self.experiments[name]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from numbers import Integral, Real
 
 import numpy as np
@@ -220,10 +221,9 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         return self
 
     def _build_network(self, n_features: int, n_classes: int):
-        return build_mlp(n_features, n_classes, self.layer_units(), self.batch_norm,
-                         self.activation, self.bn_momentum, self.rescale, self.bn_position,
-                         self.init_std, self.noise_shift, self.noise_scale, self.normalization, self.norm_groups,
-                         self.initializer)
+        # build_mlp's settings after the shape are this estimator's params of the same names.
+        settings = list(inspect.signature(build_mlp).parameters)[3:]
+        return build_mlp(n_features, n_classes, self.layer_units(), **{name: getattr(self, name) for name in settings})
 
     def layer_units(self) -> tuple[int, ...]:
         """Each hidden layer's units (``hidden_units``, or ``depth`` layers of its one width)."""
@@ -273,14 +273,18 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         _call(callbacks, "set_model", model)
         _call(callbacks, "on_train_begin", {})
         train_steps = loop.TimedSteps(loop.compile_train_steps(model, optimizer, self.batch_size))
-        self.n_steps_, self.n_iter_ = loop.run(train_steps, x_all, y_all, self.batch_size, budget,
-                                               rng, self.shuffle, step_hooks, on_epoch_end, batch_hooks)
+        self.n_steps_, self.n_iter_ = loop.run(
+            train_steps, x_all, y_all, self.batch_size, budget, rng, self.shuffle, step_hooks, on_epoch_end, batch_hooks
+        )
         _call(callbacks, "on_train_end", {})
 
     def _evaluate_epoch(self, X, y, validation) -> dict[str, float]:
         sets = {"train": (X, y), **({"val": validation} if validation is not None else {})}
-        return {f"{name}_{metric}": value for name, (x, y_index) in sets.items()
-                for metric, value in zip(("loss", "accuracy"), loss_accuracy(self._infer(x, False).log_proba, y_index))}
+        return {
+            f"{name}_{metric}": value
+            for name, (x, y_index) in sets.items()
+            for metric, value in zip(("loss", "accuracy"), loss_accuracy(self._infer(x, False).log_proba, y_index))
+        }
 
     # --- inference -------------------------------------------------------------------------
 
@@ -314,4 +318,3 @@ def _call(callbacks, method: str, *args) -> None:
         hook = getattr(callback, method, None)
         if hook is not None:
             hook(*args)
-

@@ -40,19 +40,27 @@ from bnlab.ml.model import block_layer_names
 from bnlab.ml.probe_rows import DIRECTIONS
 from bnlab.ml.tf_runtime import keras, tf
 
+
 class GeometryProbe:
     """Measure the landscape and ICS around each optimizer step in ``steps`` (see the module's
     docstring). ``multiples``: η in units of ``learning_rate``; ``seed``: the random directions'.
     Rows go to ``landscape_rows`` and ``ics_rows`` (the columns of
     :data:`bnlab.ml.probe_rows.LANDSCAPE_COLUMNS` and ``ICS_COLUMNS``) and to ``on_record``."""
 
-    def __init__(self, steps: Sequence[int], learning_rate: float, multiples: Sequence[float],
-                 directions: Sequence[str] = DIRECTIONS, n_hidden: int = 2, seed: int = 0,
-                 on_record: Callable[[int, list[dict], list[dict]], None] | None = None):
+    def __init__(
+        self,
+        steps: Sequence[int],
+        learning_rate: float,
+        multiples: Sequence[float],
+        directions: Sequence[str] = DIRECTIONS,
+        n_hidden: int = 2,
+        seed: int = 0,
+        on_record: Callable[[int, list[dict], list[dict]], None] | None = None,
+    ):
         unknown = sorted(set(directions) - set(DIRECTIONS))
         if unknown:
             raise ValueError(f"unknown landscape directions {unknown}; known: {', '.join(DIRECTIONS)}")
-        self.batch_steps = tuple(sorted(set(int(s) for s in steps)))
+        self.batch_steps = tuple(sorted({int(s) for s in steps}))
         self.learning_rate, self.multiples = float(learning_rate), tuple(float(m) for m in multiples)
         self.directions, self.n_hidden, self.seed = tuple(directions), int(n_hidden), int(seed)
         self.on_record = on_record
@@ -70,8 +78,12 @@ class GeometryProbe:
         self._layers = layer_variables(template.model, self.n_hidden)
 
     def on_train_batch_begin(self, step: int, logs) -> None:
-        self._before = ([v.numpy() for v in self.model.trainable_variables],
-                        [v.numpy() for v in self.model.non_trainable_variables], logs["x"], logs["y"])
+        self._before = (
+            [v.numpy() for v in self.model.trainable_variables],
+            [v.numpy() for v in self.model.non_trainable_variables],
+            logs["x"],
+            logs["y"],
+        )
 
     def on_train_batch_end(self, step: int, logs=None) -> None:
         weights, state, x, y = self._before
@@ -83,8 +95,9 @@ class GeometryProbe:
             return float(loss), [g.numpy() for g in gradient]
 
         rng = np.random.default_rng([self.seed, step])
-        landscape, shift = measure_step(at, weights, after, self.learning_rate, self.multiples, self.directions,
-                                        self._layers, rng)
+        landscape, shift = measure_step(
+            at, weights, after, self.learning_rate, self.multiples, self.directions, self._layers, rng
+        )
         landscape = [{"step": step, **row} for row in landscape]
         shift = [{"step": step, **row} for row in shift]
         self.landscape_rows += landscape
@@ -93,16 +106,25 @@ class GeometryProbe:
             self.on_record(step, landscape, shift)
 
 
-def measure_step(at, weights: list[np.ndarray], after: list[np.ndarray], learning_rate: float,
-                 multiples: Sequence[float], directions: Sequence[str], layers: list[tuple[int, list[int]]],
-                 rng: np.random.Generator) -> tuple[list[dict], list[dict]]:
+def measure_step(
+    at,
+    weights: list[np.ndarray],
+    after: list[np.ndarray],
+    learning_rate: float,
+    multiples: Sequence[float],
+    directions: Sequence[str],
+    layers: list[tuple[int, list[int]]],
+    rng: np.random.Generator,
+) -> tuple[list[dict], list[dict]]:
     """The landscape rows (direction, eta, loss, grad_change, distance) and the covariate-shift
     rows (layer, ics_l2, ics_cosine) of one step from w = ``weights`` to w′ = ``after``;
     ``at(point)`` gives the loss and gradient at a point, on the step's batch."""
     _, gradient = at(weights)
-    along = {"gradient": lambda: gradient,
-             "update": lambda: [(w - a) / np.float32(learning_rate) for w, a in zip(weights, after)],
-             "random": lambda: random_like(gradient, rng)}
+    along = {
+        "gradient": lambda: gradient,
+        "update": lambda: [(w - a) / np.float32(learning_rate) for w, a in zip(weights, after)],
+        "random": lambda: random_like(gradient, rng),
+    }
     landscape = []
     for direction in directions:
         d = along[direction]()
@@ -110,15 +132,26 @@ def measure_step(at, weights: list[np.ndarray], after: list[np.ndarray], learnin
         for multiple in multiples:
             eta = np.float32(multiple * learning_rate)
             loss, moved = at([w - eta * t for w, t in zip(weights, d)])
-            landscape.append({"direction": direction, "eta": multiple, "loss": loss,
-                              "grad_change": norm([m - g for m, g in zip(moved, gradient)]),
-                              "distance": float(eta) * length})
+            landscape.append(
+                {
+                    "direction": direction,
+                    "eta": multiple,
+                    "loss": loss,
+                    "grad_change": norm([m - g for m, g in zip(moved, gradient)]),
+                    "distance": float(eta) * length,
+                }
+            )
     shift = []
     for layer, (kernel, below) in enumerate(layers, start=2):
         _, shifted = at([after[i] if i in below else w for i, w in enumerate(weights)])
         g, g_shifted = gradient[kernel].astype(np.float64), shifted[kernel].astype(np.float64)
-        shift.append({"layer": layer, "ics_l2": norm([g - g_shifted]),
-                      "ics_cosine": float(np.sum(g * g_shifted) / (norm([g]) * norm([g_shifted])))})
+        shift.append(
+            {
+                "layer": layer,
+                "ics_l2": norm([g - g_shifted]),
+                "ics_cosine": float(np.sum(g * g_shifted) / (norm([g]) * norm([g_shifted]))),
+            }
+        )
     return landscape, shift
 
 
@@ -142,12 +175,17 @@ def layer_variables(model: keras.Model, n_hidden: int) -> list[tuple[int, list[i
     index = {id(v): i for i, v in enumerate(model.trainable_variables)}
 
     def indices(layer: int) -> list[int]:
-        return [index[id(v)] for name in block_layer_names(model, layer)
-                for v in model.get_layer(name).trainable_variables]
+        return [
+            index[id(v)] for name in block_layer_names(model, layer) for v in model.get_layer(name).trainable_variables
+        ]
 
-    return [(index[id(model.get_layer(block_layer_names(model, layer)[0]).kernel)],
-             [i for below in range(1, layer) for i in indices(below)])
-            for layer in range(2, n_hidden + 2)]
+    return [
+        (
+            index[id(model.get_layer(block_layer_names(model, layer)[0]).kernel)],
+            [i for below in range(1, layer) for i in indices(below)],
+        )
+        for layer in range(2, n_hidden + 2)
+    ]
 
 
 def _compile_loss_gradient(model):

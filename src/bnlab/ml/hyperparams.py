@@ -114,7 +114,7 @@ def _annotation(spec: Hyperparameter):
 
 
 class _Settings(Strict):
-    def merged(self, overrides: "ModelParams") -> "ModelParams":
+    def merged(self, overrides: ModelParams) -> ModelParams:
         """These settings with a variant's overrides on top (only the keys it sets)."""
         return type(self).model_validate({**self.model_dump(), **overrides.model_dump(exclude_unset=True)})
 
@@ -138,8 +138,9 @@ class _Settings(Strict):
 # The estimator settings of params.yaml (an experiment's ``model``, a variant, a grid point):
 # every key one of the estimator's parameters, by the same name; a key left out (or null)
 # takes the estimator's default.
-ModelParams = create_model("ModelParams", __base__=_Settings,
-                           **{name: (_annotation(spec), None) for name, spec in HYPERPARAMETERS.items()})
+ModelParams = create_model(
+    "ModelParams", __base__=_Settings, **{name: (_annotation(spec), None) for name, spec in HYPERPARAMETERS.items()}
+)
 
 
 def parse_value(field: str, text: str):

@@ -40,16 +40,25 @@ class InitGradientProbe:
     def set_model(self, model) -> None:
         self.model = model
         template = template_for(model)
-        self._gradients = template.function(("pre_activation_gradients", self.n_hidden),
-                                            lambda: _compile_pre_activation_gradients(template.model, self.n_hidden))
+        self._gradients = template.function(
+            ("pre_activation_gradients", self.n_hidden),
+            lambda: _compile_pre_activation_gradients(template.model, self.n_hidden),
+        )
 
     def on_train_batch_begin(self, step: int, logs) -> None:
         weights = [v.numpy() for v in self.model.trainable_variables]
         state = [v.numpy() for v in self.model.non_trainable_variables]
         gradients = self._gradients(weights, state, logs["x"], logs["y"])
-        self.rows = [{"batch_size": int(len(logs["y"])), "depth": self.n_hidden, "width": int(g.shape[-1]),
-                      "layer": layer, "grad_sq_norm": float(np.sum(np.square(g.numpy(), dtype=np.float64)))}
-                     for layer, g in enumerate(gradients, start=1)]
+        self.rows = [
+            {
+                "batch_size": int(len(logs["y"])),
+                "depth": self.n_hidden,
+                "width": int(g.shape[-1]),
+                "layer": layer,
+                "grad_sq_norm": float(np.sum(np.square(g.numpy(), dtype=np.float64))),
+            }
+            for layer, g in enumerate(gradients, start=1)
+        ]
         if self.on_record is not None:
             self.on_record(self.rows)
 
@@ -62,16 +71,18 @@ def _compile_pre_activation_gradients(model: keras.Model, n_hidden: int):
     XLA-compiled function over ``model`` (a template of :mod:`bnlab.ml.compiled`). A second
     functional view of the same layers returns the Dense outputs beside the logits; the
     gradients are taken with respect to those very tensors."""
-    view = keras.Model(model.inputs, [model.output, *(model.get_layer(dense_name(layer)).output
-                                                      for layer in range(1, n_hidden + 1))])
+    view = keras.Model(
+        model.inputs, [model.output, *(model.get_layer(dense_name(layer)).output for layer in range(1, n_hidden + 1))]
+    )
     trainable = _positions(model.trainable_variables, view.trainable_variables)
     state = _positions(model.non_trainable_variables, view.non_trainable_variables)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     @tf.function(jit_compile=True, autograph=False)
     def pre_activation_gradients(weights, values, x, y):
-        (logits, *pre), _ = view.stateless_call([weights[i] for i in trainable], [values[i] for i in state],
-                                                x, training=True)
+        (logits, *pre), _ = view.stateless_call(
+            [weights[i] for i in trainable], [values[i] for i in state], x, training=True
+        )
         return tf.gradients(loss_fn(y, logits), pre)
 
     return pre_activation_gradients

@@ -63,12 +63,20 @@ def callback_hooks(callbacks) -> tuple[list[StepHook], list[BatchHook]]:
     """The step hooks of callbacks with ``every_steps`` (``on_step_end(step, {})``) and the
     batch hooks of callbacks with ``batch_steps`` (``on_train_batch_begin(step, {"x", "y"})``,
     ``on_train_batch_end(step, {})``), in the callbacks' order."""
-    step_hooks = [StepHook(int(c.every_steps), lambda step, c=c: c.on_step_end(step, {}))
-                  for c in callbacks if getattr(c, "every_steps", None)]
-    batch_hooks = [BatchHook(frozenset(int(s) for s in c.batch_steps),
-                             lambda step, x, y, c=c: c.on_train_batch_begin(step, {"x": x, "y": y}),
-                             lambda step, c=c: c.on_train_batch_end(step, {}))
-                   for c in callbacks if getattr(c, "batch_steps", None)]
+    step_hooks = [
+        StepHook(int(c.every_steps), lambda step, c=c: c.on_step_end(step, {}))
+        for c in callbacks
+        if getattr(c, "every_steps", None)
+    ]
+    batch_hooks = [
+        BatchHook(
+            frozenset(int(s) for s in c.batch_steps),
+            lambda step, x, y, c=c: c.on_train_batch_begin(step, {"x": x, "y": y}),
+            lambda step, c=c: c.on_train_batch_end(step, {}),
+        )
+        for c in callbacks
+        if getattr(c, "batch_steps", None)
+    ]
     return step_hooks, batch_hooks
 
 
@@ -148,14 +156,24 @@ def epoch_batches(order: np.ndarray, batch_size: int) -> tuple:
     as one row, or None)."""
     whole = len(order) // batch_size * batch_size
     rest = order[whole:]
-    return (tf.constant(order[:whole].reshape(-1, batch_size), tf.int32),
-            tf.constant(rest.reshape(1, -1), tf.int32) if rest.size else None)
+    return (
+        tf.constant(order[:whole].reshape(-1, batch_size), tf.int32),
+        tf.constant(rest.reshape(1, -1), tf.int32) if rest.size else None,
+    )
 
 
-def run(train_steps, x, y, batch_size: int, budget: Budget, rng: np.random.Generator,
-        shuffle: bool = True, step_hooks: Sequence[StepHook] = (),
-        on_epoch_end: Callable[[int], bool] | None = None,
-        batch_hooks: Sequence[BatchHook] = ()) -> tuple[int, int]:
+def run(
+    train_steps,
+    x,
+    y,
+    batch_size: int,
+    budget: Budget,
+    rng: np.random.Generator,
+    shuffle: bool = True,
+    step_hooks: Sequence[StepHook] = (),
+    on_epoch_end: Callable[[int], bool] | None = None,
+    batch_hooks: Sequence[BatchHook] = (),
+) -> tuple[int, int]:
     """Train until the budget is spent or ``on_epoch_end(epoch)`` returns True.
 
     ``x``, ``y`` are tensors already on the device (``x`` float32, or uint8 pixels: each

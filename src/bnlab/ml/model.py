@@ -46,8 +46,9 @@ def normalization_layer(kind: str, layer: int, momentum: float, groups: int) -> 
     if kind == "batch":
         return keras.layers.BatchNormalization(momentum=momentum, name=name)
     if kind == "batch_renorm":
-        return keras.layers.BatchNormalization(momentum=momentum, renorm=True, renorm_clipping=RENORM_CLIPPING,
-                                               renorm_momentum=momentum, name=name)
+        return keras.layers.BatchNormalization(
+            momentum=momentum, renorm=True, renorm_clipping=RENORM_CLIPPING, renorm_momentum=momentum, name=name
+        )
     if kind == "layer":
         return keras.layers.LayerNormalization(name=name)
     return keras.layers.GroupNormalization(groups=groups, name=name)
@@ -113,8 +114,10 @@ def build_mlp(
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
     if batch_norm and normalization == "group" and any(u % norm_groups or u == norm_groups for u in hidden_units):
         # A group of one unit normalizes to a constant: the layer passes no signal.
-        raise ValueError(f"norm_groups={norm_groups} must divide every hidden layer's units "
-                         f"{tuple(hidden_units)} into groups of at least 2")
+        raise ValueError(
+            f"norm_groups={norm_groups} must divide every hidden layer's units "
+            f"{tuple(hidden_units)} into groups of at least 2"
+        )
     init = initializer if init_std is None else keras.initializers.RandomNormal(stddev=init_std)
     noisy = batch_norm and (noise_shift > 0 or noise_scale > 1)
     inputs = keras.Input(shape=(n_features,), name="pixels")
@@ -157,8 +160,11 @@ def block_layer_names(model: keras.Model, layer: int) -> list[str]:
     names = {existing.name for existing in model.layers}
     if dense_name(layer) not in names:
         return [OUTPUT_LAYER]
-    return [name for name in (dense_name(layer), *{normalization_name(layer, kind) for kind in NORMALIZATIONS})
-            if name in names]
+    return [
+        name
+        for name in (dense_name(layer), *{normalization_name(layer, kind) for kind in NORMALIZATIONS})
+        if name in names
+    ]
 
 
 def has_batch_norm(model: keras.Model) -> bool:

@@ -1,8 +1,8 @@
 """What a probe measurement looks like, TensorFlow-free: the columns of probes.csv, steps.csv,
-landscape.csv, ics.csv and init_gradients.csv (design.md's
-contracts), the rows of one hidden layer, the landscape's
-summary of one probe, and their MLflow metric names. :mod:`bnlab.ml.probes` and
-:mod:`bnlab.ml.geometry` and :mod:`bnlab.ml.init_gradients` measure; the train stage writes the rows, the report reads them."""
+landscape.csv, ics.csv and init_gradients.csv (design.md's contracts), the rows of one hidden
+layer, the landscape's summary of one probe, and their MLflow metric names.
+:mod:`bnlab.ml.probes`, :mod:`bnlab.ml.geometry` and :mod:`bnlab.ml.init_gradients` measure;
+the train stage writes the rows, the report reads them."""
 
 from __future__ import annotations
 
@@ -24,8 +24,13 @@ ICS_COLUMNS = ("step", "layer", "ics_l2", "ics_cosine")
 # (from 1) of the first step's network and batch.
 INIT_GRADIENT_COLUMNS = ("batch_size", "depth", "width", "layer", "grad_sq_norm")
 # Each probe table's file (in a job's model folder, and in reports/<experiment>/) and columns.
-TABLES = {"probes.csv": PROBE_COLUMNS, "steps.csv": STEP_COLUMNS,
-          "landscape.csv": LANDSCAPE_COLUMNS, "ics.csv": ICS_COLUMNS, "init_gradients.csv": INIT_GRADIENT_COLUMNS}
+TABLES = {
+    "probes.csv": PROBE_COLUMNS,
+    "steps.csv": STEP_COLUMNS,
+    "landscape.csv": LANDSCAPE_COLUMNS,
+    "ics.csv": ICS_COLUMNS,
+    "init_gradients.csv": INIT_GRADIENT_COLUMNS,
+}
 # Columns whose values span many orders of magnitude: written to 7 significant digits, not
 # rounded to 6 decimals as the rest are.
 SIGNIFICANT_DIGITS = {"grad_sq_norm": 7}
@@ -43,10 +48,14 @@ def layer_rows(step: int, layer: int, pre: np.ndarray, post: np.ndarray, unit: i
     ``pre``/``post``: the nonlinearity's input/output, one row per probe image."""
     dead = np.max(post, axis=0) <= 0  # per unit: never positive on any probe image
     return [
-        {"step": step, "layer": layer, "unit": str(unit), **percentiles(pre[:, unit]),
-         "dead_fraction": float(dead[unit])},
-        {"step": step, "layer": layer, "unit": POOLED, **percentiles(pre),
-         "dead_fraction": float(dead.mean())},
+        {
+            "step": step,
+            "layer": layer,
+            "unit": str(unit),
+            **percentiles(pre[:, unit]),
+            "dead_fraction": float(dead[unit]),
+        },
+        {"step": step, "layer": layer, "unit": POOLED, **percentiles(pre), "dead_fraction": float(dead.mean())},
     ]
 
 
@@ -67,8 +76,12 @@ def landscape_summary(loss, grad_change, distance) -> dict[str, float]:
     smaller is more predictive) and the effective β-smoothness (the largest gradient change per
     unit of distance moved)."""
     loss, grad_change, distance = (np.asarray(a, dtype=float) for a in (loss, grad_change, distance))
-    return dict(zip(LANDSCAPE_SUMMARY, (float(loss.max() - loss.min()), float(grad_change.max()),
-                                        float(np.max(grad_change / distance)))))
+    return dict(
+        zip(
+            LANDSCAPE_SUMMARY,
+            (float(loss.max() - loss.min()), float(grad_change.max()), float(np.max(grad_change / distance))),
+        )
+    )
 
 
 def geometry_metrics(landscape: list[dict], ics: list[dict]) -> dict[str, float]:

@@ -39,9 +39,17 @@ class ProbeRecorder:
     every hidden layer; ``batch_size``: the training batch size, for the training-mode accuracy.
     """
 
-    def __init__(self, every_steps: int, validation, test, n_hidden: int, probe_images: int = 1000,
-                 unit: int = 0, batch_size: int = 32,
-                 on_record: Callable[[int, list[dict], dict], None] | None = None):
+    def __init__(
+        self,
+        every_steps: int,
+        validation,
+        test,
+        n_hidden: int,
+        probe_images: int = 1000,
+        unit: int = 0,
+        batch_size: int = 32,
+        on_record: Callable[[int, list[dict], dict], None] | None = None,
+    ):
         self.every_steps = int(every_steps)
         # As given: uint8 pixels stay uint8 (a quarter of float32's memory), cast at each probe.
         self.test = (np.asarray(test[0]), np.asarray(test[1]))
@@ -57,12 +65,17 @@ class ProbeRecorder:
         n_batches = len(self.probe_x) // self.batch_size
         whole = n_batches * self.batch_size  # whole training-size batches: their own statistics
         self._train_mode_labels = self.probe_y[:whole]
-        self._inputs = (tf.constant(self.probe_x), as_tensor(self.test[0]),
-                        tf.constant(self.probe_x[:whole].reshape(n_batches, self.batch_size, -1)))
+        self._inputs = (
+            tf.constant(self.probe_x),
+            as_tensor(self.test[0]),
+            tf.constant(self.probe_x[:whole].reshape(n_batches, self.batch_size, -1)),
+        )
         template = template_for(model)
         shapes = tuple(tuple(t.shape) + (t.dtype.name,) for t in self._inputs)
-        compiled = template.function(("probe", self.n_hidden) + shapes,
-                                     lambda: _compile_measure(template.model, self.n_hidden, has_batch_norm(model)))
+        compiled = template.function(
+            ("probe", self.n_hidden) + shapes,
+            lambda: _compile_measure(template.model, self.n_hidden, has_batch_norm(model)),
+        )
 
         def measure(*inputs):
             with template.loaded(model):
@@ -77,15 +90,19 @@ class ProbeRecorder:
     def on_step_end(self, step: int, logs=None) -> None:
         inner, probe_pred, test_pred, train_mode_pred = (
             [t.numpy() for t in part] if isinstance(part, (list, tuple)) else part.numpy()
-            for part in self._measure(*self._inputs))
+            for part in self._measure(*self._inputs)
+        )
         rows = []
         for layer in range(1, self.n_hidden + 1):
             rows += layer_rows(step, layer, inner[2 * layer - 2], inner[2 * layer - 1], self.unit)
-        accuracy = {"step": step,
-                    "val_accuracy": float(np.mean(probe_pred == self.probe_y)),
-                    "test_accuracy": float(np.mean(test_pred == self.test[1])),
-                    "train_mode_accuracy": (float(np.mean(train_mode_pred.reshape(-1) == self._train_mode_labels))
-                                            if train_mode_pred.size else None)}
+        accuracy = {
+            "step": step,
+            "val_accuracy": float(np.mean(probe_pred == self.probe_y)),
+            "test_accuracy": float(np.mean(test_pred == self.test[1])),
+            "train_mode_accuracy": (
+                float(np.mean(train_mode_pred.reshape(-1) == self._train_mode_labels)) if train_mode_pred.size else None
+            ),
+        }
         self.probe_rows += rows
         self.step_rows.append(accuracy)
         if self.on_record is not None:
@@ -110,7 +127,9 @@ def _compile_measure(model, n_hidden: int, with_batch_norm: bool):
             fixed = [v.value for v in model.non_trainable_variables]
             train_mode = tf.map_fn(
                 lambda xb: tf.argmax(model.stateless_call(trainable, fixed, xb, training=True)[0], axis=-1),
-                batches, fn_output_signature=tf.int64)
+                batches,
+                fn_output_signature=tf.int64,
+            )
         else:
             train_mode = tf.zeros([0], tf.int64)
         return inner, predict(probe), predict(tf.cast(test, tf.float32)), train_mode

@@ -40,9 +40,14 @@ class EstimatorFiles:
         params["hidden_units"] = list(params["hidden_units"])
         if not (params["random_state"] is None or isinstance(params["random_state"], Integral)):
             params["random_state"] = None  # a RandomState object has no JSON form
-        meta = {"params": params, "classes": self.classes_.tolist(),
-                "classes_dtype": self.classes_.dtype.str, "n_features_in": self.n_features_in_,
-                "history": self.history_, "n_steps": self.n_steps_}
+        meta = {
+            "params": params,
+            "classes": self.classes_.tolist(),
+            "classes_dtype": self.classes_.dtype.str,
+            "n_features_in": self.n_features_in_,
+            "history": self.history_,
+            "n_steps": self.n_steps_,
+        }
         (folder / "estimator.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return folder
 

@@ -40,16 +40,18 @@ import os
 PINNED_ENVIRONMENT = {
     "TF_ENABLE_ONEDNN_OPTS": "0",
     "TENSORFLOW_USE_CUSTOM_CONTRACTION_KERNEL": "0",
-    "XLA_FLAGS": " ".join([
-        "--xla_cpu_max_isa=AVX2",
-        "--xla_cpu_prefer_vector_width=256",
-        "--xla_cpu_use_xnnpack=false",
-        "--xla_cpu_use_onednn=false",
-        "--xla_cpu_enable_fast_math=false",
-        "--xla_cpu_enable_platform_dependent_math=false",
-        "--xla_cpu_multi_thread_eigen=false",
-        "--xla_backend_extra_options=xla_cpu_disable_platform_dependent_math",
-    ]),
+    "XLA_FLAGS": " ".join(
+        [
+            "--xla_cpu_max_isa=AVX2",
+            "--xla_cpu_prefer_vector_width=256",
+            "--xla_cpu_use_xnnpack=false",
+            "--xla_cpu_use_onednn=false",
+            "--xla_cpu_enable_fast_math=false",
+            "--xla_cpu_enable_platform_dependent_math=false",
+            "--xla_cpu_multi_thread_eigen=false",
+            "--xla_backend_extra_options=xla_cpu_disable_platform_dependent_math",
+        ]
+    ),
 }
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.update(PINNED_ENVIRONMENT)

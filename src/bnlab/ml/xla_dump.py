@@ -27,7 +27,9 @@ _METADATA = re.compile(r", metadata=\{[^}]*\}")
 _DECLARED = re.compile(r"^declare [^@]*@([\w.$]+)\(", re.M)
 # module_0003.a_inference_steps_1643__XlaMustCompile_..._.22.<kernel>.ir-with-opt.ll: the
 # function's trace number and config hash vary with what ran before; its name and order do not.
-_MODULE = re.compile(r"^module_(\d+)\.a_inference_(.+?)_\d+__XlaMustCompile_true_config_proto_\d+_executor_type_\d+_\.\d+$")
+_MODULE = re.compile(
+    r"^module_(\d+)\.a_inference_(.+?)_\d+__XlaMustCompile_true_config_proto_\d+_executor_type_\d+_\.\d+$"
+)
 
 
 def dump_to(folder: Path) -> None:
@@ -62,9 +64,13 @@ class Kernel:
     def summary(self) -> dict:
         """What ``tools/cpu_fingerprint.py`` records of it."""
         digest = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
-        return {"object_sha256": digest(self.object_code), "ir_sha256": digest(self.ir.encode()),
-                "optimized_hlo_sha256": digest(_METADATA.sub("", self.optimized_hlo).encode()),
-                "x86_intrinsics": self.x86_intrinsics(), "external_calls": self.external_calls()}
+        return {
+            "object_sha256": digest(self.object_code),
+            "ir_sha256": digest(self.ir.encode()),
+            "optimized_hlo_sha256": digest(_METADATA.sub("", self.optimized_hlo).encode()),
+            "x86_intrinsics": self.x86_intrinsics(),
+            "external_calls": self.external_calls(),
+        }
 
 
 def program_label(module: str) -> str:
@@ -81,9 +87,15 @@ def kernels(folder: Path) -> list[Kernel]:
         module, name = _split(stem, folder)
         object_path = ir_path.with_name(f"{module}.{OBJECT_INFIX}.{name}{OBJECT_SUFFIX}")
         hlo_path = Path(folder) / f"{module}{OPTIMIZED_HLO_SUFFIX}"
-        found.append(Kernel(program_label(module), name, ir_path.read_text(),
-                            object_path.read_bytes() if object_path.exists() else b"",
-                            hlo_path.read_text() if hlo_path.exists() else ""))
+        found.append(
+            Kernel(
+                program_label(module),
+                name,
+                ir_path.read_text(),
+                object_path.read_bytes() if object_path.exists() else b"",
+                hlo_path.read_text() if hlo_path.exists() else "",
+            )
+        )
     return found
 
 
@@ -102,7 +114,7 @@ def undefined_symbols(elf: bytes) -> list[str]:
     """The symbols an ELF64 relocatable object needs from elsewhere (its ``U`` symbols)."""
     if len(elf) < 64 or elf[:4] != b"\x7fELF":
         return []
-    shoff, = struct.unpack_from("<Q", elf, 0x28)
+    (shoff,) = struct.unpack_from("<Q", elf, 0x28)
     shentsize, shnum = struct.unpack_from("<HH", elf, 0x3A)
     sections = [struct.unpack_from("<IIQQQQIIQQ", elf, shoff + i * shentsize) for i in range(shnum)]
     names = set()

@@ -26,9 +26,11 @@ COMMANDS = {
 def build_parser() -> argparse.ArgumentParser:
     listing = "\n".join(f"  {name:<10}{text}" for name, text in COMMANDS.items())
     parser = argparse.ArgumentParser(
-        prog="bnlab", description="Does batch normalization help? A reproducible MNIST laboratory.",
+        prog="bnlab",
+        description="Does batch normalization help? A reproducible MNIST laboratory.",
         epilog=f"commands:\n{listing}\n\n`bnlab COMMAND --help` tells more.",
-        formatter_class=argparse.RawDescriptionHelpFormatter)
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", choices=list(COMMANDS), metavar="COMMAND")
     parser.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     return parser

@@ -21,8 +21,12 @@ from bnlab.data.mnist import DataError  # also every source failing (sources.All
 
 EXIT_PARAMS, EXIT_FAILED, EXIT_INTERRUPTED = 2, 1, 130
 # Errors of modules only some stages import: (module, class name).
-LOADED_ERRORS = (("bnlab.execution.settings", "WorkersError"), ("bnlab.execution.job", "JobFailed"),
-                 ("bnlab.tracking.store", "TrackingError"), ("bnlab.pipeline.serve", "ModelNotFound"))
+LOADED_ERRORS = (
+    ("bnlab.execution.settings", "WorkersError"),
+    ("bnlab.execution.job", "JobFailed"),
+    ("bnlab.tracking.store", "TrackingError"),
+    ("bnlab.pipeline.serve", "ModelNotFound"),
+)
 
 
 def expected_errors() -> tuple[type[BaseException], ...]:
@@ -76,8 +80,9 @@ def finish(name: str, work: Callable[[], None]) -> int:
     return 0
 
 
-def stage_main(name: str, description: str, run: Callable, argv: list[str] | None = None,
-               per_experiment: bool = False) -> int:
+def stage_main(
+    name: str, description: str, run: Callable, argv: list[str] | None = None, per_experiment: bool = False
+) -> int:
     """A stage's command line: ``[experiment] [--params FILE]``. The params are validated
     first: a bad one is refused in well under a second, before the stage imports TensorFlow
     and MLflow (seconds)."""

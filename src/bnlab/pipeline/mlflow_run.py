@@ -15,6 +15,7 @@ from bnlab.experiments.params import DEFAULT_EXPERIMENT
 from bnlab.ml.hyperparams import HYPERPARAMETERS, parse_value
 from bnlab.pipeline.stages import DATA_STAGES, EXPERIMENT_STAGES
 from bnlab.pipeline.summary import print_summary
+
 # Options that are not estimator settings → their params.yaml keys ({e}: the experiment).
 OTHER_OVERRIDES = {"seeds": "experiments.{e}.seeds", "val_size": "split.val_size"}
 
@@ -64,18 +65,24 @@ def _option(parser, name: str, type=str, **kwargs) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     sub = argparse.ArgumentParser(prog="bnlab pipeline", description=__doc__.split("\n\n")[0])
-    sub.add_argument("--experiment", default=DEFAULT_EXPERIMENT,
-                     help="the experiment in params.yaml (default: %(default)s)")
-    sub.add_argument("--until", choices=[*DATA_STAGES, *EXPERIMENT_STAGES],
-                     help="stop after this stage (default: run everything)")
+    sub.add_argument(
+        "--experiment", default=DEFAULT_EXPERIMENT, help="the experiment in params.yaml (default: %(default)s)"
+    )
+    sub.add_argument(
+        "--until", choices=[*DATA_STAGES, *EXPERIMENT_STAGES], help="stop after this stage (default: run everything)"
+    )
     settings = sub.add_argument_group("estimator settings (experiments.<experiment>.model.<name>)")
     for field in HYPERPARAMETERS:
         _option(settings, field, type=_setting(field), metavar="VALUE")
     _option(sub, "seeds", type=_int_list, help="e.g. 0,1,2")
     _option(sub, "val_size", type=_whole, help="validation images taken from training")
     _option(sub, "data_path", help="use this mnist.npz or IDX folder as the only source")
-    sub.add_argument("--fingerprints", choices=["check", "skip"], default="check",
-                     help="skip: do not check MNIST's array fingerprints (for data that is not MNIST)")
+    sub.add_argument(
+        "--fingerprints",
+        choices=["check", "skip"],
+        default="check",
+        help="skip: do not check MNIST's array fingerprints (for data that is not MNIST)",
+    )
     return sub
 
 
@@ -98,8 +105,11 @@ def overrides(args: argparse.Namespace) -> dict[str, object]:
     """params.yaml key → value for every option given."""
     keys = {field: f"experiments.{{e}}.model.{field}" for field in HYPERPARAMETERS}
     keys.update(OTHER_OVERRIDES)
-    return {key.format(e=args.experiment): getattr(args, option) for option, key in keys.items()
-            if getattr(args, option, None) is not None}
+    return {
+        key.format(e=args.experiment): getattr(args, option)
+        for option, key in keys.items()
+        if getattr(args, option, None) is not None
+    }
 
 
 def set_params(args: argparse.Namespace, params_file: Path = Path("params.yaml")) -> list[str]:
@@ -108,10 +118,13 @@ def set_params(args: argparse.Namespace, params_file: Path = Path("params.yaml")
 
     current = yaml.safe_load(params_file.read_text())
     if args.experiment not in current.get("experiments", {}):
-        raise SystemExit(f"bnlab pipeline: error: no experiment {args.experiment!r} in {params_file}; "
-                         f"declared: {', '.join(current.get('experiments', {}))}")
-    sets = [f"{key}={hydra_value(value)}" for key, value in overrides(args).items()
-            if value != current_value(current, key)]
+        raise SystemExit(
+            f"bnlab pipeline: error: no experiment {args.experiment!r} in {params_file}; "
+            f"declared: {', '.join(current.get('experiments', {}))}"
+        )
+    sets = [
+        f"{key}={hydra_value(value)}" for key, value in overrides(args).items() if value != current_value(current, key)
+    ]
     if args.data_path:
         path = hydra_value(str(Path(args.data_path).resolve()))
         sets.append(f"data.sources=[{{kind:local,path:{path}}}]")

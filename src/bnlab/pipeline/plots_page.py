@@ -16,8 +16,11 @@ from pathlib import Path
 from bnlab.core.atomic import atomic_path
 
 TEMPLATE = Path(".dvc/plots/offline.html")  # .dvc/config: plots.html_template = plots/offline.html
-LIBRARIES = ("vega/build/vega.min.js", "vega-lite/build/vega-lite.min.js",
-             "vega-embed/build/vega-embed.min.js")  # in this order: Vega-Embed needs the others
+LIBRARIES = (
+    "vega/build/vega.min.js",
+    "vega-lite/build/vega-lite.min.js",
+    "vega-embed/build/vega-embed.min.js",
+)  # in this order: Vega-Embed needs the others
 PAGE = """<!DOCTYPE html>
 <html>
 <head>

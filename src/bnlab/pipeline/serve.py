@@ -28,12 +28,16 @@ class ModelNotFound(LookupError):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    sub = argparse.ArgumentParser(prog="bnlab serve", description="serve a registered model over HTTP "
-                                                                  "(mlflow models serve)")
+    sub = argparse.ArgumentParser(
+        prog="bnlab serve", description="serve a registered model over HTTP (mlflow models serve)"
+    )
     sub.add_argument("experiment", nargs="?", help="an experiment of params.yaml (default: the first)")
     sub.add_argument("--variant", help="one of the experiment's variants (default: the first)")
-    sub.add_argument("--seed", type=int, help="one of the experiment's seeds (default: the champion, the seed "
-                                              "with the best validation accuracy)")
+    sub.add_argument(
+        "--seed",
+        type=int,
+        help="one of the experiment's seeds (default: the champion, the seed with the best validation accuracy)",
+    )
     sub.add_argument("--host", default=HOST, help="address to listen on (default: %(default)s)")
     sub.add_argument("--port", type=int, default=PORT, help="port (default: %(default)s)")
     sub.add_argument("--params", default="params.yaml", help="params file (default: %(default)s)")
@@ -51,14 +55,18 @@ def chosen_model(params, name: str, variant: str | None, seed: int | None) -> st
     declared = params.experiment(name)  # names the choices if `name` is unknown
     variant = variant or next(iter(declared.variants))
     if variant not in declared.variants:
-        raise ParamsError(f"experiment {name!r} has no variant {variant!r}; "
-                          f"choose one of {', '.join(declared.variants)}")
+        raise ParamsError(
+            f"experiment {name!r} has no variant {variant!r}; choose one of {', '.join(declared.variants)}"
+        )
     if seed is not None and seed not in declared.seeds:
-        raise ParamsError(f"experiment {name!r} has no seed {seed}; choose one of "
-                          f"{', '.join(map(str, declared.seeds))}")
+        raise ParamsError(
+            f"experiment {name!r} has no seed {seed}; choose one of {', '.join(map(str, declared.seeds))}"
+        )
     if declared.grid:
-        raise ParamsError(f"experiment {name!r} has a grid, so its models are not registered (one per grid "
-                          f"point): serve one of its runs with `mlflow models serve -m runs:/<run id>/model`")
+        raise ParamsError(
+            f"experiment {name!r} has a grid, so its models are not registered (one per grid "
+            f"point): serve one of its runs with `mlflow models serve -m runs:/<run id>/model`"
+        )
     from bnlab.tracking import registry
 
     return registry.model_uri(name, variant, registry.CHAMPION if seed is None else registry.seed_alias(seed))
@@ -73,8 +81,9 @@ def registered_version(client, uri: str, experiment: str) -> str:
     try:
         return client.get_model_version_by_alias(name, alias).version
     except MlflowException:  # RESOURCE_DOES_NOT_EXIST, for a missing model and alias alike
-        raise ModelNotFound(f"the registry has no {uri}: the report stage registers it "
-                            f"(`make run`, or `dvc repro report@{experiment}`)") from None
+        raise ModelNotFound(
+            f"the registry has no {uri}: the report stage registers it (`make run`, or `dvc repro report@{experiment}`)"
+        ) from None
 
 
 def serve_command(uri: str, host: str, port: int) -> list[str]:
@@ -90,8 +99,11 @@ def serve(args) -> None:
 
     client, _ = runs.connect()
     version = registered_version(client, uri, experiment)
-    env = {**os.environ, "MLFLOW_TRACKING_URI": runs.store_uri(runs.tracking_uri()),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": runs.store_uri(runs.tracking_uri()),
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
     print(f"serving {uri} (version {version}) at http://{args.host}:{args.port}/invocations", flush=True)
     command = serve_command(uri, args.host, args.port)
     os.execve(command[0], command, env)  # the server replaces this process

@@ -31,7 +31,7 @@ def print_summary(experiments: list[str] | None = None, params_file: Path = Path
     names = experiments or list(load_params(params_file).experiments)
     tables = {name: layout.reports_dir(name) / TABLE for name in names}
     missing = [name for name, table in tables.items() if not table.exists()]
-    for name, table in tables.items():
+    for table in tables.values():
         if table.exists():
             print(table.read_text())
     if missing:
@@ -58,8 +58,10 @@ def browse_line(uri: str) -> str:
     if uri.startswith(("http://", "https://")):
         return f"Browse the runs: open {runs_url(uri)}"
     mlflow = ".venv/bin/mlflow" if Path(".venv/bin/mlflow").exists() else "mlflow"
-    return (f"Browse the runs: {mlflow} ui --backend-store-uri {redact(uri)} --port 5000 (or `make ui`), then open "
-            f"{runs_url(uri)} and expand a parent run (the + beside its name) to see its model runs")
+    return (
+        f"Browse the runs: {mlflow} ui --backend-store-uri {redact(uri)} --port 5000 (or `make ui`), then open "
+        f"{runs_url(uri)} and expand a parent run (the + beside its name) to see its model runs"
+    )
 
 
 # MLflow 3.17's UI opens an experiment in its GenAI layout (traces) unless told otherwise; this

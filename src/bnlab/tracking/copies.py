@@ -12,29 +12,54 @@ from mlflow.entities import Metric, Param
 from bnlab.tracking import comparison, evaluation
 from bnlab.tracking.logged import log_metrics
 from bnlab.tracking.runs import (
-    COPIED_FROM_TAG, KEY_TAG, MODEL_DIGEST_TAG, PARENT_RUN_ID, RESTORED_TAG, ROLE_TAG, TEST_METRICS, MlflowClient,
-    create_run, find_parent, owned_run, pipeline_run, run_lifecycle)
+    COPIED,
+    KEY_TAG,
+    MODEL_DIGEST_TAG,
+    PARENT_RUN_ID,
+    RESTORED,
+    ROLE_TAG,
+    SOURCE_RUN_TAG,
+    TEST_METRICS,
+    MlflowClient,
+    create_run,
+    find_parent,
+    owned_run,
+    pipeline_run,
+    provenance,
+    run_lifecycle,
+)
 
-# Tags a copy does not take over: MLflow's own, the writer's, the job cache's, the lineage.
-NOT_COPIED = ("mlflow.", "bnlab.host", "bnlab.pid", "bnlab.process_started", "bnlab.job_key", "dvc.")
-MAX_BATCH = 1000  # metrics per log_batch request (MLflow's limit)
+# Tags a copy does not take over: MLflow's own, the writer's, the job cache's, the lineage, the
+# provenance (a copy has its own).
+NOT_COPIED = (
+    "mlflow.",
+    "bnlab.host",
+    "bnlab.pid",
+    "bnlab.process_started",
+    "bnlab.job_key",
+    "dvc.",
+    "bnlab.provenance",
+    "bnlab.source_run",
+)
 
 
 @contextmanager
 def results_run(client: MlflowClient, experiment_id: str, experiment: str, key: str, tags: dict) -> Iterator[str]:
-    """The parent run evaluate and report log to, open for the block: this key's newest
+    """The parent run evaluate and report log to, open for the block: this key's newest finished
     pipeline run (ended by whoever created it); under ``dvc exp run``, when another DVC
-    experiment made it, a copy of it and its children; or, when DVC restored the models from
-    its cache into a store that never saw them, a new one tagged ``restored=true``. A run this
-    stage creates, it ends (:func:`bnlab.tracking.runs.run_lifecycle`)."""
+    experiment made it, a copy of it and its children (``bnlab.provenance=copied``); or, when DVC
+    restored the models from its cache into a store that never saw them, a new one
+    (``bnlab.provenance=restored``). A run this stage creates, it ends
+    (:func:`bnlab.tracking.runs.run_lifecycle`)."""
     found = find_parent(client, experiment_id, key)
     exp_name = tags.get("dvc.exp_name")
     if found is not None and exp_name and client.get_run(found).data.tags.get("dvc.exp_name") != exp_name:
         # `dvc exp run` restored the models from DVC's run cache: no stage of this DVC
         # experiment trained them, so give it copies of the runs that did.
         parent = client.get_run(found)
-        copy = create_run(client, experiment_id, parent.info.run_name,
-                          {**_copied_tags(parent), **tags, RESTORED_TAG: "true", COPIED_FROM_TAG: found})
+        copy = create_run(
+            client, experiment_id, parent.info.run_name, {**_copied_tags(parent), **tags, **provenance(COPIED, found)}
+        )
         with run_lifecycle(client, copy.info.run_id) as run_id:
             copy_execution(client, experiment_id, parent, run_id, tags)
             yield run_id
@@ -43,35 +68,50 @@ def results_run(client: MlflowClient, experiment_id: str, experiment: str, key: 
         with run_lifecycle(client, found, owned=False) as run_id:
             yield run_id
     else:
-        with pipeline_run(client, experiment_id, experiment, key, {**tags, RESTORED_TAG: "true"}) as run_id:
+        with pipeline_run(client, experiment_id, experiment, key, {**tags, **provenance(RESTORED)}) as run_id:
             yield run_id
 
 
-def carry_over_results(client: MlflowClient, experiment_id: str, key: str, parent_id: str,
-                       children: dict[str, tuple[str, str]]) -> str | None:
-    """Copy test metrics and the comparison from an earlier execution that produced the very
-    same models (``children``: run name → (run id, model digest)).
+def carry_over_results(
+    client: MlflowClient, experiment_id: str, key: str, parent_id: str, children: dict[str, tuple[str, str]]
+) -> str | None:
+    """Copy test metrics and the comparison from an earlier finished execution that produced the
+    very same models (``children``: run name → (run id, model digest)).
 
     When training re-runs and writes byte-identical models, DVC rightly skips evaluate and
-    report; without this, the new runs would lack what those stages log. Returns the run id
-    results were copied from, if any.
+    report; without this, the new runs would lack what those stages log. Each run that receives
+    results is tagged ``bnlab.source_run`` with the run they came from (the evaluation runs, with
+    the confusion matrices, stay under the source's model runs). Returns the source parent's id,
+    if any.
     """
     earlier = client.search_runs(
-        [experiment_id], f"tags.`{KEY_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'pipeline'",
-        order_by=["attributes.start_time DESC"], max_results=20)
+        [experiment_id],
+        f"tags.`{KEY_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=20,
+    )
     for previous in (run for run in earlier if run.info.run_id != parent_id):
-        old = {run.info.run_name: run for run in client.search_runs(
-            [experiment_id], f"tags.`{PARENT_RUN_ID}` = '{previous.info.run_id}'")}
-        if not all(name in old and old[name].data.tags.get(MODEL_DIGEST_TAG) == digest
-                   and "test_accuracy" in old[name].data.metrics
-                   for name, (_, digest) in children.items()):
+        old = {
+            run.info.run_name: run
+            for run in client.search_runs(
+                [experiment_id], f"tags.`{PARENT_RUN_ID}` = '{previous.info.run_id}' and attributes.status = 'FINISHED'"
+            )
+        }
+        if not all(
+            name in old
+            and old[name].data.tags.get(MODEL_DIGEST_TAG) == digest
+            and "test_accuracy" in old[name].data.metrics
+            for name, (_, digest) in children.items()
+        ):
             continue
         for name, (run_id, _) in children.items():
             source = old[name]
-            log_metrics(client, run_id, {k: v for k, v in source.data.metrics.items()
-                                         if k in (*TEST_METRICS, *evaluation.METRICS)})
-            copy_artifacts(client, source.info.run_id, run_id, evaluation.ARTIFACTS)
-            client.set_tag(run_id, "test_metrics_from", source.info.run_id)
+            log_metrics(
+                client,
+                run_id,
+                {k: v for k, v in source.data.metrics.items() if k in (*TEST_METRICS, *evaluation.METRICS)},
+            )
+            client.set_tag(run_id, SOURCE_RUN_TAG, source.info.run_id)
         if not client.list_artifacts(previous.info.run_id, "figures"):
             return None  # its report never ran: the test metrics are all there is to copy
         copy_artifacts(client, previous.info.run_id, parent_id)
@@ -79,7 +119,7 @@ def carry_over_results(client: MlflowClient, experiment_id: str, key: str, paren
         for tag, point in previous.data.tags.items():  # which grid point each step is
             if tag.startswith(comparison.GRID_STEP_TAG):
                 client.set_tag(parent_id, tag, point)
-        client.set_tag(parent_id, "results_from", previous.info.run_id)
+        client.set_tag(parent_id, SOURCE_RUN_TAG, previous.info.run_id)
         return previous.info.run_id
     return None
 
@@ -100,15 +140,15 @@ def copy_artifacts(client: MlflowClient, source_id: str, run_id: str, names: tup
 def copy_execution(client: MlflowClient, experiment_id: str, source_parent, parent_id: str, tags: dict) -> None:
     """Into the open run ``parent_id``, a copy of ``source_parent``'s data, and under it a copy
     of each of its finished children: params, tags, every metric's history; tagged
-    ``restored=true`` and ``bnlab.copied_from``. For a DVC experiment whose stages DVC restored
+    ``bnlab.provenance=copied`` and ``bnlab.source_run``. For a DVC experiment whose stages DVC restored
     from its run cache: the runs of the execution that made those outputs, under this
     experiment's name. Models are not copied (the source runs have them)."""
     _copy_data(client, source_parent, parent_id)
-    children = client.search_runs([experiment_id], f"tags.`{PARENT_RUN_ID}` = '{source_parent.info.run_id}' "
-                                                   f"and attributes.status = 'FINISHED'")
+    children = client.search_runs(
+        [experiment_id], f"tags.`{PARENT_RUN_ID}` = '{source_parent.info.run_id}' and attributes.status = 'FINISHED'"
+    )
     for child in children:
-        child_tags = {**_copied_tags(child), **tags, RESTORED_TAG: "true", COPIED_FROM_TAG: child.info.run_id,
-                      PARENT_RUN_ID: parent_id}
+        child_tags = {**_copied_tags(child), **tags, **provenance(COPIED, child.info.run_id), PARENT_RUN_ID: parent_id}
         with owned_run(client, experiment_id, child.info.run_name, child_tags) as copy_id:
             _copy_data(client, child, copy_id)
 
@@ -124,8 +164,6 @@ def _copy_data(client: MlflowClient, source, run_id: str) -> None:
 
 def copy_metric_histories(client: MlflowClient, source, run_id: str) -> None:
     """Every metric of run ``source`` into ``run_id`` with its steps (a grid's summary is one
-    step per grid point)."""
+    step per grid point); MLflow's client splits the batch into requests within its limits."""
     history = [m for key in source.data.metrics for m in client.get_metric_history(source.info.run_id, key)]
-    for start in range(0, len(history), MAX_BATCH):
-        client.log_batch(run_id, metrics=[Metric(m.key, m.value, m.timestamp, m.step)
-                                          for m in history[start:start + MAX_BATCH]])
+    client.log_batch(run_id, metrics=[Metric(m.key, m.value, m.timestamp, m.step) for m in history])

@@ -1,8 +1,14 @@
-"""MLflow's own classifier evaluation of a model's test-set predictions, into the model's run:
-the weighted precision, recall and F1 (``precision_score``, ``recall_score``, ``f1_score``,
-``accuracy_score``, ``example_count``), per-class precision, recall and F1
-(``per_class_metrics.csv``) and the normalized confusion matrix (``confusion_matrix.png``),
-the metrics also on the run's logged model (the UI's *Models* tab).
+"""MLflow's own classifier evaluation of a model's test-set predictions: the weighted precision,
+recall and F1 (``precision_score``, ``recall_score``, ``f1_score``, ``accuracy_score``,
+``example_count``), per-class precision, recall and F1 (``per_class_metrics.csv``) and the
+normalized confusion matrix (``confusion_matrix.png``), the metrics also on the model's logged
+model (the UI's *Models* tab).
+
+``mlflow.models.evaluate`` logs only to the active run, and making a finished training run
+active would reopen it (RUNNING, a new end time; KILLED if evaluate died half-way). So each
+evaluation is a run of its own, ``<job run name>/evaluation``, nested under the model's run
+(tag ``bnlab.role=evaluation``) and linked to its logged model; its metrics are copied onto the
+model's run with the client, which leaves that run's status and end time as they were.
 
 The predictions are given, not made again: they are the estimator's, which the served model
 reproduces digit for digit (tests/test_serving.py). Without a model MLflow draws no ROC or PR
@@ -18,43 +24,66 @@ from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
+from mlflow.entities import RunStatus
 
+from bnlab.tracking.logged import log_metrics
 from bnlab.tracking.registry import logged_model_id
-from bnlab.tracking.runs import MlflowClient, mlflow
+from bnlab.tracking.runs import ROLE_TAG, MlflowClient, create_run, mlflow, run_lifecycle
 
 TARGET, PREDICTION = "label", "prediction"
 DATASET = "mnist-test-predictions"
 METRICS = ("accuracy_score", "precision_score", "recall_score", "f1_score", "example_count")
 ARTIFACTS = ("confusion_matrix.png", "per_class_metrics.csv")  # what MLflow's evaluator writes
+EVALUATION_ROLE = "evaluation"
 # Evaluate's notes on what it inferred and how to set the active model: one set per model.
 QUIET = ("mlflow.models.evaluation", "mlflow.tracking.fluent", "mlflow.data")
 
 
-def evaluate_predictions(client: MlflowClient, run_id: str, labels: np.ndarray, predicted: np.ndarray,
-                         classes: list[int], source: str) -> dict[str, float]:
-    """``mlflow.models.evaluate`` (classifier) of ``predicted`` against ``labels`` in run
-    ``run_id``, linked to the run's logged model if it has one; returns its metrics."""
+def evaluation_run_name(model_run_name: str) -> str:
+    return f"{model_run_name}/{EVALUATION_ROLE}"
+
+
+def evaluate_predictions(
+    client: MlflowClient,
+    experiment_id: str,
+    model_run_id: str,
+    labels: np.ndarray,
+    predicted: np.ndarray,
+    classes: list[int],
+    source: str,
+    tags: dict[str, str],
+) -> str:
+    """``mlflow.models.evaluate`` (classifier) of ``predicted`` against ``labels`` in a new
+    evaluation run under ``model_run_id`` (``tags``: its own, the parent tag included), linked to
+    that run's logged model if it has one; its metrics copied onto the model's run. Returns the
+    evaluation run's id."""
     frame = pd.DataFrame({TARGET: np.asarray(labels, np.int64), PREDICTION: np.asarray(predicted, np.int64)})
     with quiet():
         dataset = mlflow.data.from_pandas(frame, source=source, targets=TARGET, predictions=PREDICTION, name=DATASET)
-    model_id = logged_model_id(client, run_id)
-    with active(client, run_id), quiet():
-        result = mlflow.models.evaluate(data=dataset, model_type="classifier", model_id=model_id,
-                                        evaluator_config={"label_list": classes, "log_model_explainability": False})
-    return result.metrics
+    model_id = logged_model_id(client, model_run_id)
+    name = evaluation_run_name(client.get_run(model_run_id).info.run_name)
+    created = create_run(client, experiment_id, name, {**tags, ROLE_TAG: EVALUATION_ROLE})
+    with run_lifecycle(client, created.info.run_id) as run_id:
+        with active(run_id), quiet():
+            result = mlflow.models.evaluate(
+                data=dataset,
+                model_type="classifier",
+                model_id=model_id,
+                evaluator_config={"label_list": classes, "log_model_explainability": False},
+            )
+        log_metrics(client, model_run_id, {k: v for k, v in result.metrics.items() if k in METRICS})
+    return run_id
 
 
 @contextmanager
-def active(client: MlflowClient, run_id: str) -> Iterator[None]:
-    """Run ``run_id`` as MLflow's active run for the block (evaluate logs only to the active
-    run), then back to the status it had: the run belongs to the job that trained it, and an
-    evaluation that fails must not mark the training FAILED (the stage fails instead)."""
-    status = client.get_run(run_id).info.status
+def active(run_id: str) -> Iterator[None]:
+    """Run ``run_id`` (this process's own, RUNNING) as MLflow's active run for the block, and
+    still RUNNING after it: its end belongs to :func:`bnlab.tracking.runs.run_lifecycle`."""
     mlflow.start_run(run_id=run_id, log_system_metrics=False)
     try:
         yield
     finally:
-        mlflow.end_run(status)
+        mlflow.end_run(RunStatus.to_string(RunStatus.RUNNING))
 
 
 @contextmanager

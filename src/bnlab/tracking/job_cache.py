@@ -23,7 +23,6 @@ import numpy as np
 from bnlab.core.imports import SRC, closure
 
 JOB_KEY_TAG = "bnlab.job_key"
-RESTORED_FROM_TAG = "bnlab.restored_from"
 ARTIFACT_DIR = "job"  # the model folder's files, in the run's artifacts
 # What a training job runs: the code the key covers (an edit to a figure retrains nothing).
 JOB_MODULE = "bnlab.execution.job"
@@ -82,17 +81,26 @@ def cpu_class(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     return f"{platform.machine()}:{','.join(present) or 'none'}"
 
 
-def job_key(settings: dict, seed: int, probes: dict | None, data_fingerprint: str, code: str,
-            runtime: dict) -> str:
+def job_key(settings: dict, seed: int, probes: dict | None, data_fingerprint: str, code: str, runtime: dict) -> str:
     """Same job inputs → same key, in any experiment, process or machine alike."""
-    payload = {"settings": settings, "seed": seed, "probes": probes, "data": data_fingerprint,
-               "code": code, "runtime": runtime}
+    payload = {
+        "settings": settings,
+        "seed": seed,
+        "probes": probes,
+        "data": data_fingerprint,
+        "code": code,
+        "runtime": runtime,
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:32]
 
 
 def find_cached(client, experiment_id: str, key: str) -> str | None:
     """The newest FINISHED run that trained a job with this key (its model folder is in its
     artifacts: the tag is set only once they are logged)."""
-    runs = client.search_runs([experiment_id], f"tags.`{JOB_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.`{JOB_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return runs[0].info.run_id if runs else None

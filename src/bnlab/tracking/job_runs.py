@@ -9,16 +9,23 @@ from bnlab.experiments.params import Params
 from bnlab.ml.tf_runtime import runtime_settings
 from bnlab.tracking.logged import log_history, log_params
 from bnlab.tracking.models import log_served_model
-from bnlab.tracking.runs import PARENT_RUN_ID, RESTORED_TAG, MlflowClient, owned_run
+from bnlab.tracking.runs import MODEL_DIGEST_TAG, PARENT_RUN_ID, RESTORED, MlflowClient, owned_run, provenance
 
 
 def job_tags(job: Job, parent_id: str, lineage: dict) -> dict[str, str]:
     """The tags the UI groups and filters a job's run by, its lineage and its runtime."""
     point = {"grid_point": point_label(job.point)} if job.point else {}
-    return {PARENT_RUN_ID: parent_id, "experiment": job.experiment, "variant": job.variant,
-            "seed": str(job.seed), **point, **lineage, **{f"runtime.{k}": v for k, v in runtime_settings().items()},
-            # what the report's numbers would run on here (numpy_dispatch): not the weights'
-            "runtime.numpy_dispatch": ",".join(active_targets())}
+    return {
+        PARENT_RUN_ID: parent_id,
+        "experiment": job.experiment,
+        "variant": job.variant,
+        "seed": str(job.seed),
+        **point,
+        **lineage,
+        **{f"runtime.{k}": v for k, v in runtime_settings().items()},
+        # what the report's numbers would run on here (numpy_dispatch): not the weights'
+        "runtime.numpy_dispatch": ",".join(active_targets()),
+    }
 
 
 def job_params(params: Params, estimator, n_train, n_val) -> dict:
@@ -28,12 +35,22 @@ def job_params(params: Params, estimator, n_train, n_val) -> dict:
     return {"model": est, "data": data}
 
 
-def record_restored_model(client: MlflowClient, experiment_id: str, parent_id: str, params: Params, job: Job,
-                          estimator, lineage: dict, tags: dict | None = None) -> str:
-    """A run for a model that was trained elsewhere, made from what was saved with it (its
-    params, its history, the served model), tagged ``restored=true``; FINISHED only once it
-    holds all of it."""
-    all_tags = {**job_tags(job, parent_id, lineage), RESTORED_TAG: "true", **(tags or {})}
+def record_restored_model(
+    client: MlflowClient,
+    experiment_id: str,
+    parent_id: str,
+    params: Params,
+    job: Job,
+    estimator,
+    lineage: dict,
+    digest: str,
+    source_run: str | None = None,
+) -> str:
+    """A run for a model that was trained elsewhere (``source_run``, when a run of this store
+    trained it), made from what was saved with it (its params, its history, the served model),
+    tagged ``bnlab.provenance=restored`` and its ``model_digest``; FINISHED only once it holds
+    all of it."""
+    all_tags = {**job_tags(job, parent_id, lineage), **provenance(RESTORED, source_run), MODEL_DIGEST_TAG: digest}
     with owned_run(client, experiment_id, job.run_name, all_tags) as run_id:
         log_params(client, run_id, job_params(params, estimator, "unknown", "unknown"))
         log_history(client, run_id, estimator.history_)

@@ -12,22 +12,18 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import pandas as pd
 from mlflow.entities import Metric, Param
 
 from bnlab.ml import probe_rows
 from bnlab.tracking.runs import MlflowClient
 
 
-def flatten(params: dict, prefix: str = "") -> dict[str, str]:
-    """{"a": {"b": 1}} → {"a.b": "1"}: MLflow params are flat strings."""
-    flat = {}
-    for key, value in params.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, name + "."))
-        else:
-            flat[name] = json.dumps(value) if isinstance(value, (list, tuple)) else str(value)
-    return flat
+def flatten(params: dict) -> dict[str, str]:
+    """{"a": {"b": 1}} → {"a.b": "1"} (pandas' ``json_normalize``): MLflow params are flat
+    strings; a list is written as JSON."""
+    row = pd.json_normalize(params, sep=".").to_dict(orient="records")[0] if params else {}
+    return {key: json.dumps(value) if isinstance(value, (list, tuple)) else str(value) for key, value in row.items()}
 
 
 def log_params(client: MlflowClient, run_id: str, params: dict) -> None:
@@ -46,8 +42,11 @@ def signals_held() -> Iterator[None]:
         yield
         return
     received: list[int] = []
-    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)
-                if signal.getsignal(sig) is not signal.SIG_IGN}  # an ignored signal stays ignored (nohup)
+    previous = {
+        sig: signal.getsignal(sig)
+        for sig in (signal.SIGINT, signal.SIGTERM)
+        if signal.getsignal(sig) is not signal.SIG_IGN
+    }  # an ignored signal stays ignored (nohup)
     for sig in previous:
         signal.signal(sig, lambda signum, frame: received.append(signum))
     try:
@@ -130,8 +129,9 @@ def system_metrics(store: str, run_id: str) -> Iterator[None]:
     # Its INFO lines ("Started monitoring...", "Skip logging GPU metrics") would fill the stage's
     # log, one set per job.
     logging.getLogger("mlflow.system_metrics").setLevel(logging.WARNING)
-    monitor = SystemMetricsMonitor(run_id, sampling_interval=SYSTEM_METRICS_INTERVAL, samples_before_logging=1,
-                                   tracking_uri=store)
+    monitor = SystemMetricsMonitor(
+        run_id, sampling_interval=SYSTEM_METRICS_INTERVAL, samples_before_logging=1, tracking_uri=store
+    )
     monitor.start()
     try:
         yield
@@ -160,8 +160,7 @@ def log_datasets(client: MlflowClient, run_id: str, splits: dict[str, tuple], so
     for name, (x, y) in splits.items():
         with warnings.catch_warnings():  # "source can be interpreted in multiple ways": it is a file
             warnings.simplefilter("ignore", UserWarning)
-            dataset = from_numpy(x.reshape(len(x), -1), targets=y, name=f"mnist-{name}",
-                                 source=sources[name])
+            dataset = from_numpy(x.reshape(len(x), -1), targets=y, name=f"mnist-{name}", source=sources[name])
         inputs.append(DatasetInput(dataset._to_mlflow_entity(), [InputTag("mlflow.data.context", name)]))
     for attempt in range(3):
         try:

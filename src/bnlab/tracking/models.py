@@ -58,8 +58,15 @@ def log_served_model(client, run_id: str, network, n_features: int) -> None:
             # MLflow warns that there is no input example: the signature above says what the
             # model takes and gives.
             warnings.simplefilter("ignore", UserWarning)
-            mlflow.models.Model.log(artifact_path=None, name="model", flavor=mlflow.pyfunc, run_id=run_id,
-                                    model_id=logged.model_id,
-                                    python_model=serving.__file__, artifacts={serving.NETWORK: str(path)},
-                                    code_paths=[tf_runtime.__file__, fixed_order.__file__], signature=signature(n_features),
-                                    pip_requirements=pip_requirements())
+            mlflow.models.Model.log(
+                artifact_path=None,
+                name="model",
+                flavor=mlflow.pyfunc,
+                run_id=run_id,
+                model_id=logged.model_id,
+                python_model=serving.__file__,
+                artifacts={serving.NETWORK: str(path)},
+                code_paths=[tf_runtime.__file__, fixed_order.__file__],
+                signature=signature(n_features),
+                pip_requirements=pip_requirements(),
+            )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from bnlab.tracking.runs import COPIED_FROM_TAG, MODEL_DIGEST_TAG, MlflowClient
+from bnlab.tracking.runs import COPIED, MODEL_DIGEST_TAG, PROVENANCE_TAG, SOURCE_RUN_TAG, MlflowClient
 
 CHAMPION = "champion"
 SEED_ALIAS = "seed-"
@@ -69,8 +69,10 @@ def register(client: MlflowClient, experiment: str, description: str, candidates
         champion = max(seeds, key=lambda c: (c.val_accuracy, -c.seed))
         client.set_registered_model_alias(name, CHAMPION, versions[champion.seed])
         drop_stale_seed_aliases(client, name, set(versions))
-        lines.append(f"registered {name}: {CHAMPION} = version {versions[champion.seed]} (seed {champion.seed}, "
-                     f"validation accuracy {champion.val_accuracy:.4f}), {len(versions)} seeds")
+        lines.append(
+            f"registered {name}: {CHAMPION} = version {versions[champion.seed]} (seed {champion.seed}, "
+            f"validation accuracy {champion.val_accuracy:.4f}), {len(versions)} seeds"
+        )
     return lines
 
 
@@ -86,8 +88,13 @@ def version_of(client: MlflowClient, name: str, candidate: Candidate, experiment
             return version.version
     run_id = model_run(client, candidate.run_id)
     model_id = logged_model_id(client, run_id)
-    tags = {MODEL_DIGEST_TAG: candidate.digest, "experiment": experiment, "variant": candidate.variant,
-            "seed": str(candidate.seed), "val_accuracy": f"{candidate.val_accuracy:.6f}"}
+    tags = {
+        MODEL_DIGEST_TAG: candidate.digest,
+        "experiment": experiment,
+        "variant": candidate.variant,
+        "seed": str(candidate.seed),
+        "val_accuracy": f"{candidate.val_accuracy:.6f}",
+    }
     source = f"models:/{model_id}" if model_id else f"runs:/{run_id}/model"
     return client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id).version
 
@@ -100,15 +107,16 @@ def drop_stale_seed_aliases(client: MlflowClient, name: str, seeds: set[int]) ->
 
 
 def model_run(client: MlflowClient, run_id: str) -> str:
-    """The run holding the model: a copy made for a DVC experiment (``bnlab.copied_from``) has
-    none of its own, the run it copies has."""
-    return client.get_run(run_id).data.tags.get(COPIED_FROM_TAG) or run_id
+    """The run holding the model: a copy made for a DVC experiment (``bnlab.provenance=copied``)
+    has none of its own, the run it copies (``bnlab.source_run``) has."""
+    tags = client.get_run(run_id).data.tags
+    return tags[SOURCE_RUN_TAG] if tags.get(PROVENANCE_TAG) == COPIED else run_id
 
 
 def logged_model_id(client: MlflowClient, run_id: str) -> str | None:
     """The id of the model this run logged (:func:`bnlab.tracking.models.log_served_model`)."""
     run = client.get_run(run_id)
-    found = client.search_logged_models([run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'",
-                                        max_results=1)
+    found = client.search_logged_models(
+        [run.info.experiment_id], filter_string=f"source_run_id = '{run_id}'", max_results=1
+    )
     return found[0].model_id if found else None
-

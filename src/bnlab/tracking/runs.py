@@ -1,6 +1,6 @@
-"""MLflow's store and runs: connecting, run names, keys and lineage, finding runs, and the one
-owner of a run's lifecycle (:func:`owned_run`). What gets logged into a run is in
-:mod:`bnlab.tracking.logged`.
+"""MLflow's store and runs: connecting, finding runs, their provenance, and the one owner of a
+run's lifecycle (:func:`owned_run`). The keys runs are found by and their lineage are in
+:mod:`bnlab.tracking.lineage`; what gets logged into a run is in :mod:`bnlab.tracking.logged`.
 
 The layout in the store:
 
@@ -13,19 +13,17 @@ The layout in the store:
   and probe metrics, test metrics, datasets and the model; tags ``experiment``, ``variant``,
   ``seed``.
 
-Stages find their runs by content (the pipeline key: a hash of the experiment's settings and the
-prepared data), never by a run id written to a DVC output: DVC may restore a stage's outputs
+Stages find their runs by content (the pipeline key: a hash of the experiment's settings, the
+prepared data and the training code; a job's run also by its model's digest; FINISHED runs
+only), never by a run id written to a DVC output: DVC may restore a stage's outputs
 from its cache without running it, and run ids would make the outputs differ run to run.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import os
 import socket
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -42,8 +40,16 @@ from mlflow import MlflowClient  # noqa: E402
 from mlflow.entities import RunStatus, RunTag  # noqa: E402
 
 from bnlab.tracking.store import (  # noqa: E402
-    TrackingError, check_reachable, default_artifacts, experiment_name, redact, redact_text, server_credentials,
-    store_uri, tracking_uri)
+    TrackingError,
+    check_reachable,
+    default_artifacts,
+    experiment_name,
+    redact,
+    redact_text,
+    server_credentials,
+    store_uri,
+    tracking_uri,
+)
 
 # MLflow's database module logs "Creating initial MLflow database tables..." into every new
 # store's stage log, and a whole traceback before raising a database error that the CLI reports
@@ -56,10 +62,13 @@ PARENT_RUN_ID = "mlflow.parentRunId"
 HOST_TAG, PID_TAG, STARTED_TAG = "bnlab.host", "bnlab.pid", "bnlab.process_started"
 ENDED_BY_TAG = "bnlab.ended_by"
 KEY_TAG = "bnlab.pipeline_key"
-ROLE_TAG = "bnlab.role"
-COPIED_FROM_TAG = "bnlab.copied_from"  # a run copied for another DVC experiment (no model of its own)
+ROLE_TAG = "bnlab.role"  # pipeline (an experiment's parent), evaluation (a model's test-set run)
 MODEL_DIGEST_TAG = "model_digest"  # sha256 of a job's weights.npz: which model the run holds
-RESTORED_TAG = "restored"  # "true" on a run whose model was trained by another run
+# How a run came to be (docs/mlflow.md): TRAINED by its own process; RESTORED, a model trained
+# elsewhere (the per-job cache, or DVC's cache into a store that never saw it); COPIED, a run
+# copied for another DVC experiment (no model of its own). And the run its data came from.
+PROVENANCE_TAG, SOURCE_RUN_TAG = "bnlab.provenance", "bnlab.source_run"
+TRAINED, RESTORED, COPIED = "trained", "restored", "copied"
 TEST_METRICS = ("test_loss", "test_accuracy")  # what evaluate logs into a job's run
 # MLflow 3 shows an experiment as GenAI or model training by this tag (and its UI's own switch).
 EXPERIMENT_KIND_TAG, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
@@ -93,8 +102,9 @@ def _connect(experiment: str, root: Path | None) -> tuple[MlflowClient, str]:
             experiment_id = found.experiment_id
         else:
             location = default_artifacts(root).as_uri() if default_store else None
-            experiment_id = client.create_experiment(experiment, artifact_location=location,
-                                                     tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING})
+            experiment_id = client.create_experiment(
+                experiment, artifact_location=location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
+            )
         mark_model_training(client, experiment_id)
         return client, experiment_id
     except mlflow.exceptions.MlflowException as exc:
@@ -108,42 +118,6 @@ def mark_model_training(client: MlflowClient, experiment_id: str) -> None:
         client.set_experiment_tag(experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
 
 
-# --- names, keys and lineage ---------------------------------------------------------------
-
-
-def pipeline_key(experiment: str, settings: dict, data_fingerprint: str) -> str:
-    """Same experiment and settings on the same data → same key, in every stage and process."""
-    payload = json.dumps({"experiment": experiment, "settings": settings, "data": data_fingerprint},
-                         sort_keys=True)
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
-
-
-def lineage(stage: str, data_fingerprint: str) -> dict[str, str]:
-    """Where a run's numbers come from: the commit, the data, the DVC stage and, under
-    ``dvc exp run``, the DVC experiment and its baseline commit (``dvc exp show`` lists them)."""
-    return {**git_state(), "data_fingerprint": data_fingerprint, "dvc_stage": stage, **dvc_experiment()}
-
-
-def dvc_experiment() -> dict[str, str]:
-    """``dvc.exp_name`` and ``dvc.baseline_rev`` from what DVC exports to a stage command."""
-    found = {"dvc.exp_name": os.environ.get("DVC_EXP_NAME"), "dvc.baseline_rev": os.environ.get("DVC_EXP_BASELINE_REV")}
-    return {key: value for key, value in found.items() if value}
-
-
-def git_state(root: Path | None = None) -> dict[str, str]:
-    """Commit and whether the tree had uncommitted changes, for the run's lineage."""
-    def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True,
-                              check=True).stdout.strip()
-
-    try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
-    except (subprocess.CalledProcessError, FileNotFoundError):
-        return {"git_commit": "unknown", "git_dirty": "unknown"}
-    return {"git_commit": commit, "git_dirty": str(dirty).lower()}
-
-
 # --- runs ----------------------------------------------------------------------------------
 
 
@@ -151,8 +125,11 @@ def owner_tags() -> dict[str, str]:
     """This process, as the writer of a run."""
     import psutil
 
-    return {HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid()),
-            STARTED_TAG: repr(psutil.Process().create_time())}
+    return {
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: str(os.getpid()),
+        STARTED_TAG: repr(psutil.Process().create_time()),
+    }
 
 
 def create_run(client: MlflowClient, experiment_id: str, run_name: str, tags: dict):
@@ -180,25 +157,35 @@ def end_orphaned_runs(client: MlflowClient, experiment_id: str) -> list[tuple[st
         tags = run.data.tags
         if _alive(tags.get(PID_TAG, ""), tags.get(STARTED_TAG, "")):
             continue
-        reason = (f"its process {tags.get(PID_TAG)} on {host} ended without ending the run "
-                  f"(killed: SIGKILL or out of memory)")
+        reason = (
+            f"its process {tags.get(PID_TAG)} on {host} ended without ending the run (killed: SIGKILL or out of memory)"
+        )
         client.set_tag(run.info.run_id, ENDED_BY_TAG, reason)
         client.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
         ended.append((run.info.run_id, reason))
     return ended
 
 
+def provenance(how: str, source_run: str | None = None) -> dict[str, str]:
+    """The two provenance tags: how the run came to be and, if from another run, which."""
+    return {PROVENANCE_TAG: how, **({SOURCE_RUN_TAG: source_run} if source_run else {})}
+
+
 def find_parent(client: MlflowClient, experiment_id: str, key: str) -> str | None:
-    """The newest pipeline run with this key, or the project's run under ``mlflow run``."""
+    """The newest FINISHED pipeline run with this key (which covers the code: :func:`pipeline_key`),
+    or the project's run under ``mlflow run``. A KILLED or FAILED execution is never one."""
     if os.environ.get("MLFLOW_RUN_ID"):
         return os.environ["MLFLOW_RUN_ID"]
-    runs = client.search_runs([experiment_id], f"tags.`{KEY_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'pipeline'",
-                              order_by=["attributes.start_time DESC"], max_results=1)
+    runs = client.search_runs(
+        [experiment_id],
+        f"tags.`{KEY_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return runs[0].info.run_id if runs else None
 
 
-def create_parent(client: MlflowClient, experiment_id: str, experiment: str, key: str,
-                  tags: dict) -> tuple[str, bool]:
+def create_parent(client: MlflowClient, experiment_id: str, experiment: str, key: str, tags: dict) -> tuple[str, bool]:
     """The parent run of one bnlab experiment's execution; ``created`` is False under
     ``mlflow run``, where the project's run is the parent and its status belongs to
     ``mlflow run``."""
@@ -211,11 +198,17 @@ def create_parent(client: MlflowClient, experiment_id: str, experiment: str, key
     return run.info.run_id, True
 
 
-def find_child(client: MlflowClient, experiment_id: str, parent_id: str, job) -> str | None:
-    """The run of ``job`` (a :class:`bnlab.experiments.jobs.Job`) under this parent, if any."""
+def find_child(client: MlflowClient, experiment_id: str, parent_id: str, job, digest: str) -> str | None:
+    """The FINISHED run of ``job`` (a :class:`bnlab.experiments.jobs.Job`) under this parent that
+    holds the model with this ``digest`` (sha256 of its weights.npz), if any: a run is matched
+    by what it holds, not only by its name."""
     runs = client.search_runs(  # a job's run name is unique across experiments and grid points
-        [experiment_id], f"tags.`{PARENT_RUN_ID}` = '{parent_id}' and attributes.run_name = '{job.run_name}'",
-        order_by=["attributes.start_time DESC"], max_results=1)
+        [experiment_id],
+        f"tags.`{PARENT_RUN_ID}` = '{parent_id}' and attributes.run_name = '{job.run_name}' "
+        f"and tags.`{MODEL_DIGEST_TAG}` = '{digest}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     return runs[0].info.run_id if runs else None
 
 
@@ -225,6 +218,7 @@ def run_lifecycle(client: MlflowClient, run_id: str, owned: bool = True) -> Iter
     everything the run has to hold), FAILED on an error, KILLED on Ctrl-C or SIGTERM: never
     RUNNING. A run not ``owned`` (the project's run under ``mlflow run``, whose status belongs to
     ``mlflow run``) is left as it is."""
+
     def end(status: int) -> None:
         if not owned:
             return
@@ -278,11 +272,13 @@ def children_ended_on_error(client: MlflowClient, experiment_id: str, parent_id:
         raise
 
 
-def end_running_children(client: MlflowClient, experiment_id: str, parent_id: str, status: int,
-                         reason: str) -> list[str]:
+def end_running_children(
+    client: MlflowClient, experiment_id: str, parent_id: str, status: int, reason: str
+) -> list[str]:
     """End the parent's child runs still RUNNING with ``status``, tagged with the reason."""
-    running = client.search_runs([experiment_id], f"tags.`{PARENT_RUN_ID}` = '{parent_id}' "
-                                                  f"and attributes.status = 'RUNNING'")
+    running = client.search_runs(
+        [experiment_id], f"tags.`{PARENT_RUN_ID}` = '{parent_id}' and attributes.status = 'RUNNING'"
+    )
     for run in running:
         client.set_tag(run.info.run_id, ENDED_BY_TAG, reason)
         client.set_terminated(run.info.run_id, RunStatus.to_string(status))

@@ -29,8 +29,9 @@ NETWORK = "network"  # the artifact: the trained Keras network (logits out)
 def chosen_output(params: dict | None) -> str:
     output = (params or {}).get(OUTPUT_PARAM) or OUTPUTS[0]
     if output not in OUTPUTS:  # MlflowException with this code: an HTTP 400 from the server
-        raise MlflowException(f"params.{OUTPUT_PARAM} must be one of {', '.join(OUTPUTS)}, not {output!r}",
-                              INVALID_PARAMETER_VALUE)
+        raise MlflowException(
+            f"params.{OUTPUT_PARAM} must be one of {', '.join(OUTPUTS)}, not {output!r}", INVALID_PARAMETER_VALUE
+        )
     return output
 
 
@@ -38,8 +39,8 @@ class DigitClassifier(PythonModel):
     def load_context(self, context):
         # Logged beside this file (code_paths): TensorFlow's settings first, then the layer
         # the network is made of and the inference that the estimator uses too.
-        from tf_runtime import keras
         from fixed_order import compile_inference
+        from tf_runtime import keras
 
         network = keras.saving.load_model(context.artifacts[NETWORK], compile=False)
         self._infer = compile_inference(network)

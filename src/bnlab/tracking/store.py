@@ -71,7 +71,7 @@ def store_uri(uri: str) -> str:
     is given ("View run at ..."), and a password must not be in it."""
     for plain in ("postgresql://", "postgres://"):
         if uri.startswith(plain):
-            return "postgresql+psycopg2://" + uri[len(plain):]
+            return "postgresql+psycopg2://" + uri[len(plain) :]
     parts = urllib.parse.urlsplit(uri)
     if parts.scheme in ("http", "https") and "@" in parts.netloc:
         return urllib.parse.urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
@@ -95,8 +95,7 @@ def credentials(uri: str) -> dict[str, str]:
     """What a process needs to reach the store at ``uri`` beside the URI itself: the
     credentials in it, else MLflow's credential variables if set here. A job carries them in
     its request: a worker process started earlier, or on another machine, has not got them."""
-    return server_credentials(uri) or {name: os.environ[name] for name in CREDENTIAL_VARIABLES
-                                       if os.environ.get(name)}
+    return server_credentials(uri) or {name: os.environ[name] for name in CREDENTIAL_VARIABLES if os.environ.get(name)}
 
 
 def check_reachable(uri: str, timeout: float = 10.0) -> None:
@@ -142,8 +141,9 @@ def _check_database(uri: str, timeout: float) -> None:
             pass
         engine.dispose()
     except ModuleNotFoundError as exc:
-        raise TrackingError(f"MLflow tracking store {redact(uri)}: its database driver is not "
-                            f"installed ({exc.name})") from None
+        raise TrackingError(
+            f"MLflow tracking store {redact(uri)}: its database driver is not installed ({exc.name})"
+        ) from None
     except sqlalchemy.exc.SQLAlchemyError as exc:
         first = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
         raise TrackingError(f"MLflow tracking store {redact(uri)} is unreachable: {redact_text(first, uri)}") from None

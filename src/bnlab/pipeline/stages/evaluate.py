@@ -9,6 +9,7 @@ import pandas as pd
 
 from bnlab.core import layout
 from bnlab.core.atomic import atomic_path
+from bnlab.data.mnist import file_digest
 from bnlab.data.splits import flat_pixels, load_split
 from bnlab.experiments.jobs import jobs, model_dir, point_columns
 from bnlab.experiments.params import load_params
@@ -27,28 +28,53 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     from bnlab.ml.evaluation import evaluate
     from bnlab.tracking import copies, logged, runs
     from bnlab.tracking.evaluation import evaluate_predictions
-    from bnlab.tracking.job_runs import record_restored_model
+    from bnlab.tracking.job_runs import job_tags, record_restored_model
+    from bnlab.tracking.lineage import stage_lineage
 
     client, experiment_id = runs.connect()
-    lineage = runs.lineage(f"evaluate@{experiment_name}", meta["data_fingerprint"])
+    lineage = stage_lineage(f"evaluate@{experiment_name}", meta["data_fingerprint"])
 
     results, predictions = {}, []
-    with copies.results_run(client, experiment_id, experiment_name, meta["pipeline_key"], lineage) as parent_id, \
-            atomic_path(output, directory=True) as tmp:
+    with (
+        copies.results_run(client, experiment_id, experiment_name, meta["pipeline_key"], lineage) as parent_id,
+        atomic_path(output, directory=True) as tmp,
+    ):
         for job in jobs(experiment_name, experiment):
-            estimator = KerasMLPClassifier.load(model_dir(models, job))
+            folder = model_dir(models, job)
+            estimator, digest = KerasMLPClassifier.load(folder), file_digest(folder / "weights.npz")
             metrics = evaluate(estimator, flat_pixels(x_test), y_test)
-            run_id = (runs.find_child(client, experiment_id, parent_id, job)
-                      or record_restored_model(client, experiment_id, parent_id, params, job, estimator, lineage))
+            # The run that holds this very model; a model no run holds (DVC restored it) gets one.
+            run_id = runs.find_child(client, experiment_id, parent_id, job, digest) or record_restored_model(
+                client, experiment_id, parent_id, params, job, estimator, lineage, digest
+            )
             scores = {k: metrics[k] for k in runs.TEST_METRICS}
             logged.log_metrics(client, run_id, scores)
-            logged.log_datasets(client, run_id, {layout.SPLITS["test"]: (x_test, y_test)},
-                                {layout.SPLITS["test"]: str(test)})
-            evaluate_predictions(client, run_id, y_test, metrics["predicted"], estimator.classes_.tolist(), str(test))
+            logged.log_datasets(
+                client, run_id, {layout.SPLITS["test"]: (x_test, y_test)}, {layout.SPLITS["test"]: str(test)}
+            )
+            evaluate_predictions(
+                client,
+                experiment_id,
+                run_id,
+                y_test,
+                metrics["predicted"],
+                estimator.classes_.tolist(),
+                str(test),
+                {**job_tags(job, run_id, lineage), runs.MODEL_DIGEST_TAG: digest},
+            )
             point = point_columns(job.point)  # a grid's settings, as columns beside variant and seed
             results[job.name] = {"variant": job.variant, "seed": job.seed, **point, **scores}
-            predictions.append(pd.DataFrame({"variant": job.variant, "seed": job.seed, **point,
-                                             "actual": y_test, "predicted": metrics["predicted"]}))
+            predictions.append(
+                pd.DataFrame(
+                    {
+                        "variant": job.variant,
+                        "seed": job.seed,
+                        **point,
+                        "actual": y_test,
+                        "predicted": metrics["predicted"],
+                    }
+                )
+            )
             print(f"evaluated {job.run_name}: {scores}", flush=True)
         (tmp / layout.TEST_METRICS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
         pd.concat(predictions).to_csv(tmp / "predictions.csv", index=False)

@@ -33,8 +33,10 @@ def run(params_path: str = "params.yaml") -> None:
         for name, source in page.figures().items():
             shutil.copyfile(source, folder / name)
     words = [v.word for v in page.verdicts]
-    print(f"wrote {layout.RESULTS_PAGE} and {len(page.figures())} figures in {layout.RESULTS_FIGURES}/: "
-          f"{len(words)} verdicts, " + ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words)))
+    print(
+        f"wrote {layout.RESULTS_PAGE} and {len(page.figures())} figures in {layout.RESULTS_FIGURES}/: "
+        f"{len(words)} verdicts, " + ", ".join(f"{words.count(w)} {w}" for w in dict.fromkeys(words))
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
