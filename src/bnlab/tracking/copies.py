@@ -10,15 +10,21 @@ from contextlib import contextmanager
 from mlflow.entities import Metric, Param
 
 from bnlab.tracking import comparison, evaluation
+from bnlab.tracking.job_cache import JOB_KEY_TAG
 from bnlab.tracking.logged import log_metrics
 from bnlab.tracking.runs import (
     COPIED,
+    HOST_TAG,
     KEY_TAG,
     MODEL_DIGEST_TAG,
     PARENT_RUN_ID,
+    PID_TAG,
+    PIPELINE_ROLE,
+    PROVENANCE_TAG,
     RESTORED,
     ROLE_TAG,
     SOURCE_RUN_TAG,
+    STARTED_TAG,
     TEST_METRICS,
     MlflowClient,
     create_run,
@@ -31,16 +37,7 @@ from bnlab.tracking.runs import (
 
 # Tags a copy does not take over: MLflow's own, the writer's, the job cache's, the lineage, the
 # provenance (a copy has its own).
-NOT_COPIED = (
-    "mlflow.",
-    "bnlab.host",
-    "bnlab.pid",
-    "bnlab.process_started",
-    "bnlab.job_key",
-    "dvc.",
-    "bnlab.provenance",
-    "bnlab.source_run",
-)
+NOT_COPIED = ("mlflow.", HOST_TAG, PID_TAG, STARTED_TAG, JOB_KEY_TAG, "dvc.", PROVENANCE_TAG, SOURCE_RUN_TAG)
 
 
 @contextmanager
@@ -86,7 +83,7 @@ def carry_over_results(
     """
     earlier = client.search_runs(
         [experiment_id],
-        f"tags.`{KEY_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = 'FINISHED'",
+        f"tags.`{KEY_TAG}` = '{key}' and tags.`{ROLE_TAG}` = '{PIPELINE_ROLE}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=20,
     )

@@ -28,13 +28,11 @@ from mlflow.entities import RunStatus
 
 from bnlab.tracking.logged import log_metrics
 from bnlab.tracking.registry import logged_model_id
-from bnlab.tracking.runs import ROLE_TAG, MlflowClient, create_run, mlflow, run_lifecycle
+from bnlab.tracking.runs import EVALUATION_ROLE, ROLE_TAG, MlflowClient, create_run, mlflow, run_lifecycle
 
 TARGET, PREDICTION = "label", "prediction"
 DATASET = "mnist-test-predictions"
 METRICS = ("accuracy_score", "precision_score", "recall_score", "f1_score", "example_count")
-ARTIFACTS = ("confusion_matrix.png", "per_class_metrics.csv")  # what MLflow's evaluator writes
-EVALUATION_ROLE = "evaluation"
 # Evaluate's notes on what it inferred and how to set the active model: one set per model.
 QUIET = ("mlflow.models.evaluation", "mlflow.tracking.fluent", "mlflow.data")
 

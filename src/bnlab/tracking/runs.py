@@ -62,7 +62,8 @@ PARENT_RUN_ID = "mlflow.parentRunId"
 HOST_TAG, PID_TAG, STARTED_TAG = "bnlab.host", "bnlab.pid", "bnlab.process_started"
 ENDED_BY_TAG = "bnlab.ended_by"
 KEY_TAG = "bnlab.pipeline_key"
-ROLE_TAG = "bnlab.role"  # pipeline (an experiment's parent), evaluation (a model's test-set run)
+ROLE_TAG = "bnlab.role"
+PIPELINE_ROLE, EVALUATION_ROLE = "pipeline", "evaluation"  # an experiment's parent; a model's test-set run
 MODEL_DIGEST_TAG = "model_digest"  # sha256 of a job's weights.npz: which model the run holds
 # How a run came to be (docs/mlflow.md): TRAINED by its own process; RESTORED, a model trained
 # elsewhere (the per-job cache, or DVC's cache into a store that never saw it); COPIED, a run
@@ -172,13 +173,14 @@ def provenance(how: str, source_run: str | None = None) -> dict[str, str]:
 
 
 def find_parent(client: MlflowClient, experiment_id: str, key: str) -> str | None:
-    """The newest FINISHED pipeline run with this key (which covers the code: :func:`pipeline_key`),
+    """The newest FINISHED pipeline run with this key (which covers the code:
+    :func:`bnlab.tracking.lineage.pipeline_key`),
     or the project's run under ``mlflow run``. A KILLED or FAILED execution is never one."""
     if os.environ.get("MLFLOW_RUN_ID"):
         return os.environ["MLFLOW_RUN_ID"]
     runs = client.search_runs(
         [experiment_id],
-        f"tags.`{KEY_TAG}` = '{key}' and tags.`{ROLE_TAG}` = 'pipeline' and attributes.status = 'FINISHED'",
+        f"tags.`{KEY_TAG}` = '{key}' and tags.`{ROLE_TAG}` = '{PIPELINE_ROLE}' and attributes.status = 'FINISHED'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
@@ -190,7 +192,7 @@ def create_parent(client: MlflowClient, experiment_id: str, experiment: str, key
     ``mlflow run``, where the project's run is the parent and its status belongs to
     ``mlflow run``."""
     project_run = os.environ.get("MLFLOW_RUN_ID")
-    all_tags = {**tags, "experiment": experiment, KEY_TAG: key, ROLE_TAG: "pipeline"}
+    all_tags = {**tags, "experiment": experiment, KEY_TAG: key, ROLE_TAG: PIPELINE_ROLE}
     if project_run:
         client.log_batch(project_run, tags=[RunTag(k, str(v)) for k, v in all_tags.items()])
         return project_run, False
