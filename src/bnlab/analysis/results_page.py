@@ -223,10 +223,10 @@ class ResultsPage:
             "final training loss, " + " / ".join(r.variants),
         ]
         rows = []
-        for values, rows in r.sweep.groupby(r.grid_keys, sort=True):
+        for values, at_point in r.sweep.groupby(r.grid_keys, sort=True):
             point = tuple(zip(r.grid_keys, values if isinstance(values, tuple) else (values,)))
             summary, comps = r.metrics[point_label(point)], r.metrics[point_label(point)][COMPARISON_KEY]
-            loss = rows.groupby("variant", sort=False)["final_train_loss"].mean()
+            loss = at_point.groupby("variant", sort=False)["final_train_loss"].mean()
             cells = [
                 *(format_value(value) for _, value in point),
                 *(accuracy_spread(summary[v]) for v in r.variants),
