@@ -5,6 +5,7 @@ report refused by the stage with its name and nothing written."""
 import json
 import math
 import os
+from dataclasses import astuple
 
 import numpy as np
 import pandas as pd
@@ -13,7 +14,8 @@ import pytest
 from bnlab.analysis import claims as shipped
 from bnlab.analysis.published import ExperimentResults, read_results
 from bnlab.analysis.results_page import ResultsPage
-from bnlab.analysis.statistics import ALPHA, holm, paired, summarize
+from bnlab.analysis.statistics import ALPHA, format_p, gain_with_interval, holm, paired, summarize
+from bnlab.analysis.sweep import point_summaries
 from bnlab.analysis.verdicts import (
     AGREES,
     DISAGREES,
@@ -193,6 +195,27 @@ def test_claims_these_experiments_cannot_test_are_named_with_the_reason():
     text = unpadded(page.markdown())
     assert "Not tested here: BN helps elsewhere (s): no experiment gone was reported (reports/gone/)." in text
     assert "| always |" not in text  # a generalization over an untested claim is not judged
+
+
+def test_a_grid_experiment_has_one_table_row_per_point_with_each_variants_numbers():
+    low, high = sweep({"batchnorm": 0.02}, seed=2), sweep({"batchnorm": -0.01}, seed=3)
+    frame = pd.concat([low.assign(learning_rate=0.001), high.assign(learning_rate=0.1)], ignore_index=True)
+    frame = frame[["learning_rate", *low.columns]]
+    frame["variant"] = pd.Categorical(frame["variant"], categories=["batchnorm", "plain"], ordered=True)
+    frame = frame.sort_values(["learning_rate", "variant", "seed"]).reset_index(drop=True)
+    metrics = point_summaries(
+        frame.drop(columns="final_train_loss"), ["learning_rate"], ["batchnorm", "plain"], "plain"
+    )
+    frame["variant"] = frame["variant"].astype(str)
+    made = experiment("sweep", low)  # its tables; the grid's own sweep and metrics below
+    grid = ExperimentResults("sweep", "a sweep", "# sweep\n", metrics, frame, *astuple(made)[5:])
+    text = unpadded(ResultsPage({"sweep": grid}, [], (), [], "figures").markdown())
+    rows = [line for line in text.splitlines() if line.startswith(("| 0.001 |", "| 0.1 |"))]
+    assert len(rows) == 2
+    for row, label in zip(rows, ("learning_rate=0.001", "learning_rate=0.1")):
+        comp = metrics[label]["comparison"]["batchnorm"]
+        assert f"| {gain_with_interval(comp)}, {format_p(comp['p_value'])}, {format_p(comp['p_holm'])} |" in row
+        assert row.endswith("| 0.050 / 0.100 |")  # the final training loss of each variant
 
 
 def write_reports(folder, frame: pd.DataFrame, metrics: dict, description: str = "the description") -> None:
