@@ -229,6 +229,8 @@ def test_evaluation_runs_beside_each_model_run_leave_it_as_training_ended_it(sto
         assert evaluation.info.run_name == f"{model_run.info.run_name}/evaluation"
         assert evaluation.data.tags["bnlab.role"] == "evaluation"
         assert evaluation.data.tags["model_digest"] == model_run.data.tags["model_digest"]
+        # grouping the runs table by variant or seed counts each model once, by its own run
+        assert not {"variant", "seed"} & set(evaluation.data.tags)
         assert model_run.info.end_time <= evaluation.info.start_time <= evaluation.info.end_time
         assert model_run.data.metrics["test_accuracy"] == evaluation.data.metrics["accuracy_score"]
 

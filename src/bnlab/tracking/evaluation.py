@@ -54,7 +54,10 @@ def evaluate_predictions(
     """``mlflow.models.evaluate`` (classifier) of ``predicted`` against ``labels`` in a new
     evaluation run under ``model_run_id`` (``tags``: its own, the parent tag included), linked to
     that run's logged model if it has one; its metrics copied onto the model's run. Returns the
-    evaluation run's id."""
+    evaluation run's id.
+
+    ``tags`` should leave out the model run's ``variant`` and ``seed``: grouping the UI's runs table
+    by either would count each model twice, once for its run and once for its evaluation."""
     frame = pd.DataFrame({TARGET: np.asarray(labels, np.int64), PREDICTION: np.asarray(predicted, np.int64)})
     with quiet():
         dataset = mlflow.data.from_pandas(frame, source=source, targets=TARGET, predictions=PREDICTION, name=DATASET)

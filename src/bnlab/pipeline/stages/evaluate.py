@@ -28,7 +28,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     from bnlab.ml.evaluation import evaluate
     from bnlab.tracking import copies, logged, runs
     from bnlab.tracking.evaluation import evaluate_predictions
-    from bnlab.tracking.job_runs import job_tags, record_restored_model
+    from bnlab.tracking.job_runs import record_restored_model
     from bnlab.tracking.lineage import stage_lineage
 
     client, experiment_id = runs.connect()
@@ -60,7 +60,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
                 metrics["predicted"],
                 estimator.classes_.tolist(),
                 str(test),
-                {**job_tags(job, run_id, lineage), runs.MODEL_DIGEST_TAG: digest},
+                {runs.PARENT_RUN_ID: run_id, **lineage, runs.MODEL_DIGEST_TAG: digest},
             )
             point = point_columns(job.point)  # a grid's settings, as columns beside variant and seed
             results[job.name] = {"variant": job.variant, "seed": job.seed, **point, **scores}
