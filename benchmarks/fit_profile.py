@@ -1,0 +1,289 @@
+"""Where a fit's time goes: one cold and one warm fit of three networks, broken into parts.
+
+Each network's two fits run in one fresh process, as a train worker runs them: the job's
+estimator, probes and MLflow loggers exactly as the train stage builds them from params.yaml
+(``fit_into_run`` into a run of a throw-away SQLite store). The first fit compiles every XLA
+function of its configuration ("cold"); the second finds them compiled ("warm").
+
+Timing: the functions that do each part are wrapped, and each wrapper counts the time spent in
+it minus the time spent in wrappers it called (exclusive time), on the fitting thread:
+
+- steps: the compiled training loop's calls (``loop.TimedSteps``);
+- evaluation: the per-epoch loss and accuracy on the training and validation sets;
+- probes: the probe callbacks (what they measure, not what they log);
+- copies: copying a model's variables into and out of its configuration's template;
+- mlflow: params, datasets, per-epoch and probe metrics, the served model, and starting and
+  stopping the system-metrics monitor (its sampling thread's own cost falls on the other parts
+  and is measured apart as the warm fit with the monitor against one without it);
+- compiling: a cold part's time minus the same part's warm time, summed over steps,
+  evaluation and probes (XLA compiles each function on its first call);
+- python: the rest of the fit's wall time.
+
+FLOPs are counted from the network's shape: a dense layer's matrix product costs 2·in·out per
+row forward; a training step runs it forward and twice backward (weight and input gradients;
+the first layer has no input gradient). Normalization, activations and the optimizer's update
+are left out (under 3% of the products for these networks). A core's AVX2 peak is 32 FLOP per
+cycle (two 256-bit FMA units, 8 float32 lanes, 2 FLOP per FMA) at the clock /proc/cpuinfo
+gives; a fit runs on one thread (bnlab.ml.tf_runtime).
+
+    python benchmarks/fit_profile.py [--networks notebook ioffe2015 small_batches]   # needs `dvc repro split`
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+# (experiment in params.yaml, variant, grid point): BN networks, the costlier arm of each.
+NETWORKS = {
+    "notebook": ("notebook", "batchnorm", ()),
+    "ioffe2015": ("ioffe2015", "batchnorm", ()),
+    "small_batches": ("small_batches", "batchnorm", (("batch_size", 2),)),
+}
+PARTS = ("steps", "evaluation", "probes", "copies", "mlflow")
+COMPILED_PARTS = ("steps", "evaluation", "probes")
+AVX2_FLOP_PER_CYCLE = 32
+
+
+class ExclusiveTimer:
+    """Seconds per part, each call's time minus the time of the wrapped calls it made."""
+
+    def __init__(self):
+        self.seconds = dict.fromkeys(PARTS, 0.0)
+        self._stack: list[list[float]] = []  # per open call: [time spent in wrapped callees]
+        self._thread = threading.get_ident()
+
+    def wrap(self, part: str, function):
+        @functools.wraps(function)
+        def timed(*args, **kwargs):
+            if threading.get_ident() != self._thread:
+                return function(*args, **kwargs)
+            self._stack.append([0.0])
+            started = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                elapsed = time.perf_counter() - started
+                (inner,) = self._stack.pop()
+                self.seconds[part] += elapsed - inner
+                if self._stack:
+                    self._stack[-1][0] += elapsed
+
+        return timed
+
+    def patch(self, owner, name: str, part: str) -> None:
+        setattr(owner, name, self.wrap(part, getattr(owner, name)))
+
+    def reset(self) -> dict[str, float]:
+        found, self.seconds = self.seconds, dict.fromkeys(PARTS, 0.0)
+        return found
+
+
+def instrument(timer: ExclusiveTimer, with_system_metrics: list[bool]) -> None:
+    """Wrap the functions of each part (module attributes, looked up at call time)."""
+    from bnlab.execution import training
+    from bnlab.ml import compiled, loop
+    from bnlab.ml.estimator import KerasMLPClassifier
+    from bnlab.ml.geometry import GeometryProbe
+    from bnlab.ml.init_gradients import InitGradientProbe
+    from bnlab.ml.probes import ProbeRecorder
+    from bnlab.tracking import logged
+
+    timer.patch(loop.TimedSteps, "__call__", "steps")
+    timer.patch(KerasMLPClassifier, "_evaluate_epoch", "evaluation")
+    for probe, methods in (
+        (ProbeRecorder, ("set_model", "on_step_end")),
+        (GeometryProbe, ("set_model", "on_train_batch_begin", "on_train_batch_end")),
+        (InitGradientProbe, ("set_model", "on_train_batch_begin", "on_train_batch_end")),
+    ):
+        for method in methods:
+            timer.patch(probe, method, "probes")
+    timer.patch(compiled, "_copy", "copies")
+    for name in ("log_metrics", "log_params", "log_datasets"):
+        timer.patch(logged, name, "mlflow")
+    timer.patch(training, "log_served_model", "mlflow")
+    monitored = logged.system_metrics
+
+    @contextmanager
+    def system_metrics(store, run_id):
+        if not with_system_metrics[0]:
+            yield
+            return
+        started = timer.wrap("mlflow", lambda: monitored(store, run_id))()
+        timer.wrap("mlflow", started.__enter__)()
+        try:
+            yield
+        finally:
+            timer.wrap("mlflow", started.__exit__)(None, None, None)
+
+    logged.system_metrics = system_metrics
+
+
+def network_flops(estimator, n_features: int, n_classes: int) -> tuple[int, int]:
+    """(forward FLOPs per row, training FLOPs per row) of the dense layers' products."""
+    widths = [n_features, *estimator.layer_units(), n_classes]
+    products = [2 * a * b for a, b in zip(widths, widths[1:])]
+    return sum(products), sum(products) * 3 - products[0]
+
+
+def child(network: str) -> dict:
+    """Three fits of ``network`` in this process: cold, warm, warm without system metrics."""
+    os.chdir(ROOT)
+    from bnlab.data.splits import load_split
+    from bnlab.experiments.jobs import Job
+    from bnlab.experiments.params import load_params
+    from bnlab.pipeline.stages.train import split_files
+    from bnlab.tracking.runs import MlflowClient
+
+    with_system_metrics = [True]
+    timer = ExclusiveTimer()
+    instrument(timer, with_system_metrics)
+    from bnlab.execution.training import fit_into_run
+
+    experiment_name, variant, point = NETWORKS[network]
+    params = load_params()
+    experiment = params.experiment(experiment_name)
+    job = Job(experiment_name, variant, experiment.seeds[0], point)
+    files = split_files(experiment)
+    splits = {name: load_split(Path(path)) for name, path in files}
+    sources = {name: path for name, path in files if name != "test"}
+    fits = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        store = f"sqlite:///{tmp}/mlflow.db"
+        os.environ["MLFLOW_TRACKING_URI"] = store  # the served model is logged through it, as in a job
+        client = MlflowClient(store)
+        experiment_id = client.create_experiment("profile", artifact_location=Path(tmp, "artifacts").as_uri())
+        for fit in ("cold", "warm", "warm, no system metrics"):
+            with_system_metrics[0] = fit != "warm, no system metrics"
+            run_id = client.create_run(experiment_id).info.run_id
+            started = time.perf_counter()
+            estimator, _ = fit_into_run(client, store, run_id, params, job, splits, sources)
+            wall = time.perf_counter() - started
+            client.set_terminated(run_id)
+            fits[fit] = {"wall": wall, **timer.reset()}
+    forward, training = network_flops(estimator, estimator.n_features_in_, len(estimator.classes_))
+    n_train, n_val = len(splits["train"][1]), len(splits["validation"][1])
+    return {
+        "fits": fits,
+        "steps": int(estimator.n_steps_),
+        "epochs": int(estimator.n_iter_),
+        "batch_size": int(estimator.batch_size),
+        "flops": {
+            "steps": training * min(estimator.n_steps_ * estimator.batch_size, estimator.n_iter_ * n_train),
+            "evaluation": forward * estimator.n_iter_ * (n_train + n_val),
+            "probes": forward * probe_rows(experiment, estimator, len(splits["test"][1])),
+        },
+    }
+
+
+def probe_rows(experiment, estimator, n_test: int) -> int:
+    """Rows a fit's probes run forward: at each probe, the probe images twice (the hidden
+    layers' values and the predictions), the test set, and (BN) the probe images in
+    training mode."""
+    if experiment.probes is None:
+        return 0
+    images = experiment.probes.images
+    per_probe = 2 * images + n_test + (images if estimator.batch_norm else 0)
+    return estimator.n_steps_ // experiment.probes.every_steps * per_probe
+
+
+def measure(network: str) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", network],
+        env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"},
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+    )
+    if done.returncode:
+        raise SystemExit(f"{network}: the profiling process failed\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def cpu() -> tuple[str, float]:
+    """The CPU's model name and clock in GHz (/proc/cpuinfo)."""
+    fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
+    fields = {k.strip(): v.strip() for k, v in fields.items()}
+    return fields.get("model name", platform.processor()), float(fields.get("cpu MHz", "nan")) / 1000
+
+
+def breakdown(result: dict, fit: str) -> dict[str, float]:
+    """A fit's seconds per part, compiling split off the cold fit's compiled parts."""
+    seconds = dict(result["fits"][fit])
+    warm = result["fits"]["warm"]
+    if fit == "cold":
+        seconds["compiling"] = 0.0
+        for part in COMPILED_PARTS:
+            extra = max(0.0, seconds[part] - warm[part])
+            seconds[part] -= extra
+            seconds["compiling"] += extra
+    else:
+        seconds["compiling"] = 0.0
+    seconds["system metrics"] = max(0.0, warm["wall"] - result["fits"]["warm, no system metrics"]["wall"])
+    seconds["python"] = seconds["wall"] - sum(seconds[p] for p in (*PARTS, "compiling"))
+    return seconds
+
+
+def table(results: dict[str, dict], peak: float) -> str:
+    rows = [
+        "| network | fit | part | seconds | share | GFLOP | GFLOP/s | of AVX2 peak |",
+        "|---|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for network, result in results.items():
+        for fit in ("cold", "warm"):
+            seconds = breakdown(result, fit)
+            for part in (*PARTS, "compiling", "python", "wall"):
+                flops = result["flops"].get(part) if part != "wall" else sum(result["flops"].values())
+                rate = flops / seconds[part] / 1e9 if flops and seconds[part] > 0 else None
+                rows.append(
+                    f"| {network} | {fit} | {part} | {seconds[part]:.2f} | {seconds[part] / seconds['wall']:.0%} | "
+                    + (f"{flops / 1e9:.1f} | {rate:.1f} | {rate / peak:.0%} |" if rate else "– | – | – |")
+                )
+    return "\n".join(rows)
+
+
+def summary(results: dict[str, dict]) -> str:
+    rows = [
+        "| network | steps × batch | warm fit s | steps + evaluation s | ratio | system metrics s (warm) |",
+        "|---|---|---:|---:|---:|---:|",
+    ]
+    for network, result in results.items():
+        warm = breakdown(result, "warm")
+        arithmetic = warm["steps"] + warm["evaluation"]
+        rows.append(
+            f"| {network} | {result['steps']} × {result['batch_size']} | {warm['wall']:.2f} | "
+            f"{arithmetic:.2f} | {warm['wall'] / arithmetic:.2f}× | {warm['system metrics']:.2f} |"
+        )
+    return "\n".join(rows)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--networks", nargs="+", choices=sorted(NETWORKS), default=list(NETWORKS))
+    parser.add_argument("--child", choices=sorted(NETWORKS))
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(child(args.child)))
+        return
+    results = {network: measure(network) for network in args.networks}
+    model, ghz = cpu()
+    peak = AVX2_FLOP_PER_CYCLE * ghz
+    print(f"{model}, {ghz:.2f} GHz, {os.cpu_count()} cores; one thread per fit; AVX2 peak {peak:.1f} GFLOP/s\n")
+    print(summary(results) + "\n")
+    print(table(results, peak))
+    print("\n" + json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
