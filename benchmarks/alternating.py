@@ -30,13 +30,20 @@ def alternate(
     return found
 
 
-def cpu_name() -> str:
-    """The CPU's model name, vendor, family and model from /proc/cpuinfo (or the platform's word)."""
+def cpu_fields() -> dict[str, str]:
+    """The first processor's fields in /proc/cpuinfo (empty where there is none)."""
     try:
         first = open("/proc/cpuinfo").read().split("\n\n")[0]
     except OSError:
+        return {}
+    return {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
+
+
+def cpu_name() -> str:
+    """The CPU's model name, vendor, family and model from /proc/cpuinfo (or the platform's word)."""
+    fields = cpu_fields()
+    if not fields:
         return platform.processor() or "?"
-    fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
     return (
         f"{fields.get('model name', '?')} ({fields.get('vendor_id', '?')} family {fields.get('cpu family', '?')} "
         f"model {fields.get('model', '?')})"

@@ -35,7 +35,6 @@ import argparse
 import functools
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,8 @@ import threading
 import time
 from contextlib import contextmanager
 from pathlib import Path
+
+from alternating import cpu_fields, machine
 
 ROOT = Path(__file__).resolve().parents[1]
 # (experiment in params.yaml, variant, grid point): BN networks, the costlier arm of each.
@@ -211,11 +212,9 @@ def measure(network: str) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def cpu() -> tuple[str, float]:
-    """The CPU's model name and clock in GHz (/proc/cpuinfo)."""
-    fields = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    return fields.get("model name", platform.processor()), float(fields.get("cpu MHz", "nan")) / 1000
+def clock_ghz() -> float:
+    """The clock /proc/cpuinfo gives (on these virtual machines, the nominal one)."""
+    return float(cpu_fields().get("cpu MHz", "nan")) / 1000
 
 
 def breakdown(result: dict, fit: str) -> dict[str, float]:
@@ -277,9 +276,8 @@ def main() -> None:
         print(json.dumps(child(args.child)))
         return
     results = {network: measure(network) for network in args.networks}
-    model, ghz = cpu()
-    peak = AVX2_FLOP_PER_CYCLE * ghz
-    print(f"{model}, {ghz:.2f} GHz, {os.cpu_count()} cores; one thread per fit; AVX2 peak {peak:.1f} GFLOP/s\n")
+    peak = AVX2_FLOP_PER_CYCLE * clock_ghz()
+    print(f"{machine()}, {clock_ghz():.2f} GHz; one thread per fit; AVX2 peak {peak:.1f} GFLOP/s\n")
     print(summary(results) + "\n")
     print(table(results, peak))
     print("\n" + json.dumps(results))
