@@ -2,13 +2,14 @@
 refused before any work, and paths that agree between the code and dvc.yaml."""
 
 import json
+import signal
 
 import pytest
 import yaml
 
 from bnlab.core import layout
 
-from helpers import PROJECT, make_mnist, make_project, project_env, run
+from helpers import PROJECT, make_mnist, make_project, run
 
 TINY = {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": None}
 
@@ -110,6 +111,25 @@ def test_a_new_description_re_runs_only_the_report(two_experiments):
     assert stale == {"report@notebook"}
 
 
+@pytest.fixture
+def bnlab_here(tmp_path, monkeypatch, capsys):
+    """``bnlab ARGS`` run in this process from ``tmp_path``: (exit status, stderr). A check that
+    refuses bad input before any work imports neither TensorFlow nor MLflow, so a new process
+    would add only Python's start-up (the console script itself: tests/test_config.py)."""
+    from bnlab.pipeline import cli
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    handler = signal.getsignal(signal.SIGTERM)  # a stage's command installs its own
+
+    def call(args: str) -> tuple[int, str]:
+        status = cli.main(args.split())
+        return status, capsys.readouterr().err
+
+    yield call
+    signal.signal(signal.SIGTERM, handler)
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -123,30 +143,26 @@ def test_a_new_description_re_runs_only_the_report(two_experiments):
             lambda e: e["probes"].update(every_steps=0),
             "experiments.notebook.probes.every_steps: Input should be greater than 0",
         ),
+        (lambda e: e.update(seeds=[]), "experiments.notebook.seeds"),
     ],
 )
-def test_a_bad_experiment_stops_every_stage_with_one_message_before_any_work(tmp_path, change, message):
-    root = tmp_path
+def test_a_bad_experiment_stops_every_stage_with_one_message_before_any_work(tmp_path, bnlab_here, change, message):
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     change(params["experiments"]["notebook"])
-    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    env = project_env()
-    env.pop("MLFLOW_TRACKING_URI", None)
-    for stage in ("split", "train notebook", "evaluate notebook", "report notebook"):
-        done = run(["bnlab", *stage.split()], root, env=env, check=False)
-        assert done.returncode == 2, (stage, done.stderr)
-        assert message in done.stderr and "Traceback" not in done.stderr
-        assert len(done.stderr.strip().splitlines()) <= 3, done.stderr  # one message
-    assert sorted(p.name for p in root.iterdir()) == ["params.yaml"]  # nothing written
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    for stage in ("download", "split", "train notebook", "evaluate notebook", "report notebook", "results"):
+        status, stderr = bnlab_here(stage)
+        assert status == 2, (stage, stderr)
+        assert message in stderr and "Traceback" not in stderr
+        assert len(stderr.strip().splitlines()) <= 3, stderr  # one message
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml"]  # nothing written
 
 
-def test_an_unknown_experiment_is_named_with_the_declared_ones(tmp_path):
+def test_an_unknown_experiment_is_named_with_the_declared_ones(tmp_path, bnlab_here):
     (tmp_path / "params.yaml").write_text((PROJECT / "params.yaml").read_text())
-    done = run(["bnlab", "train", "notebok"], tmp_path, check=False)
-    assert done.returncode == 2
-    assert (
-        "no experiment 'notebok' in params.yaml; declared: notebook, ioffe2015, ioffe2015_slow, noisy_bn" in done.stderr
-    )
+    status, stderr = bnlab_here("train notebok")
+    assert status == 2
+    assert "no experiment 'notebok' in params.yaml; declared: notebook, ioffe2015, ioffe2015_slow, noisy_bn" in stderr
 
 
 def test_dvc_yaml_declares_the_paths_the_code_uses():

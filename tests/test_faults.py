@@ -177,21 +177,6 @@ def test_wrong_dtype_in_a_split_is_named(prepared):
     assert "test.npz: x: expected uint8" in done.stderr
 
 
-def test_a_bad_param_stops_every_stage_before_work(prepared):
-    params_file = prepared / "params.yaml"
-    original = params_file.read_text()
-    params = yaml.safe_load(original)
-    params["experiments"]["notebook"]["seeds"] = []
-    try:
-        params_file.write_text(yaml.safe_dump(params))
-        for stage in ("download", "split", "train notebook", "evaluate notebook", "report notebook"):
-            done = run(["bnlab", *stage.split()], prepared, check=False)
-            assert done.returncode == 2, stage
-            assert "experiments.notebook.seeds" in done.stderr and "Traceback" not in done.stderr
-    finally:
-        params_file.write_text(original)
-
-
 @pytest.fixture
 def read_only_dir(tmp_path):
     """A read-only file system (tests run as root, for whom permissions are no obstacle)."""
