@@ -11,6 +11,8 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 
+from bnlab.core.cpu import first_processor
+
 
 def in_fresh_process(script: str, arm: str, extra: Sequence[str] = ()) -> dict:
     done = subprocess.run([sys.executable, script, "--child", arm, *extra], capture_output=True, text=True, check=True)
@@ -30,18 +32,9 @@ def alternate(
     return found
 
 
-def cpu_fields() -> dict[str, str]:
-    """The first processor's fields in /proc/cpuinfo (empty where there is none)."""
-    try:
-        first = open("/proc/cpuinfo").read().split("\n\n")[0]
-    except OSError:
-        return {}
-    return {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in first.splitlines() if ":" in line)}
-
-
 def cpu_name() -> str:
     """The CPU's model name, vendor, family and model from /proc/cpuinfo (or the platform's word)."""
-    fields = cpu_fields()
+    fields = first_processor()
     if not fields:
         return platform.processor() or "?"
     return (

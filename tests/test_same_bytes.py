@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from scipy.special import log_softmax, softmax
 
+from bnlab.core.cpu import cpu_class
 from bnlab.ml import fixed_order, loop
 from bnlab.ml.compiled import template_for
 from bnlab.ml.model import build_mlp, build_optimizer
 from bnlab.ml.tf_runtime import keras, tf
-from bnlab.tracking.job_cache import cpu_class
 
 from helpers import make_mnist, project_env
 

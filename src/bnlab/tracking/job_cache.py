@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bnlab.core.cpu import cpu_class
 from bnlab.core.imports import SRC, closure
 
 JOB_KEY_TAG = "bnlab.job_key"
@@ -28,11 +29,6 @@ ARTIFACT_DIR = "job"  # the model folder's files, in the run's artifacts
 JOB_MODULE = "bnlab.execution.job"
 # Settings read from the environment beyond tf_runtime's pinned ones (runtime_settings).
 RUNTIME_VARIABLES = ("BNLAB_TF_THREADS", "BNLAB_OP_DETERMINISM")
-# The kernels are pinned to AVX2 with FMA (bnlab.ml.tf_runtime), so every x86-64 CPU that has
-# both computes the same bytes, AVX-512 or not, AMD's or Intel's (tests/test_same_bytes.py,
-# tests/test_cpu_vendor.py): the key names that class, not the CPU. A CPU without them runs
-# other code (glibc's libm too picks its FMA kernels by the CPU), and gets keys of its own.
-PINNED_ISA = ("avx2", "fma")
 
 
 @lru_cache(maxsize=4)
@@ -65,20 +61,6 @@ def libc_version() -> str:
     system's C library, so machines with another glibc get keys of their own."""
     name, version = platform.libc_ver()
     return f"{name or 'libc'}-{version or 'unknown'}"
-
-
-def cpu_class(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """``x86_64+avx2+fma`` on every CPU whose numbers are the pinned ones; else the machine and
-    whichever of those features it has (``unknown`` where the flags cannot be read)."""
-    try:
-        text = cpuinfo.read_text()
-    except OSError:
-        return f"{platform.machine()}:unknown"
-    flags = next((line.split(":", 1)[1].split() for line in text.splitlines() if line.startswith("flags")), [])
-    present = [name for name in PINNED_ISA if name in flags]
-    if platform.machine() == "x86_64" and present == list(PINNED_ISA):
-        return "+".join(["x86_64", *PINNED_ISA])
-    return f"{platform.machine()}:{','.join(present) or 'none'}"
 
 
 def job_key(settings: dict, seed: int, probes: dict | None, data_fingerprint: str, code: str, runtime: dict) -> str:
