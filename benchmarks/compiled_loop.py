@@ -66,7 +66,7 @@ def child(network: str) -> dict[str, float]:
 
 
 def measure(network: str, src: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(src), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "PYTHONPATH": str(src), "TF_CPP_MIN_LOG_LEVEL": "3"}
     done = subprocess.run(
         [sys.executable, __file__, "--child", network], env=env, capture_output=True, text=True, check=True, cwd=ROOT
     )

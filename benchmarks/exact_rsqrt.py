@@ -26,7 +26,9 @@ FIX = "--xla_backend_extra_options=xla_cpu_disable_platform_dependent_math"
 
 def child(arm: str, epochs: int) -> dict:
     import bnlab.ml.tf_runtime  # noqa: F401  (sets XLA_FLAGS; XLA reads them at the first compile)
+    from bnlab.ml import xla_cache
 
+    xla_cache.turn_off()  # "cold" is a process's first fit, compiling included
     if arm == "estimate":
         os.environ["XLA_FLAGS"] = os.environ["XLA_FLAGS"].replace(FIX, "")
     from bnlab.core.layout import SPLITS, split_file

@@ -7,9 +7,16 @@ import sys
 
 import pytest
 
+from bnlab.core.layout import XLA_CACHE
 from bnlab.data.mnist import Mnist
+from bnlab.ml import xla_cache
 
-from helpers import make_mnist
+from helpers import PROJECT, make_mnist
+
+# One XLA program cache for this process and every test's throwaway project (their processes
+# inherit it): a program compiled once serves them all, the key keeps that right
+# (bnlab.ml.xla_cache). Set before any test imports TensorFlow.
+os.environ.setdefault(xla_cache.CACHE_ENV, str(PROJECT / XLA_CACHE))
 
 
 @pytest.fixture(autouse=True)

@@ -45,7 +45,7 @@ def project_env() -> dict[str, str]:
     env = dict(os.environ)
     env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(PROJECT / "tests"), env.get("PYTHONPATH")]))
-    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # Jobs one at a time: test files already run two at once on the two cores, and on tiny data
     # a worker's start-up (importing TensorFlow) costs more than its jobs. test_workers.py and
     # test_dask.py set it themselves.

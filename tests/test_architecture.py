@@ -90,4 +90,4 @@ def test_the_store_and_the_default_experiment_outside_python_agree_with_their_ho
     entry_points = yaml.safe_load((PROJECT / "MLproject").read_text())["entry_points"]
     assert {point["parameters"]["experiment"]["default"] for point in entry_points.values()} == {DEFAULT_EXPERIMENT}
     ignored = (PROJECT / ".gitignore").read_text().splitlines()
-    assert {layout.STORE_DB, f"{layout.STORE_ARTIFACTS}/"} <= set(ignored)
+    assert {layout.STORE_DB, f"{layout.STORE_ARTIFACTS}/", f"{layout.XLA_CACHE}/"} <= set(ignored)

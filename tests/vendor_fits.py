@@ -118,8 +118,10 @@ def main() -> None:
     parser.add_argument("--fits", default=",".join(FITS))
     args = parser.parse_args()
     import bnlab.ml.tf_runtime  # noqa: F401  (loads TensorFlow and pins XLA_FLAGS; nothing compiled yet)
-    from bnlab.ml import xla_dump
+    from bnlab.ml import xla_cache, xla_dump
 
+    if args.without_fix or args.vendor:
+        xla_cache.turn_off()  # a program loaded from the cache would not be compiled the other way
     if args.without_fix:
         os.environ["XLA_FLAGS"] = os.environ["XLA_FLAGS"].replace(FIX, "")
     if args.dump:

@@ -39,3 +39,7 @@ def reports_dir(experiment: str) -> Path:
 # The published results (stage `results`): the page and the figures it shows, in git.
 RESULTS_PAGE = Path("docs/results.md")
 RESULTS_FIGURES = Path("docs/figures")
+
+# Compiled XLA programs, one set per machine kind (bnlab.ml.xla_cache): never in git, like
+# DVC's cache.
+XLA_CACHE = Path(".xla-cache")

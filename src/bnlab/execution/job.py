@@ -24,6 +24,7 @@ from bnlab.data.mnist import file_digest
 from bnlab.data.splits import load_split
 from bnlab.experiments.jobs import Job
 from bnlab.experiments.params import Params
+from bnlab.ml import xla_cache
 from bnlab.ml.probe_rows import SIGNIFICANT_DIGITS, TABLES
 
 
@@ -105,6 +106,9 @@ def run_job(request: JobRequest, splits: dict | None = None) -> JobResult:
             raise
         raise JobFailed(f"job {request.job.run_name} failed: {type(exc).__name__}: {exc}") from exc
     finally:
+        # The XLA programs it compiled, for the other workers now: a local worker is killed
+        # when the stage ends, before its exit handlers could publish them.
+        xla_cache.publish()
         return_freed_memory()
 
 

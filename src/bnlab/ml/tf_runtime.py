@@ -28,6 +28,10 @@ loads or when its runtime starts. What would otherwise depend on the machine, an
 - ``enable_op_determinism``: TensorFlow refuses ops that have no deterministic kernel
   (``BNLAB_OP_DETERMINISM=0`` turns it off).
 
+Compiled programs are kept on disk for the next process (:mod:`bnlab.ml.xla_cache`), keyed by
+these settings and the CPU; not by the served model's copy of this file (MLflow's
+``code_paths``), which imports nothing of bnlab.
+
 These are set, not defaulted: a value the user had set would make the numbers machine-dependent
 without saying so. ``tests/test_same_bytes.py`` checks that oneDNN's instruction-set caps and
 the thread settings leave the weights and predictions unchanged.
@@ -53,8 +57,15 @@ PINNED_ENVIRONMENT = {
         ]
     ),
 }
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Fatal messages only: loading each cached XLA program, TensorFlow first tries to read the binary
+# file as text and logs the parser's complaint as an error (tsl's ReadTextOrBinaryProto), once
+# per program and job. Errors that matter raise Python exceptions. 0 shows everything.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.update(PINNED_ENVIRONMENT)
+if __name__.startswith("bnlab."):  # not in the served model's copy of this file, which stands alone
+    from bnlab.ml import xla_cache
+
+    xla_cache.configure()  # keyed by XLA_FLAGS: after they are pinned
 
 import keras  # noqa: E402
 import tensorflow as tf  # noqa: E402

@@ -16,6 +16,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from bnlab.ml import xla_cache
+
 IR_SUFFIX = ".ir-with-opt.ll"
 OBJECT_INFIX, OBJECT_SUFFIX = "obj-file", ".o"  # <module>.obj-file.<kernel>.o
 OPTIMIZED_HLO_SUFFIX = ".cpu_after_optimizations.txt"
@@ -33,7 +35,9 @@ _MODULE = re.compile(
 
 
 def dump_to(folder: Path) -> None:
-    """Make XLA write every program it compiles from now on into ``folder``."""
+    """Make XLA write every program it compiles from now on into ``folder`` (compiling each: no
+    program comes from the cache, whose programs would not be dumped)."""
+    xla_cache.turn_off()
     os.environ["XLA_FLAGS"] = f"{os.environ.get('XLA_FLAGS', '')} --xla_dump_to={folder} --xla_dump_hlo_as_text"
 
 
