@@ -21,6 +21,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 
+from bnlab.execution.affinity import AffineQueue, configuration
 from bnlab.execution.settings import CONNECT_TIMEOUT_S, SCHEDULER_ENV, WorkersError
 
 
@@ -38,32 +39,70 @@ def connect_scheduler(address: str):
         ) from None
 
 
-def run_on_cluster(task: Callable, requests: list, cluster, shared) -> Iterator:
+def run_on_cluster(task: Callable, requests: list, cluster, shared, key: Callable = configuration) -> Iterator:
     """``task(request, shared)`` for every request on the cluster's workers, ``shared`` sent once
-    to each; results as they finish. A worker that dies mid-job has its job re-run on another
-    (Dask's own rescheduling, up to its ``distributed.scheduler.allowed-failures``, 3 by default);
-    a job whose workers keep dying, or that raises, fails the stage. The first error cancels the
-    rest."""
+    to each; results as they finish. Each worker thread is handed one job at a time, chosen by
+    :class:`~bnlab.execution.affinity.AffineQueue` for the worker's machine (whose program cache
+    holds what its jobs compiled); workers that join later get jobs too. A worker that dies
+    mid-job has its job re-run on another (Dask's own rescheduling, up to its
+    ``distributed.scheduler.allowed-failures``, 3 by default); a job whose workers keep dying, or
+    that raises, fails the stage. The first error cancels the rest."""
     from distributed import as_completed
     from distributed.scheduler import KilledWorker
 
     data = cluster.scatter(shared, broadcast=True) if shared is not None else None
-    futures = [
-        cluster.submit(
-            in_fresh_process, task, request, data, key=f"bnlab-{request.job.run_name}-{os.getpid()}", pure=False
-        )
-        for request in requests
-    ]
+    queue = AffineQueue(requests, key)
+    running = {}  # future → the worker it was handed to
+    finished = as_completed(loop=cluster.loop)  # futures added while it is read are read too
+
+    def hand_out() -> None:
+        """A job for every free worker thread, as long as jobs are left."""
+        for address, threads in _worker_threads(cluster).items():
+            for _ in range(threads - sum(worker == address for worker in running.values())):
+                request = queue.take(_machine(address))
+                if request is None:
+                    return
+                future = cluster.submit(
+                    in_fresh_process,
+                    task,
+                    request,
+                    data,
+                    key=f"bnlab-{request.job.run_name}-{os.getpid()}",
+                    pure=False,
+                    workers=[address],
+                    allow_other_workers=True,  # its worker gone: any other
+                )
+                running[future] = address
+                finished.add(future)
+
     try:
-        for future in as_completed(futures, loop=cluster.loop):
+        hand_out()
+        for future in finished:
+            running.pop(future)
             try:
-                yield future.result()
+                result = future.result()
             except KilledWorker as exc:
                 raise WorkersError(
                     f"Dask workers died running {exc.task} again and again (killed, or out of memory): the stage stops"
                 ) from None
+            hand_out()
+            yield result
     finally:
-        cluster.cancel(futures)
+        cluster.cancel(list(running))
+
+
+def _worker_threads(cluster) -> dict[str, int]:
+    """Each worker's address and threads; waits for a first worker where there is none yet."""
+    workers = cluster.scheduler_info()["workers"]
+    if not workers:
+        cluster.wait_for_workers(1)
+        workers = cluster.scheduler_info()["workers"]
+    return {address: int(info.get("nthreads", 1)) for address, info in workers.items()}
+
+
+def _machine(address: str) -> str:
+    """tcp://10.0.0.5:40331 → 10.0.0.5: the workers of one machine share its program cache."""
+    return address.split("://")[-1].rsplit(":", 1)[0]
 
 
 def in_fresh_process(task: Callable, *args):

@@ -1,6 +1,7 @@
 """Jobs on this machine: one after another in this process, or side by side on worker
 processes forked from a forkserver; one job per worker at a time (each job single-threaded and
-deterministic, so the results are the same bytes wherever they ran)."""
+deterministic, so the results are the same bytes wherever they ran), each to the worker that
+has met its configuration (:mod:`bnlab.execution.affinity`)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
+from bnlab.execution.affinity import AffineQueue, configuration
 from bnlab.execution.settings import WorkersError
 
 WORKER_IMAGE = "bnlab.execution.worker_image"  # what the forkserver imports for its workers
@@ -22,31 +24,49 @@ def uses_workers(workers: int, jobs: int) -> bool:
     return workers > 1 and jobs > 1
 
 
-def run_all(task: Callable, requests: list, workers: int) -> Iterator:
+def run_all(task: Callable, requests: list, workers: int, key: Callable = configuration) -> Iterator:
     """``task(request)`` for every request, results as they finish: here, in order, or on
-    ``workers`` processes forked from the forkserver (:func:`start_forkserver`). The first
-    error stops everything: the jobs still running are killed, the error is raised."""
+    ``workers`` processes forked from the forkserver (:func:`start_forkserver`), each job to the
+    worker :class:`~bnlab.execution.affinity.AffineQueue` picks by its configuration (``key``).
+    The first error stops everything: the jobs still running are killed, the error is raised."""
     if not uses_workers(workers, len(requests)):
         for request in requests:
             yield task(request)
         return
-    pool = ProcessPoolExecutor(
-        max_workers=min(workers, len(requests)), mp_context=start_forkserver(), initializer=die_with_parent
-    )
+    context = start_forkserver()
+    # One executor per worker, each with one long-lived process: the job goes to the worker
+    # chosen for it, where its configuration may be compiled already.
+    pools = [
+        ProcessPoolExecutor(max_workers=1, mp_context=context, initializer=die_with_parent)
+        for _ in range(min(workers, len(requests)))
+    ]
+    queue = AffineQueue(requests, key)
+    running = {}  # future → the worker running it
     try:
-        pending = {pool.submit(task, request) for request in requests}
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+
+        def hand_out(worker: int) -> None:
+            request = queue.take(worker)
+            if request is not None:
+                running[pools[worker].submit(task, request)] = worker
+
+        for worker in range(len(pools)):
+            hand_out(worker)
+        while running:
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
+                worker = running.pop(future)
                 try:
-                    yield future.result()
+                    result = future.result()
                 except BrokenProcessPool:
                     raise WorkersError(
                         "a worker process died while training (killed, or out of memory); "
                         "the jobs it was running did not finish"
                     ) from None
+                hand_out(worker)
+                yield result
     finally:
-        stop(pool)
+        for pool in pools:
+            stop(pool)
 
 
 def start_forkserver(server_env: dict[str, str] | None = None):
