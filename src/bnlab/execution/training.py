@@ -1,6 +1,6 @@
 """Fit one job's model into its open run: the estimator built from the validated settings, its
 probes, and a fit whose params, datasets, per-epoch and probe metrics and served model go into
-the run as they happen. The run's lifecycle is its caller's (:mod:`bnlab.execution.job`)."""
+the run as the fit goes. The run's lifecycle is its caller's (:mod:`bnlab.execution.job`)."""
 
 from __future__ import annotations
 
@@ -78,27 +78,37 @@ def fit_into_run(
     client, store: str, run_id: str, params: Params, job: Job, splits: dict, sources: dict[str, str]
 ) -> tuple[KerasMLPClassifier, list]:
     """Fit the job's model; params, datasets, each epoch's metrics (and its time per optimizer
-    step) as the epoch ends, probe metrics as they are measured, the system's CPU and memory
+    step) and probe metrics within seconds of their measuring, the system's CPU and memory
     while it fits, the fit's time and the served model go to run ``run_id`` of the store at
     ``store``."""
     experiment = params.experiment(job.experiment)
     (x_train, y_train), (x_val, y_val) = splits["train"], splits["validation"]
     estimator = make_estimator(experiment, job)
+    epochs, probe_log, geometry_log, init_log = writers = (
+        logged.EpochLogger(store, run_id),
+        logged.ProbeLogger(store, run_id),
+        logged.GeometryLogger(store, run_id),
+        logged.InitGradientLogger(store, run_id),
+    )
     probes = [
         probe
         for probe in (
-            make_probes(experiment, estimator, splits, logged.ProbeLogger(store, run_id)),
-            make_geometry(experiment, estimator, logged.GeometryLogger(store, run_id)),
-            make_init_gradients(experiment, estimator, logged.InitGradientLogger(store, run_id)),
+            make_probes(experiment, estimator, splits, probe_log),
+            make_geometry(experiment, estimator, geometry_log),
+            make_init_gradients(experiment, estimator, init_log),
         )
         if probe is not None
     ]
-    estimator.set_params(callbacks=[logged.EpochLogger(store, run_id), *probes])
+    estimator.set_params(callbacks=[epochs, *probes])
     logged.log_params(client, run_id, job_params(params, estimator, len(y_train), len(y_val)))
     logged.log_datasets(client, run_id, {k: splits[k] for k in sources}, sources)
     started = time.perf_counter()
-    with logged.system_metrics(store, run_id):
-        estimator.fit(flat_pixels(x_train), y_train, validation_data=(flat_pixels(x_val), y_val))
+    try:
+        with logged.system_metrics(store, run_id):
+            estimator.fit(flat_pixels(x_train), y_train, validation_data=(flat_pixels(x_val), y_val))
+    finally:  # a fit that failed keeps the metrics it measured
+        for writer in writers:
+            writer.flush()
     logged.log_metrics(client, run_id, {"fit_seconds": time.perf_counter() - started})
     estimator.set_params(callbacks=None)  # the loggers belong to this run, not the model
     log_served_model(client, run_id, estimator.model_, estimator.n_features_in_)

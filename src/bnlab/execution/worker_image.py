@@ -29,6 +29,15 @@ for name in FIRST_USE:
     except ImportError:
         pass
 
+# MLflow maps every installed module to its distribution when a process logs its first model
+# (it reads every distribution's metadata: 0.1-0.8 s of a worker's first job). Made here once.
+try:
+    from mlflow.utils.requirements_utils import _init_modules_to_packages_map
+
+    _init_modules_to_packages_map()
+except ImportError:
+    pass
+
 job.preload_splits(os.environ)
 
 # The forked workers' garbage collectors then never walk these objects: walking writes to

@@ -1,5 +1,5 @@
-"""What goes into an MLflow run: params, metrics as epochs end and as probes measure, datasets.
-Every write goes through a client for the store it is given."""
+"""What goes into an MLflow run: params, metrics as epochs end and as probes measure (in batches
+a few seconds apart), datasets. Every write goes through a client for the store it is given."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from contextlib import contextmanager
 
 import pandas as pd
 from mlflow.entities import Metric, Param
+from mlflow.utils.validation import MAX_METRICS_PER_BATCH
 
 from bnlab.ml import probe_rows
 from bnlab.tracking.runs import MlflowClient
@@ -64,25 +65,48 @@ def log_metrics(client: MlflowClient, run_id: str, metrics: dict[str, float], st
         client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
 
 
+# A fit's metrics are written at most this often (and when it ends, :meth:`_RunWriter.flush`):
+# one SQLite transaction per epoch and per probe took 13-17% of a short fit
+# (docs/benchmarks.md), and the UI shows a running fit's curves at most seconds late.
+FLUSH_SECONDS = 2.0
+
+
 class _RunWriter:
-    """Writes to one run of the store at ``uri``. Holds only the two strings (its client is made
-    on first use and never copied), so ``clone`` and pickle can copy it."""
+    """Writes to one run of the store at ``uri``, metrics gathered for up to FLUSH_SECONDS and
+    then written in one batch. Holds only the two strings (its client and unwritten metrics
+    are its own, never copied), so ``clone`` and pickle can copy it."""
 
     def __init__(self, uri: str, run_id: str):
         self.uri, self.run_id = uri, run_id
 
     def _log(self, metrics: dict[str, float], step: int) -> None:
+        if getattr(self, "_pending", None) is None:
+            self._pending, self._written = [], time.monotonic()
+        now = int(time.time() * 1000)
+        self._pending.extend(Metric(k, float(v), now, step) for k, v in metrics.items())
+        if time.monotonic() - self._written >= FLUSH_SECONDS:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the metrics gathered so far (in MLflow's batches of at most 1000)."""
+        pending = getattr(self, "_pending", None)
+        if not pending:
+            return
         if getattr(self, "_client", None) is None:
             self._client = MlflowClient(self.uri)
-        log_metrics(self._client, self.run_id, metrics, step)
+        with signals_held():
+            for start in range(0, len(pending), MAX_METRICS_PER_BATCH):
+                self._client.log_batch(self.run_id, metrics=pending[start : start + MAX_METRICS_PER_BATCH])
+        pending.clear()
+        self._written = time.monotonic()
 
     def __getstate__(self):
         return {"uri": self.uri, "run_id": self.run_id}
 
 
 class EpochLogger(_RunWriter):
-    """A training callback that logs each epoch's history to a run, as the epoch ends, with
-    step = epoch number (1..epochs)."""
+    """A training callback that logs each epoch's history to a run with step = epoch number
+    (1..epochs), written within FLUSH_SECONDS of the epoch's end."""
 
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         self._log(logs, step=epoch + 1)
