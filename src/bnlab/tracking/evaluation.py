@@ -28,7 +28,16 @@ from mlflow.entities import RunStatus
 
 from bnlab.tracking.logged import log_metrics
 from bnlab.tracking.registry import logged_model_id
-from bnlab.tracking.runs import EVALUATION_ROLE, ROLE_TAG, MlflowClient, create_run, mlflow, run_lifecycle
+from bnlab.tracking.runs import (
+    EVALUATION_ROLE,
+    MODEL_DIGEST_TAG,
+    PARENT_RUN_ID,
+    ROLE_TAG,
+    MlflowClient,
+    create_run,
+    mlflow,
+    run_lifecycle,
+)
 
 TARGET, PREDICTION = "label", "prediction"
 DATASET = "mnist-test-predictions"
@@ -49,21 +58,23 @@ def evaluate_predictions(
     predicted: np.ndarray,
     classes: list[int],
     source: str,
-    tags: dict[str, str],
+    lineage: dict[str, str],
+    digest: str,
 ) -> str:
     """``mlflow.models.evaluate`` (classifier) of ``predicted`` against ``labels`` in a new
-    evaluation run under ``model_run_id`` (``tags``: its own, the parent tag included), linked to
-    that run's logged model if it has one; its metrics copied onto the model's run. Returns the
-    evaluation run's id.
+    evaluation run under ``model_run_id``, linked to that run's logged model if it has one; its
+    metrics copied onto the model's run. Returns the evaluation run's id.
 
-    ``tags`` should leave out the model run's ``variant`` and ``seed``: grouping the UI's runs table
-    by either would count each model twice, once for its run and once for its evaluation."""
+    The evaluation run's tags: the parent, the stage's ``lineage``, the role and the model's
+    ``digest``; not the model run's ``variant`` or ``seed``, as grouping the UI's runs table by
+    either would then count each model twice, once for its run and once for its evaluation."""
+    tags = {PARENT_RUN_ID: model_run_id, **lineage, MODEL_DIGEST_TAG: digest, ROLE_TAG: EVALUATION_ROLE}
     frame = pd.DataFrame({TARGET: np.asarray(labels, np.int64), PREDICTION: np.asarray(predicted, np.int64)})
     with quiet():
         dataset = mlflow.data.from_pandas(frame, source=source, targets=TARGET, predictions=PREDICTION, name=DATASET)
     model_id = logged_model_id(client, model_run_id)
     name = evaluation_run_name(client.get_run(model_run_id).info.run_name)
-    created = create_run(client, experiment_id, name, {**tags, ROLE_TAG: EVALUATION_ROLE})
+    created = create_run(client, experiment_id, name, tags)
     with run_lifecycle(client, created.info.run_id) as run_id:
         with active(run_id), quiet():
             result = mlflow.models.evaluate(

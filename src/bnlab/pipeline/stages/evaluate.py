@@ -60,7 +60,8 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
                 metrics["predicted"],
                 estimator.classes_.tolist(),
                 str(test),
-                {runs.PARENT_RUN_ID: run_id, **lineage, runs.MODEL_DIGEST_TAG: digest},
+                lineage,
+                digest,
             )
             point = point_columns(job.point)  # a grid's settings, as columns beside variant and seed
             results[job.name] = {"variant": job.variant, "seed": job.seed, **point, **scores}
