@@ -2,7 +2,8 @@
 the speed-up as a ratio within this run, and the peak memory of the whole process tree.
 
 Each measurement runs `bnlab train <experiment>` against a scratch MLflow store (so no job is
-restored from an earlier run: every job trains), with BNLAB_WORKERS set. Wall times come from
+restored from an earlier run: every job trains) and an empty XLA program cache, with
+BNLAB_WORKERS set. Wall times come from
 runs that nobody watches; peak memory from separate runs, as reading a process's memory costs
 CPU (about 0.09 s a reading of the whole tree, some 30% of a core at 0.2 s intervals: taken from
 the workers, it cut the measured speed-up from ~1.9x to ~1.7x). Peak memory is the largest sum
@@ -19,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import psutil
+from alternating import machine
 
 
 def tree_pss(process: psutil.Process) -> int:
@@ -46,6 +47,8 @@ def measure(experiment: str, workers: int, watch_memory: bool) -> tuple[float, i
     """Wall seconds and (when watched) peak PSS bytes of one train stage."""
     scratch = Path(tempfile.mkdtemp(prefix="bnlab-bench-"))
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}", BNLAB_WORKERS=str(workers))
+    # A machine that has compiled nothing yet: an empty XLA program cache too (bnlab.ml.xla_cache)
+    env["BNLAB_XLA_CACHE"] = str(scratch / "xla-cache")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     started = time.perf_counter()
     stage = subprocess.Popen(["bnlab", "train", experiment], env=env, stdout=subprocess.DEVNULL)
@@ -79,11 +82,7 @@ def main() -> None:
                 f"memory round {round_ + 1}: {workers} worker(s): peak {peaks[workers][-1] / 2**30:.2f} GiB", flush=True
             )
     base = args.workers[0]
-    print(
-        f"\ntrain@{args.experiment}; machine: {platform.processor() or platform.machine()}, "
-        f"{len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}; {args.repeat} timed rounds, "
-        f"{args.memory_rounds} memory round(s)"
-    )
+    print(f"\ntrain@{args.experiment}; {machine()}; {args.repeat} timed rounds, {args.memory_rounds} memory round(s)")
     print(
         f"| workers | wall s (median) | wall s (best) | speed-up vs {base} (median of the rounds' ratios) "
         f"| peak memory, largest of the rounds (PSS) |\n|---|---|---|---|---|"
