@@ -135,6 +135,21 @@ def test_the_cache_folder_is_the_projects_unless_set_and_can_be_turned_off(tmp_p
     assert xla_cache.cache_directory({xla_cache.CACHE_ENV: "OFF"}) is None
 
 
+def test_a_cache_folder_that_cannot_be_written_leaves_compiling_as_it_was(tmp_path):
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a folder")
+    done = subprocess.run(
+        [sys.executable, "-c", "import os, bnlab.ml.tf_runtime; print(os.environ.get('TF_XLA_FLAGS', ''))"],
+        env={**project_env(), xla_cache.CACHE_ENV: str(blocked / "xla-cache"), "TF_XLA_FLAGS": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "no XLA program cache" in done.stderr and str(blocked) in done.stderr
+    assert done.stdout.strip() == ""  # no cache flags: TensorFlow compiles every program
+
+
 def test_this_process_compiles_through_its_own_staging_folder():
     """tf_runtime configured the cache when it loaded TensorFlow: the folder TensorFlow writes
     to is this process's own, under the cache, and the key is today's flags and CPU."""

@@ -34,6 +34,7 @@ import hashlib
 import importlib.metadata
 import os
 import shutil
+import sys
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -80,7 +81,11 @@ def configure(env: MutableMapping[str, str] = os.environ) -> Path | None:
     flags = _user_flags(env)
     if directory is not None:
         prefix = entry_prefix(env)
-        flags += [f"{_OWN_FLAGS[0]}{_stage(directory, prefix)}", f"{_OWN_FLAGS[1]}{prefix}"]
+        try:
+            flags += [f"{_OWN_FLAGS[0]}{_stage(directory, prefix)}", f"{_OWN_FLAGS[1]}{prefix}"]
+        except OSError as exc:  # a read-only folder, a file system without hard links: compile as before
+            print(f"bnlab: no XLA program cache in {directory} ({exc}); {CACHE_ENV}=off hides this", file=sys.stderr)
+            directory = None
     if flags:
         env[FLAGS_ENV] = " ".join(flags)
     else:
