@@ -60,9 +60,10 @@ from bnlab.tracking import logged, runs
 client, experiment_id = runs.connect("concurrency")
 with runs.owned_run(client, experiment_id, "worker-{n}", {{}}) as run_id:
     m = make_mnist(200, 20, seed={n})
-    KerasMLPClassifier(epochs={epochs}, hidden_units=(8,), random_state={n},
-                       callbacks=[logged.EpochLogger(runs.mlflow.get_tracking_uri(), run_id)]).fit(
+    epochs = logged.EpochLogger(runs.mlflow.get_tracking_uri(), run_id)
+    KerasMLPClassifier(epochs={epochs}, hidden_units=(8,), random_state={n}, callbacks=[epochs]).fit(
         m.x_train.reshape(200, -1) / 255.0, m.y_train, validation_data=(m.x_test.reshape(20, -1) / 255.0, m.y_test))
+    epochs.flush()  # what fit_into_run does when a fit ends: the last batch of metrics
 """
 
 
