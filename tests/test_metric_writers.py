@@ -32,6 +32,17 @@ def test_metrics_are_written_in_batches_and_every_one_arrives(run, monkeypatch):
     assert [step for step, _ in history(client, run_id, "accuracy")] == [1, 2, 3, 4, 5, 6]
 
 
+def test_a_logger_used_as_a_plain_callback_writes_every_epoch_when_the_fit_ends(run, small_mnist):
+    from bnlab.ml.estimator import KerasMLPClassifier
+
+    store, client, run_id = run
+    x, y = small_mnist.x_train.reshape(len(small_mnist.x_train), -1) / 255, small_mnist.y_train
+    estimator = KerasMLPClassifier(hidden_units=(8,), epochs=3, random_state=0)
+    estimator.set_params(callbacks=[logged.EpochLogger(store, run_id)])
+    estimator.fit(x, y, validation_data=(x[:50], y[:50]))  # three epochs in well under FLUSH_SECONDS
+    assert [step for step, _ in history(client, run_id, "train_loss")] == [1, 2, 3]
+
+
 def test_more_metrics_than_one_mlflow_batch_holds_are_all_written(run):
     store, client, run_id = run
     writer = logged.EpochLogger(store, run_id)

@@ -111,6 +111,11 @@ class EpochLogger(_RunWriter):
     def on_epoch_end(self, epoch: int, logs: dict) -> None:
         self._log(logs, step=epoch + 1)
 
+    def on_train_end(self, logs: dict | None = None) -> None:
+        """The epochs not yet written, when the fit ends: a logger passed to ``fit`` as a plain
+        callback (no :func:`bnlab.execution.training.fit_into_run` to flush it) loses none."""
+        self.flush()
+
 
 class ProbeLogger(_RunWriter):
     """``on_record`` of :class:`bnlab.ml.probes.ProbeRecorder`: each probe's values as metrics
