@@ -144,6 +144,10 @@ def bnlab_here(tmp_path, monkeypatch, capsys):
             "experiments.notebook.probes.every_steps: Input should be greater than 0",
         ),
         (lambda e: e.update(seeds=[]), "experiments.notebook.seeds"),
+        (
+            lambda e: e.update(tune={"grid": {"learning_rate": [0.01]}, "seeds": [0], "metric": "test_accuracy"}),
+            "experiments.notebook.tune.metric: Input should be 'val_accuracy' or 'val_loss'",
+        ),
     ],
 )
 def test_a_bad_experiment_stops_every_stage_with_one_message_before_any_work(tmp_path, bnlab_here, change, message):

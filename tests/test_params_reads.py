@@ -76,4 +76,5 @@ def test_the_recorder_sees_reads_and_ignores_validation(monkeypatch):
         "experiments.${key}.variants",
         "experiments.${key}.probes",
         "experiments.${key}.grid",
+        "experiments.${key}.tune",
     }

@@ -33,6 +33,7 @@ def experiment_with(n_variants: int) -> ExperimentParams:
             "probes": None,
             "reference": None,
             "grid": None,
+            "tune": None,
         }
     )
 
@@ -142,7 +143,7 @@ def test_a_depth_by_batch_grid_gets_the_theorys_table_and_the_trainability_map(t
 
     from bnlab.analysis.init_gradient_tables import init_gradient_markdown, theory_rates
     from bnlab.analysis.mean_field import bn_relu_gradient_rate
-    from bnlab.analysis.report import write_init_gradient_figures
+    from bnlab.analysis.report_figures import write_init_gradient_figures
     from bnlab.experiments.params import load_params
 
     from helpers import PROJECT
@@ -158,9 +159,9 @@ def test_a_depth_by_batch_grid_gets_the_theorys_table_and_the_trainability_map(t
         for s in experiment.seeds
     ]
     gradients = init_gradient_frames(1.8)["init_gradients.csv"]
-    empty = [pd.DataFrame() for _ in range(4)]
-    report = Report("yang2019_depth", experiment, {}, pd.DataFrame(cells), {}, *empty, gradients, theory)
-    write_init_gradient_figures(tmp_path, report, figures.colors(["batchnorm", "plain"], "plain"))
+    palette = figures.colors(["batchnorm", "plain"], "plain")
+    grid = list(experiment.grid)
+    write_init_gradient_figures(tmp_path, gradients, theory, pd.DataFrame(cells), grid, palette, len(experiment.seeds))
     assert {p.name for p in tmp_path.iterdir()} == {"init_gradients.png", "trainability_map.png"}
     table = unpadded(init_gradient_markdown(gradients, theory))
     assert "| batchnorm | 8 | 20 | 1.7" in table and f"{bn_relu_gradient_rate(8):.4f}" in table

@@ -23,10 +23,11 @@ def test_plan_makes_one_request_per_job_with_the_stores_credentials_never_shown(
     uri = f"https://alice:{SECRET}@mlflow.example"
     params = shipped_params()
     files = split_files(params.experiment("lr_sweep"))
+    job_list = jobs("lr_sweep", params.experiment("lr_sweep"))
     requests = plan(
-        params, "lr_sweep", files, store_uri(uri), credentials(uri), "1", "parent", {"git_commit": "abc"}, "data"
+        params, job_list, files, store_uri(uri), credentials(uri), "1", "parent", {"git_commit": "abc"}, "data"
     )
-    assert [r.job for r in requests] == jobs("lr_sweep", params.experiment("lr_sweep"))
+    assert [r.job for r in requests] == job_list
     assert {r.store for r in requests} == {"https://mlflow.example"}
     assert all(
         dict(r.credentials) == {"MLFLOW_TRACKING_USERNAME": "alice", "MLFLOW_TRACKING_PASSWORD": SECRET}

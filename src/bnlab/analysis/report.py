@@ -5,24 +5,33 @@ metrics the parent run gets. The report stage writes what these return."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
 from bnlab.analysis import figures as plots
 from bnlab.analysis.columns import comparison_title
-from bnlab.analysis.geometry_tables import ICS_LABELS, LANDSCAPE_LABELS, LOGGED, geometry_markdown, landscape_per_probe
-from bnlab.analysis.init_gradient_tables import init_gradient_markdown, theory_rates, trainability_cells
-from bnlab.analysis.mean_field import trainable_depth
-from bnlab.analysis.probe_tables import grid_probe_markdown, moving_average_gaps, probe_markdown
-from bnlab.analysis.statistics import comparison_markdown, format_p, gain_with_interval, mean_history, summarize
-from bnlab.analysis.sweep import curve_stats, point_summaries, sweep_frame
-from bnlab.experiments.jobs import jobs, model_dir, ordered_variants
-from bnlab.experiments.params import COMPARISON_KEY, ExperimentParams
+from bnlab.analysis.geometry_tables import geometry_markdown
+from bnlab.analysis.init_gradient_tables import init_gradient_markdown, theory_rates
+from bnlab.analysis.probe_tables import grid_probe_markdown, probe_markdown
+from bnlab.analysis.report_figures import (
+    write_curves,
+    write_figures,
+    write_geometry_figures,
+    write_init_gradient_figures,
+    write_sweep_figures,
+)
+from bnlab.analysis.statistics import comparison_markdown, format_p, gain_with_interval, summarize
+from bnlab.analysis.sweep import point_summaries, sweep_frame
+from bnlab.core.layout import MODEL_META_FILE
+from bnlab.experiments.jobs import Job, jobs, model_dir, ordered_variants
+from bnlab.experiments.params import COMPARISON_KEY, SELECTED_KEY, ExperimentParams
+from bnlab.experiments.selection import choose, read_scores, selected_params, selection_rows
 from bnlab.ml.probe_rows import TABLES
 
-FILES = ("metrics.json", "per_seed.csv", "sweep.csv", "comparison.md", *TABLES)
+SELECTION_FILE = "selection.csv"  # every selection job's score; empty for an experiment that does not tune
+FILES = ("metrics.json", "per_seed.csv", "sweep.csv", "comparison.md", SELECTION_FILE, *TABLES)
 FOLDERS = ("figures", "curves")
 
 
@@ -41,10 +50,18 @@ class Report:
     ics: pd.DataFrame
     init_gradients: pd.DataFrame
     theory: dict  # Yang et al.'s factor per (variant, batch size): init_gradient_tables.theory_rates
+    jobs: list[Job] = field(default_factory=list)  # the comparison's, with the settings chosen
+    selection: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["variant", "seed", "chosen"]))
+    selected: dict | None = None  # metrics.json's `selected` (bnlab.experiments.selection.selected_params)
 
     @property
     def grid_keys(self) -> list[str]:
         return list(self.experiment.grid or {})
+
+    @property
+    def metrics(self) -> dict:
+        """metrics.json: the summary, and what a selection chose."""
+        return self.summary if self.selected is None else {**self.summary, SELECTED_KEY: self.selected}
 
     @property
     def per_seed(self) -> pd.DataFrame:
@@ -78,11 +95,14 @@ class Report:
         else:
             write_figures(paths["figures"], self.experiment, self.histories, self.probes, self.steps, palette)
             write_geometry_figures(paths["figures"], self.landscape, self.ics, palette, n_seeds)
-        write_init_gradient_figures(paths["figures"], self, palette)
+        write_init_gradient_figures(
+            paths["figures"], self.init_gradients, self.theory, self.sweep, self.grid_keys, palette, n_seeds
+        )
         self.sweep.round(6).to_csv(paths["sweep.csv"], index=False)
         write_curves(paths["curves"], self.histories, self.experiment.seeds)
-        paths["metrics.json"].write_text(json.dumps(self.summary, indent=2, sort_keys=True) + "\n")
+        paths["metrics.json"].write_text(json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
         self.per_seed.round(6).to_csv(paths["per_seed.csv"], index=False)
+        self.selection.round(6).to_csv(paths[SELECTION_FILE], index=False)
         for file, frame in zip(TABLES, (self.probes, self.steps, self.landscape, self.ics, self.init_gradients)):
             frame.to_csv(paths[file], index=False)
         paths["comparison.md"].write_text(self.table())
@@ -102,8 +122,10 @@ class Report:
 def build_report(name: str, experiment: ExperimentParams, models: Path, results: dict) -> Report:
     """The report of experiment ``name`` from its models' folder and its test results."""
     variants, grid_keys = ordered_variants(experiment), list(experiment.grid or {})
-    job_list = jobs(name, experiment)
-    histories = load_per_job(models, name, experiment, "estimator.json")
+    scores = read_scores(models, name, experiment) if experiment.tune else {}
+    selected = choose(experiment, scores) if experiment.tune else None
+    job_list = jobs(name, experiment, selected)
+    histories = load_per_job(models, job_list, experiment, MODEL_META_FILE)
     sweep = sweep_frame(
         [results[job.name] for job in job_list],
         [histories[job.group][experiment.seeds.index(job.seed)] for job in job_list],
@@ -115,15 +137,20 @@ def build_report(name: str, experiment: ExperimentParams, models: Path, results:
         if grid_keys
         else summarize(sweep.drop(columns="final_train_loss"), experiment.baseline)
     )
-    return Report(
+    report = Report(
         name,
         experiment,
         histories,
         sweep,
         summary,
-        *(load_per_job(models, name, experiment, file, columns) for file, columns in TABLES.items()),
+        *(load_per_job(models, job_list, experiment, file, columns) for file, columns in TABLES.items()),
         theory_rates(experiment),
+        job_list,
     )
+    if selected is not None:
+        report.selected = selected_params(experiment, selected)
+        report.selection = pd.DataFrame(selection_rows(experiment, scores, selected))
+    return report
 
 
 def comparison_tables(summary: dict, experiment: ExperimentParams, grid_keys: list[str]) -> str:
@@ -137,38 +164,14 @@ def comparison_tables(summary: dict, experiment: ExperimentParams, grid_keys: li
     return "".join(f"## {label}\n\n{table(point_summary)}\n" for label, point_summary in summary.items())
 
 
-def write_sweep_figures(
-    folder: Path, sweep: pd.DataFrame, steps: pd.DataFrame, grid_keys: list[str], palette: dict[str, str], n_seeds: int
-) -> None:
-    """Test accuracy, final training loss and (with BN probes) BN's training-mode minus
-    inference-mode accuracy against the swept setting (a one-setting grid)."""
-    if len(grid_keys) != 1:
-        return  # several settings: sweep.csv has every job; no figure draws them all
-    x = grid_keys[0]
-    gaps = moving_average_gaps(steps, grid_keys) if not steps.empty else steps
-    for frame, column, ylabel, what, log_y in (
-        (sweep, "test_accuracy", "test accuracy", "Test accuracy", False),
-        (sweep, "final_train_loss", "final training loss", "Final training loss", True),
-        (gaps, "gap", "train − inference mode accuracy", "BN's batch statistics", False),
-    ):
-        if frame.empty:
-            continue
-        title = f"{what} vs {x.replace('_', ' ')} (mean ± std, {n_seeds} seeds)"
-        name = "train_vs_inference_mode" if column == "gap" else column
-        plots.save_png(
-            plots.sweep_figure(curve_stats(frame, x, column), x, ylabel, title, palette, log_y),
-            folder / f"{name}_vs_{x}.png",
-        )
-
-
-def load_per_job(models: Path, name: str, experiment: ExperimentParams, file: str, columns=None):
+def load_per_job(models: Path, job_list: list[Job], experiment: ExperimentParams, file: str, columns=None):
     """estimator.json histories as {group: [history per seed]} (group: the variant, at its grid
     point); a CSV as one frame with
     ``variant`` and ``seed`` in front, a grid's settings before them (empty, with its columns,
     where there are no probes)."""
     if file.endswith(".json"):
         found = {}
-        for job in jobs(name, experiment):
+        for job in job_list:
             meta = json.loads((model_dir(models, job) / file).read_text())
             found.setdefault(job.group, []).append(meta["history"])
         return found
@@ -178,114 +181,12 @@ def load_per_job(models: Path, name: str, experiment: ExperimentParams, file: st
         pd.read_csv(model_dir(models, job) / file, dtype={"unit": str}).assign(
             **dict(job.point), variant=job.variant, seed=job.seed
         )
-        for job in jobs(name, experiment)
+        for job in job_list
         if (model_dir(models, job) / file).exists()
     ]
     frames = [frame for frame in frames if not frame.empty]  # a job with no probe step: its empty table has no types
     frame = pd.concat(frames) if frames else pd.DataFrame(columns=[*keys, *columns])
     return frame[[*keys, *columns]].reset_index(drop=True)
-
-
-def write_figures(
-    folder: Path,
-    experiment: ExperimentParams,
-    histories: dict,
-    probes: pd.DataFrame,
-    steps: pd.DataFrame,
-    palette: dict[str, str],
-) -> None:
-    n_seeds = len(experiment.seeds)
-    curves = {variant: mean_history(histories[variant]) for variant in palette}
-    for metric in plots.TITLES:
-        plots.save_png(
-            plots.curve_figure(metric, {v: curves[v][metric] for v in palette}, n_seeds, palette),
-            folder / f"{metric}.png",
-        )
-    if probes.empty:
-        return
-    plots.save_png(
-        plots.steps_figure(
-            steps, "test_accuracy", f"Test accuracy during training (mean ± std over {n_seeds} seeds)", palette
-        ),
-        folder / "test_accuracy_by_step.png",
-    )
-    last_layer, unit, seed = int(probes["layer"].max()), str(experiment.probes.unit), experiment.seeds[0]
-    plots.save_png(
-        plots.percentiles_figure(probes, last_layer, unit, seed, list(palette)),
-        folder / f"percentiles_layer{last_layer}_unit{unit}.png",
-    )
-    plots.save_png(
-        plots.layers_figure(probes, "p50", "median input to nonlinearity (all units)", palette),
-        folder / "input_median_by_layer.png",
-    )
-    if probes["dead_fraction"].max() > 0:
-        plots.save_png(
-            plots.layers_figure(probes, "dead_fraction", "fraction of dead units", palette), folder / "dead_units.png"
-        )
-    train_mode = steps.dropna(subset=["train_mode_accuracy"])
-    if not train_mode.empty:
-        both = pd.concat(
-            [
-                train_mode.assign(
-                    variant=train_mode["variant"] + ": moving averages", accuracy=train_mode["val_accuracy"]
-                ),
-                train_mode.assign(
-                    variant=train_mode["variant"] + ": batch statistics", accuracy=train_mode["train_mode_accuracy"]
-                ),
-            ]
-        )
-        names = sorted(both["variant"].unique())
-        lines = dict(zip(names, plots.distinct_colors(len(names))))
-        plots.save_png(
-            plots.steps_figure(both, "accuracy", "Validation accuracy: inference vs training mode", lines),
-            folder / "train_vs_inference_mode.png",
-        )
-
-
-def write_geometry_figures(
-    folder: Path, landscape: pd.DataFrame, ics: pd.DataFrame, palette: dict[str, str], n_seeds: int
-) -> None:
-    """landscape_<direction>.png (Santurkar et al.'s Figure 4) and covariate_shift.png (their
-    Figure 3), where the experiment measured them."""
-    if not landscape.empty:
-        per_probe = landscape_per_probe(landscape)
-        for direction in dict.fromkeys(per_probe["direction"]):
-            plots.save_png(
-                plots.landscape_figure(per_probe, direction, LANDSCAPE_LABELS, palette, n_seeds),
-                folder / f"landscape_{direction}.png",
-            )
-    if not ics.empty:
-        plots.save_png(plots.shift_figure(ics, ICS_LABELS, LOGGED, palette, n_seeds), folder / "covariate_shift.png")
-
-
-def write_init_gradient_figures(folder: Path, report: Report, palette: dict[str, str]) -> None:
-    """init_gradients.png (the gradients by layer beside the theory's slope) where they were
-    measured, and trainability_map.png for a grid over depth and batch size (Yang et al.)."""
-    if not report.init_gradients.empty:
-        plots.save_png(
-            plots.init_gradient_figure(report.init_gradients, report.theory, palette, len(report.experiment.seeds)),
-            folder / "init_gradients.png",
-        )
-    if {"depth", "batch_size"} <= set(report.grid_keys):
-        limits = {}
-        for (variant, size), rate in report.theory.items():
-            limits.setdefault(variant, {})[size] = trainable_depth(rate)
-        plots.save_png(
-            plots.trainability_figure(trainability_cells(report.sweep), limits), folder / "trainability_map.png"
-        )
-
-
-def write_curves(folder: Path, histories: dict, seeds: list[int]) -> None:
-    """Per-epoch histories for `dvc plots`: one CSV per metric, one row per (variant, seed,
-    epoch), the metric last (the template averages over seeds and colours by variant)."""
-    for metric in plots.TITLES:
-        rows = [
-            {"variant": variant, "seed": seed, "epoch": epoch, metric: value}
-            for variant, per_seed in histories.items()
-            for seed, history in zip(seeds, per_seed)
-            for epoch, value in enumerate(history[metric], start=1)
-        ]
-        pd.DataFrame(rows).round(6).to_csv(folder / f"{metric}.csv", index=False)
 
 
 def parent_metrics(summary: dict, grid: bool = False) -> list[dict[str, float]]:

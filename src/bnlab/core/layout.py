@@ -14,6 +14,7 @@ SPLITS = {"train": "train", "val": "validation", "test": "test"}
 STORE_DB = "mlflow.db"
 STORE_ARTIFACTS = "mlartifacts"
 PIPELINE_FILE = "pipeline.json"  # in models/<experiment>/: the key later stages find runs by
+MODEL_META_FILE = "estimator.json"  # in each model's folder: its params, classes and history
 TEST_METRICS_FILE = "test_metrics.json"  # in eval/<experiment>/
 
 

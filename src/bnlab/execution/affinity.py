@@ -18,6 +18,8 @@ import json
 from collections import OrderedDict, deque
 from collections.abc import Callable, Hashable, Iterable
 
+from bnlab.experiments.jobs import job_probes, job_settings
+
 # Settings a compiled function takes as a value, not in its shape: jobs differing only there
 # share every compiled function (the learning rate is a variable copied into the template).
 RUNTIME_VALUES = ("learning_rate",)
@@ -27,10 +29,11 @@ def configuration(request) -> str:
     """What decides a job's compiled functions: its network and training settings but those in
     RUNTIME_VALUES, and its experiment's probes (which compile functions of their own)."""
     experiment = request.params.experiment(request.job.experiment)
-    settings = experiment.settings(request.job.variant, request.job.point).model_dump()
+    settings = job_settings(experiment, request.job).model_dump()
     for name in RUNTIME_VALUES:
         settings.pop(name, None)
-    probes = experiment.probes.model_dump() if experiment.probes is not None else None
+    probes = job_probes(experiment, request.job)
+    probes = probes.model_dump() if probes is not None else None
     return json.dumps([settings, probes], sort_keys=True, default=str)
 
 

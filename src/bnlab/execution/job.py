@@ -22,7 +22,7 @@ from pathlib import Path
 from bnlab.core.atomic import is_write_error
 from bnlab.data.mnist import file_digest
 from bnlab.data.splits import load_split
-from bnlab.experiments.jobs import Job
+from bnlab.experiments.jobs import Job, job_probes, job_settings
 from bnlab.experiments.params import Params
 from bnlab.ml import xla_cache
 from bnlab.ml.probe_rows import SIGNIFICANT_DIGITS, TABLES
@@ -139,10 +139,11 @@ def _job_key(request: JobRequest) -> str:
     from bnlab.tracking.job_cache import code_fingerprint, job_key, runtime_fingerprint
 
     experiment = request.params.experiment(request.job.experiment)
+    probes = job_probes(experiment, request.job)
     return job_key(
-        experiment.settings(request.job.variant, request.job.point).model_dump(),
+        job_settings(experiment, request.job).model_dump(),
         request.job.seed,
-        experiment.probes and experiment.probes.model_dump(),
+        probes and probes.model_dump(),
         request.data_fingerprint,
         code_fingerprint(),
         runtime_fingerprint(runtime_settings()),

@@ -25,6 +25,12 @@ class Placement:
     splits: dict
     cluster: object = None
 
+    def close(self) -> None:
+        """Disconnect from the Dask cluster, if any (its jobs are stopped by :func:`running`)."""
+        if self.cluster is not None:
+            self.cluster.close()
+            self.cluster = None
+
     def describe(self, jobs: int) -> str:
         return f"the Dask cluster at {self.scheduler}" if self.scheduler else f"{min(self.workers, jobs)} worker(s)"
 
@@ -51,7 +57,7 @@ def place(n_jobs: int, files: tuple[tuple[str, str], ...], store: str) -> Placem
 @contextmanager
 def running(placement: Placement, requests: list[JobRequest]) -> Iterator[Iterator[JobResult]]:
     """The jobs' results as they finish; on leaving, every job still running is stopped (the
-    first error stops them all)."""
+    first error stops them all). The placement stays open for more jobs (:meth:`Placement.close`)."""
     if placement.cluster is not None:
         from bnlab.execution.cluster import run_on_cluster
 
@@ -60,7 +66,6 @@ def running(placement: Placement, requests: list[JobRequest]) -> Iterator[Iterat
             yield results
         finally:
             results.close()
-            placement.cluster.close()
         return
     if uses_workers(placement.workers, len(requests)):  # jobs do not run here: 55 MB less in this process
         placement.splits = {}

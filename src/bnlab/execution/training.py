@@ -7,7 +7,7 @@ from __future__ import annotations
 import time
 
 from bnlab.data.splits import flat_pixels
-from bnlab.experiments.jobs import Job
+from bnlab.experiments.jobs import Job, job_probes, job_settings
 from bnlab.experiments.params import ExperimentParams, Params
 from bnlab.ml.estimator import KerasMLPClassifier
 from bnlab.ml.geometry import GeometryProbe
@@ -23,7 +23,7 @@ PIXEL_SCALE = 1 / 255  # inside the network, so the logged model takes raw pixel
 def make_estimator(experiment: ExperimentParams, job: Job, callbacks=None) -> KerasMLPClassifier:
     """The job's estimator, built from the validated settings as they are."""
     return KerasMLPClassifier(
-        **experiment.settings(job.variant, job.point).estimator_kwargs(),
+        **job_settings(experiment, job).estimator_kwargs(),
         random_state=job.seed,
         rescale=PIXEL_SCALE,
         callbacks=callbacks,
@@ -90,15 +90,17 @@ def fit_into_run(
         logged.GeometryLogger(store, run_id),
         logged.InitGradientLogger(store, run_id),
     )
-    probes = [
-        probe
-        for probe in (
-            make_probes(experiment, estimator, splits, probe_log),
-            make_geometry(experiment, estimator, geometry_log),
-            make_init_gradients(experiment, estimator, init_log),
-        )
-        if probe is not None
-    ]
+    probes = []
+    if job_probes(experiment, job) is not None:  # a selection job needs its validation score only
+        probes = [
+            probe
+            for probe in (
+                make_probes(experiment, estimator, splits, probe_log),
+                make_geometry(experiment, estimator, geometry_log),
+                make_init_gradients(experiment, estimator, init_log),
+            )
+            if probe is not None
+        ]
     estimator.set_params(callbacks=[epochs, *probes])
     logged.log_params(client, run_id, job_params(params, estimator, len(y_train), len(y_val)))
     logged.log_datasets(client, run_id, {k: splits[k] for k in sources}, sources)

@@ -8,17 +8,17 @@ key and what is allowed, and nothing is written. The data's settings are
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 import yaml
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from bnlab.core.settings import ParamsError, Strict, describe_error
 from bnlab.data.settings import N_TRAIN_IMAGES, DataParams, SplitParams
-from bnlab.ml.hyperparams import HYPERPARAMETERS, LANDSCAPE_DIRECTIONS, ModelParams
+from bnlab.experiments.grid_values import combinations, grid_axis
+from bnlab.ml.hyperparams import LANDSCAPE_DIRECTIONS, ModelParams
 
 __all__ = [
     "COMPARISON_KEY",
@@ -34,9 +34,23 @@ __all__ = [
 # Names that become folder names, DVC stage names (train@notebook) and MLflow run names.
 NAME = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 Positive = Annotated[int, Field(gt=0)]
-Seeds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1)]
-# reports/<experiment>/metrics.json holds one key per variant and this one beside them.
+
+
+def _distinct(seeds: list[int]) -> list[int]:
+    if len(set(seeds)) != len(seeds):
+        raise ValueError("seeds must be distinct")
+    return seeds
+
+
+Seeds = Annotated[list[Annotated[int, Field(ge=0)]], Field(min_length=1), AfterValidator(_distinct)]
+
+# reports/<experiment>/metrics.json holds one key per variant and these beside them: the
+# comparison with the baseline, and what a selection (tune) chose.
 COMPARISON_KEY = "comparison"
+SELECTED_KEY = "selected"
+# What a selection (tune) may rank candidates by, each on the validation split at the fit's end:
+# the higher accuracy, or the lower loss.
+SELECTION_METRICS = ("val_accuracy", "val_loss")
 # The experiment `make run` and `mlflow run .` run unless told otherwise (the Makefile and
 # MLproject repeat it: a test checks).
 DEFAULT_EXPERIMENT = "notebook"
@@ -88,6 +102,30 @@ class ProbeParams(Strict):
     init_gradients: bool = False
 
 
+class TuneParams(Strict):
+    """A selection made before the comparison (bnlab.experiments.selection): every variant
+    trains every combination of ``grid``'s values on the ``seeds`` of the selection, and its
+    comparison then trains at the combination with the best mean ``metric`` on the validation
+    split (at a grid's point, per point). The same candidates and seeds for every variant: an
+    equal budget per arm."""
+
+    grid: dict[str, list]
+    seeds: Seeds
+    metric: Literal[SELECTION_METRICS]
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_values(cls, grid: dict[str, list]) -> dict[str, list]:
+        if not grid:
+            raise ValueError("is empty: give at least one setting and its candidate values")
+        return {key: grid_axis(key, values) for key, values in grid.items()}
+
+    def candidates(self) -> list[tuple[tuple[str, object], ...]]:
+        """Every combination of the candidate values, as ((setting, value), ...), in the
+        order declared (the last setting varying fastest)."""
+        return combinations(self.grid)
+
+
 class ExperimentParams(Strict):
     """One experiment: shared settings, the variants compared, seeds, budget and probes. Every
     key is spelled out (null where unused): dvc.yaml makes each stage depend on just the keys
@@ -105,6 +143,8 @@ class ExperimentParams(Strict):
     # Estimator settings swept: each key a model setting, each value a list of its values.
     # Every point of the grid (every combination) is trained for every variant and seed.
     grid: dict[str, list] | None
+    # A selection on the validation split that gives each variant its own best settings.
+    tune: TuneParams | None
 
     @field_validator("grid")
     @classmethod
@@ -113,23 +153,17 @@ class ExperimentParams(Strict):
             return None
         if not grid:
             raise ValueError("is empty: give at least one setting and its values, or null for no grid")
-        return {key: _grid_axis(key, values) for key, values in grid.items()}
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct(cls, value: list[int]) -> list[int]:
-        if len(set(value)) != len(value):
-            raise ValueError("seeds must be distinct")
-        return value
+        return {key: grid_axis(key, values) for key, values in grid.items()}
 
     @field_validator("variants")
     @classmethod
     def _not_reserved(cls, value: dict) -> dict:
-        if COMPARISON_KEY in value:  # its numbers would overwrite the comparison in metrics.json
-            raise ValueError(
-                f"a variant may not be named {COMPARISON_KEY!r}: metrics.json uses that key "
-                f"for the comparison with the baseline; rename the variant"
-            )
+        for reserved, what in ((COMPARISON_KEY, "the comparison with the baseline"), (SELECTED_KEY, "the selection")):
+            if reserved in value:  # its numbers would overwrite that entry of metrics.json
+                raise ValueError(
+                    f"a variant may not be named {reserved!r}: metrics.json uses that key "
+                    f"for {what}; rename the variant"
+                )
         return value
 
     @model_validator(mode="after")
@@ -139,11 +173,15 @@ class ExperimentParams(Strict):
         unknown = sorted(set(self.reference or {}) - set(self.variants))
         if unknown:
             raise ValueError(f"reference names variants that do not exist: {', '.join(unknown)}")
+        self._check_tune()
         for name, overrides in self.variants.items():
             swept = sorted(set(self.grid or {}) & overrides.model_fields_set)
             if swept:  # which value would win is anyone's guess: refuse
                 raise ValueError(f"variant {name!r} sets {', '.join(swept)}, which the grid sweeps")
-            for point in self.grid_points():
+            tuned = sorted(set(self.tune.grid if self.tune else {}) & overrides.model_fields_set)
+            if tuned:
+                raise ValueError(f"variant {name!r} sets {', '.join(tuned)}, which tune.grid selects")
+            for point in self.trained_points():
                 settings = self.model.merged(overrides).merged(ModelParams(**dict(point)))
                 if settings.epochs is not None and settings.steps is not None:
                     raise ValueError(f"variant {name!r}: set either epochs or steps, not both")
@@ -156,14 +194,29 @@ class ExperimentParams(Strict):
                 _check_groups(name, settings)
         return self
 
+    def _check_tune(self) -> None:
+        if self.tune is None:
+            return
+        both = sorted(set(self.tune.grid) & set(self.grid or {}))
+        if both:
+            raise ValueError(f"tune.grid and grid both set {', '.join(both)}: select it or sweep it, not both")
+        shared = sorted(set(self.tune.seeds) & set(self.seeds))
+        if shared:  # a model chosen on a seed would then be compared on it
+            raise ValueError(f"tune.seeds must be apart from seeds; both have {', '.join(map(str, shared))}")
+
     # What the train stage reads (dvc.yaml lists the same keys): its models depend on these only.
-    TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("model", "variants", "seeds", "probes", "grid")
+    TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("model", "variants", "seeds", "probes", "grid", "tune")
 
     def grid_points(self) -> list[tuple[tuple[str, object], ...]]:
         """Every combination of the grid's values, as ((setting, value), ...), in the order
         declared (the last setting varying fastest); one empty point without a grid."""
-        grid = self.grid or {}
-        return [tuple(zip(grid, values)) for values in itertools.product(*grid.values())]
+        return combinations(self.grid or {})
+
+    def trained_points(self) -> list[tuple[tuple[str, object], ...]]:
+        """Every point of the grid with every candidate of the selection: the settings some
+        job of this experiment may train with, beyond the variants' own."""
+        candidates = self.tune.candidates() if self.tune else [()]
+        return [(*point, *candidate) for point in self.grid_points() for candidate in candidates]
 
     def training_settings(self) -> dict:
         return self.model_dump(include=set(self.TRAINING_KEYS))
@@ -172,48 +225,6 @@ class ExperimentParams(Strict):
         """The estimator settings of one variant, at one point of the grid."""
         settings = self.model.merged(self.variants[variant])
         return settings.merged(ModelParams(**dict(point))) if point else settings
-
-
-def _grid_axis(key: str, values: object) -> list:
-    """One setting's values, each validated as that setting would be in ``model``."""
-    if key not in HYPERPARAMETERS:
-        raise ValueError(f"{key!r} is not an estimator setting; known: {', '.join(HYPERPARAMETERS)}")
-    if not isinstance(values, list) or not values:
-        raise ValueError(f"{key}: expected a non-empty list of values, got {values!r}")
-    checked = []
-    for value in values:
-        try:
-            checked.append(getattr(ModelParams.model_validate({key: value}), key))
-        except ValidationError as exc:
-            raise ValueError(f"{key}: value {value!r}: {exc.errors(include_url=False)[0]['msg']}") from None
-    _distinct_names(key, checked)
-    return checked
-
-
-def _distinct_names(key: str, values: list) -> None:
-    """Each value names its jobs' folders and runs (:func:`format_value`): two values with one
-    name would write over each other's models, so they are refused, both named."""
-    seen: dict[str, object] = {}
-    for value in values:
-        name = format_value(value)
-        if name in seen:
-            same = "" if seen[name] == value else f" (written {seen[name]!r} and {value!r})"
-            raise ValueError(
-                f"{key}: values must be distinct; two are named {name}{same}, "
-                f"and a job's folder and run are named by its value (6 significant digits)"
-            )
-        seen[name] = value
-
-
-def format_value(value: object) -> str:
-    """A grid value as it appears in names and tables: 0.001, 64x64, true."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    if isinstance(value, float):
-        return f"{value:g}"
-    if isinstance(value, (list, tuple)):
-        return "x".join(format_value(v) for v in value)
-    return str(value)
 
 
 def _check_probes(probes: ProbeParams, variant: str, settings: ModelParams) -> None:
@@ -255,7 +266,7 @@ class Params(Strict):
             if geometry is None:
                 continue
             for variant in experiment.variants:
-                for point in experiment.grid_points():
+                for point in experiment.trained_points():
                     settings = experiment.settings(variant, point)
                     steps = settings.steps or settings.resolved("epochs") * -(
                         -n_train // settings.resolved("batch_size")

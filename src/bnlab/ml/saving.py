@@ -13,6 +13,7 @@ from typing import Self
 import numpy as np
 from sklearn.utils.validation import check_is_fitted
 
+from bnlab.core.layout import MODEL_META_FILE
 from bnlab.ml.tf_runtime import keras
 
 
@@ -48,7 +49,7 @@ class EstimatorFiles:
             "history": self.history_,
             "n_steps": self.n_steps_,
         }
-        (folder / "estimator.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+        (folder / MODEL_META_FILE).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
         return folder
 
     @classmethod
@@ -56,7 +57,7 @@ class EstimatorFiles:
         """Load what :meth:`save` wrote. A ``model.keras`` is read in Keras's safe mode; a
         ``weights.npz`` is read without pickle into a network built from the parameters."""
         folder = Path(folder)
-        meta = json.loads((folder / "estimator.json").read_text())
+        meta = json.loads((folder / MODEL_META_FILE).read_text())
         params = meta["params"]
         params["hidden_units"] = tuple(params["hidden_units"])
         estimator = cls(**params)

@@ -9,18 +9,30 @@ from bnlab.experiments.params import Params
 from bnlab.ml.tf_runtime import runtime_settings
 from bnlab.tracking.logged import log_history, log_params
 from bnlab.tracking.models import log_served_model
-from bnlab.tracking.runs import MODEL_DIGEST_TAG, PARENT_RUN_ID, RESTORED, MlflowClient, owned_run, provenance
+from bnlab.tracking.runs import (
+    MODEL_DIGEST_TAG,
+    PARENT_RUN_ID,
+    RESTORED,
+    ROLE_TAG,
+    SELECTION_ROLE,
+    MlflowClient,
+    owned_run,
+    provenance,
+)
 
 
 def job_tags(job: Job, parent_id: str, lineage: dict) -> dict[str, str]:
-    """The tags the UI groups and filters a job's run by, its lineage and its runtime."""
-    point = {"grid_point": point_label(job.point)} if job.point else {}
+    """The tags the UI groups and filters a job's run by, its lineage and its runtime; a
+    selection job's say so, and which candidate it tries."""
+    extra = {"grid_point": point_label(job.point)} if job.point else {}
+    if job.selection:
+        extra |= {ROLE_TAG: SELECTION_ROLE, "candidate": point_label(job.tuned)}
     return {
         PARENT_RUN_ID: parent_id,
         "experiment": job.experiment,
         "variant": job.variant,
         "seed": str(job.seed),
-        **point,
+        **extra,
         **lineage,
         **{f"runtime.{k}": v for k, v in runtime_settings().items()},
         # what the report's numbers would run on here (numpy_dispatch): not the weights'

@@ -64,6 +64,7 @@ ENDED_BY_TAG = "bnlab.ended_by"
 KEY_TAG = "bnlab.pipeline_key"
 ROLE_TAG = "bnlab.role"
 PIPELINE_ROLE, EVALUATION_ROLE = "pipeline", "evaluation"  # an experiment's parent; a model's test-set run
+SELECTION_ROLE = "selection"  # a model trained to choose settings on the validation split
 MODEL_DIGEST_TAG = "model_digest"  # sha256 of a job's weights.npz: which model the run holds
 # How a run came to be (docs/mlflow.md): TRAINED by its own process; RESTORED, a model trained
 # elsewhere (the per-job cache, or DVC's cache into a store that never saw it); COPIED, a run

@@ -1,6 +1,6 @@
-"""Stage `evaluate@<experiment>`: each model on the official test set → eval/<experiment>/;
-test metrics and MLflow's classifier evaluation (per-class metrics, confusion matrix) to its
-MLflow run."""
+"""Stage `evaluate@<experiment>`: each model of the comparison on the official test set →
+eval/<experiment>/ (a selection's models are never tested); test metrics and MLflow's
+classifier evaluation (per-class metrics, confusion matrix) to its MLflow run."""
 
 import json
 import sys
@@ -13,6 +13,7 @@ from bnlab.data.mnist import file_digest
 from bnlab.data.splits import flat_pixels, load_split
 from bnlab.experiments.jobs import jobs, model_dir, point_columns
 from bnlab.experiments.params import load_params
+from bnlab.experiments.selection import read_selected
 from bnlab.pipeline.command import stage_main
 
 
@@ -23,6 +24,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     models, output = layout.models_dir(experiment_name), layout.eval_dir(experiment_name)
     x_test, y_test = load_split(test)
     meta = json.loads((models / layout.PIPELINE_FILE).read_text())
+    selected = read_selected(models, experiment_name, experiment)  # never the selection's models
     # Only now the imports that take seconds (TensorFlow, MLflow): bad inputs are reported first.
     from bnlab.ml.estimator import KerasMLPClassifier
     from bnlab.ml.evaluation import evaluate
@@ -39,7 +41,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         copies.results_run(client, experiment_id, experiment_name, meta["pipeline_key"], lineage) as parent_id,
         atomic_path(output, directory=True) as tmp,
     ):
-        for job in jobs(experiment_name, experiment):
+        for job in jobs(experiment_name, experiment, selected):
             folder = model_dir(models, job)
             estimator, digest = KerasMLPClassifier.load(folder), file_digest(folder / "weights.npz")
             metrics = evaluate(estimator, flat_pixels(x_test), y_test)

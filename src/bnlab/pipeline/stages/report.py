@@ -11,7 +11,7 @@ from bnlab.analysis.report import FILES, FOLDERS, build_report, parent_metrics
 from bnlab.core import layout
 from bnlab.core.atomic import atomic_path
 from bnlab.data.mnist import file_digest
-from bnlab.experiments.jobs import jobs, model_dir
+from bnlab.experiments.jobs import model_dir
 from bnlab.experiments.params import load_params
 from bnlab.pipeline.command import stage_main
 
@@ -42,7 +42,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         report.write(paths)
         client.log_artifacts(parent_id, str(paths["figures"]), "figures")  # the same PNGs
         client.log_text(parent_id, report.table(), "comparison.md")
-        client.log_dict(parent_id, report.summary, "metrics.json")
+        client.log_dict(parent_id, report.metrics, "metrics.json")
         comparison.log_summary(
             client,
             parent_id,
@@ -55,7 +55,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
             experiment.description,
             [
                 candidate(client, experiment_id, parent_id, models, job, report.final_val_accuracy(job))
-                for job in jobs(experiment_name, experiment)
+                for job in report.jobs
             ],
         )
     for line in report.lines():

@@ -1,10 +1,12 @@
 """Stage `train@<experiment>`: every job of one experiment on the prepared split →
 models/<experiment>/, each job an MLflow run, the jobs side by side on BNLAB_WORKERS processes
-or on a Dask cluster (:mod:`bnlab.execution.runner`).
+or on a Dask cluster (:mod:`bnlab.execution.runner`). An experiment that tunes trains its
+selection first, then its comparison at the settings the selection chose
+(:mod:`bnlab.experiments.selection`).
 
 models/<experiment>/ holds, per job, its parameters, classes and history (estimator.json), its
-weights (weights.npz) and, with probes, probes.csv and steps.csv; plus pipeline.json: the key
-by which later stages find the runs.
+weights (weights.npz) and, with probes, probes.csv and steps.csv; the selection's jobs under
+selection/; plus pipeline.json: the key by which later stages find the runs.
 """
 
 import json
@@ -15,8 +17,9 @@ from bnlab.core import layout
 from bnlab.core.atomic import atomic_path
 from bnlab.data.mnist import files_digest
 from bnlab.execution import runner
-from bnlab.experiments.jobs import jobs
+from bnlab.experiments.jobs import Job, jobs, point_label, selection_jobs
 from bnlab.experiments.params import ExperimentParams, Params, load_params
+from bnlab.experiments.selection import read_selected
 from bnlab.pipeline.command import stage_main
 from bnlab.tracking.store import credentials, tracking_uri
 
@@ -32,7 +35,7 @@ def split_files(experiment: ExperimentParams) -> tuple[tuple[str, str], ...]:
 
 def plan(
     params: Params,
-    name: str,
+    job_list: list[Job],
     files,
     store: str,
     credentials: dict[str, str],
@@ -59,7 +62,7 @@ def plan(
             code_fingerprint(),
             tuple(credentials.items()),
         )
-        for job in jobs(name, params.experiment(name))
+        for job in job_list
     ]
 
 
@@ -68,7 +71,9 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     experiment = params.experiment(experiment_name)
     files = split_files(experiment)
     store = tracking_uri()
-    placement = runner.place(len(jobs(experiment_name, experiment)), files, store)
+    # Every comparison job, whatever settings the selection will choose ({}: none chosen yet).
+    n_jobs = len(selection_jobs(experiment_name, experiment)) + len(jobs(experiment_name, experiment, {}))
+    placement = runner.place(n_jobs, files, store)
     # Only now the import that takes seconds (MLflow); TensorFlow only where jobs train.
     from bnlab.tracking import copies, logged, runs
     from bnlab.tracking.job_cache import code_fingerprint
@@ -81,6 +86,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     lineage = stage_lineage(f"train@{experiment_name}", fingerprint)
 
     with ExitStack() as stack:
+        stack.callback(placement.close)
         parent_id = stack.enter_context(
             runs.pipeline_run(client, experiment_id, experiment_name, key, {**lineage, **runs.provenance(runs.TRAINED)})
         )
@@ -92,24 +98,34 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
         # The parent logs the datasets first: workers logging a new dataset at the same moment
         # would race to insert it.
         logged.log_datasets(client, parent_id, {n: placement.splits[n] for n, _ in files}, dict(files))
-        requests = plan(
-            params,
-            experiment_name,
-            files,
-            runs.mlflow.get_tracking_uri(),
-            credentials(store),
-            experiment_id,
-            parent_id,
-            lineage,
-            fingerprint,
-        )
-        print(f"{len(requests)} jobs on {placement.describe(len(requests))}", flush=True)
+
+        def train(job_list: list[Job]) -> list:
+            requests = plan(
+                params,
+                job_list,
+                files,
+                runs.mlflow.get_tracking_uri(),
+                credentials(store),
+                experiment_id,
+                parent_id,
+                lineage,
+                fingerprint,
+            )
+            print(f"{len(requests)} jobs on {placement.describe(len(requests))}", flush=True)
+            with runner.running(placement, requests) as results:
+                for result in results:
+                    runner.write_job_files(tmp, result.job.name, result.files)
+                    finished.append(result)
+                    print(result.summary, flush=True)
+
         finished = []
-        with runner.running(placement, requests) as results:
-            for result in results:
-                runner.write_job_files(tmp, result.job.name, result.files)
-                finished.append(result)
-                print(result.summary, flush=True)
+        if experiment.tune is not None:
+            print(f"selection: {experiment.tune.metric} on the validation split, each variant's best", flush=True)
+            train(selection_jobs(experiment_name, experiment))
+        selected = read_selected(tmp, experiment_name, experiment)
+        for (variant, label), chosen in (selected or {}).items():
+            print(f"selected for {' '.join(filter(None, (variant, label)))}: {point_label(chosen)}", flush=True)
+        train(jobs(experiment_name, experiment, selected))
         print(runner.summary_line(finished, placement), flush=True)
         # A Dask worker that died mid-job left its run RUNNING; the job ran again elsewhere.
         for run_id in runs.end_running_children(
