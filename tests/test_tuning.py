@@ -134,6 +134,9 @@ def test_a_tuned_experiment_selects_on_validation_and_compares_at_the_chosen_set
         for seed in (0, 1):  # the comparison trained at the chosen rate
             meta = json.loads((root / "models/tuned" / f"{variant}-seed{seed}" / layout.MODEL_META_FILE).read_text())
             assert meta["params"]["learning_rate"] == best
+    table = (root / layout.reports_dir("tuned") / "comparison.md").read_text()
+    assert "## Selection: val_accuracy on the validation split, mean over seeds 5" in table
+    assert table.count("**chosen**") == 2  # one candidate per variant
     tested = json.loads((root / layout.eval_dir("tuned") / layout.TEST_METRICS_FILE).read_text())
     assert sorted(tested) == [
         "batchnorm-seed0",

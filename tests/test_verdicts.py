@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from bnlab.analysis import claims as shipped
+from bnlab.analysis import generalizations
 from bnlab.analysis.published import ExperimentResults, read_results
 from bnlab.analysis.results_page import ResultsPage
 from bnlab.analysis.statistics import ALPHA, format_p, gain_with_interval, holm, paired, summarize
@@ -252,7 +253,7 @@ def test_the_page_shows_the_numbers_of_metrics_json_and_the_figures_it_names(tmp
     assert read.description == "784-32-32-10: BN vs plain"  # from comparison.md's title
     verdicts = judge(shipped.CLAIMS, {"notebook": read})
     assert {v.claim.key for v in verdicts} == {c.key for c in shipped.CLAIMS if c.experiment == "notebook"}
-    page = ResultsPage({"notebook": read}, verdicts, shipped.GENERALIZATIONS, [], "figures")
+    page = ResultsPage({"notebook": read}, verdicts, generalizations.GENERALIZATIONS, [], "figures")
     text = unpadded(page.markdown())
     comp = made.metrics["comparison"]["batchnorm"]
     row = next(line for line in text.splitlines() if line.startswith("| `notebook` | batchnorm vs plain"))
@@ -265,6 +266,19 @@ def test_the_page_shows_the_numbers_of_metrics_json_and_the_figures_it_names(tmp
     assert "\n#### Probes\n" in text  # its headings below the page's
     assert set(page.figures()) == {"notebook_val_accuracy.png"}  # not the training loss
     assert "![val_accuracy.png](figures/notebook_val_accuracy.png)" in text
+
+
+def test_a_tuned_comparison_heads_the_headline_naming_each_networks_chosen_setting(tmp_path):
+    shared, tuned = (experiment(name, sweep({"batchnorm": 0.02})) for name in ("notebook", "notebook_tuned"))
+    selected = {"batchnorm": {"learning_rate": 0.003}, "plain": {"learning_rate": 0.001}}
+    write_reports(tmp_path / "notebook", shared.sweep, shared.metrics)
+    write_reports(tmp_path / "notebook_tuned", tuned.sweep, {**tuned.metrics, "selected": selected})
+    read = {name: read_results(tmp_path / name) for name in ("notebook", "notebook_tuned")}
+    page = ResultsPage(read, judge(shipped.CLAIMS, read), generalizations.GENERALIZATIONS, [], "figures")
+    headline = unpadded(page.headline()).splitlines()
+    rows = [line for line in headline if line.startswith("| `")]
+    assert rows[0].startswith("| `notebook_tuned` | batchnorm at learning_rate=0.003 vs plain at learning_rate=0.001 |")
+    assert rows[1].startswith("| `notebook` | batchnorm vs plain |")  # one shared setting: no settings named
 
 
 def test_the_stage_reads_every_report_the_default_first(tmp_path, monkeypatch, capsys):
@@ -295,6 +309,37 @@ def test_the_stage_refuses_a_broken_report_by_name_and_writes_nothing(tmp_path, 
     error = capsys.readouterr().err
     assert str(broken) in error and damage in error and "Traceback" not in error
     assert not layout.RESULTS_PAGE.exists() and not layout.RESULTS_FIGURES.exists()
+
+
+def bn_accuracy_rows(claims) -> set[str]:
+    """The rows that bear on "always use BN": BN's test accuracy against the plain network's,
+    in any experiment and at any grid point, whatever the row's words or verdict."""
+    return {
+        c.key for c in claims if c.measure == shipped.ACCURACY and (c.variant, c.baseline) == ("batchnorm", "plain")
+    }
+
+
+def always_use_bn(found=None):
+    found = found or generalizations.GENERALIZATIONS
+    return next(g for g in found if g.claim.startswith("always use BN"))
+
+
+def test_always_use_bn_is_judged_from_every_row_that_bears_on_it_contrary_ones_included():
+    rows = bn_accuracy_rows(shipped.CLAIMS)
+    assert {"small_batch_accuracy_2", "notebook_best", "large_rate"} <= rows  # the rule sees them
+    assert set(always_use_bn().spans) == rows
+
+
+def test_leaving_out_a_contrary_row_is_caught_and_changes_the_verdict():
+    """BN loses at batch 2 (small_batches): a generalization without that row would read
+    *agrees*; with it, the page's rule makes it *disagrees*."""
+    without = Generalization(
+        "always use BN", "x", tuple(k for k in always_use_bn().spans if k != "small_batch_accuracy_2")
+    )
+    assert set(without.spans) != bn_accuracy_rows(shipped.CLAIMS)
+    words = dict.fromkeys(always_use_bn().spans, AGREES) | {"small_batch_accuracy_2": DISAGREES}
+    assert generalization_word([words[k] for k in without.spans]) == AGREES
+    assert generalization_word([words[k] for k in always_use_bn().spans]) == DISAGREES
 
 
 def test_every_cited_experiment_has_seeds_enough_for_the_exact_test():

@@ -14,6 +14,7 @@ from bnlab.analysis import figures as plots
 from bnlab.analysis.columns import comparison_title
 from bnlab.analysis.geometry_tables import geometry_markdown
 from bnlab.analysis.init_gradient_tables import init_gradient_markdown, theory_rates
+from bnlab.analysis.markdown import markdown_table
 from bnlab.analysis.probe_tables import grid_probe_markdown, probe_markdown
 from bnlab.analysis.report_figures import (
     write_curves,
@@ -78,6 +79,7 @@ class Report:
             comparison_title(self.name, self.experiment.description)
             + "\n\n"
             + comparison_tables(self.summary, self.experiment, self.grid_keys)
+            + selection_markdown(self.selection, self.experiment)
             + (
                 grid_probe_markdown(self.steps, self.grid_keys)
                 if self.grid_keys
@@ -151,6 +153,26 @@ def build_report(name: str, experiment: ExperimentParams, models: Path, results:
         report.selected = selected_params(experiment, selected)
         report.selection = pd.DataFrame(selection_rows(experiment, scores, selected))
     return report
+
+
+def selection_markdown(selection: pd.DataFrame, experiment: ExperimentParams) -> str:
+    """The selection, if any: each candidate's mean score over the selection seeds, per variant
+    (and grid point), the chosen one marked."""
+    if selection.empty:
+        return ""
+    metric = experiment.tune.metric
+    keys = [*(experiment.grid or {}), "variant", *experiment.tune.grid]
+    means = selection.groupby(keys, sort=False).agg(mean=(metric, "mean"), chosen=("chosen", "first")).reset_index()
+    rows = [
+        [*(row[k] for k in keys), f"{row['mean']:.4f}", "**chosen**" if row["chosen"] else ""]
+        for _, row in means.iterrows()
+    ]
+    seeds = ", ".join(map(str, experiment.tune.seeds))
+    return (
+        f"\n## Selection: {metric} on the validation split, mean over seeds {seeds}\n\n"
+        + markdown_table([*keys, f"mean {metric}", ""], rows)
+        + "\n"
+    )
 
 
 def comparison_tables(summary: dict, experiment: ExperimentParams, grid_keys: list[str]) -> str:

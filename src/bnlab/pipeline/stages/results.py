@@ -7,7 +7,8 @@ import shutil
 import sys
 from contextlib import ExitStack
 
-from bnlab.analysis.claims import CLAIMS, GENERALIZATIONS
+from bnlab.analysis.claims import CLAIMS
+from bnlab.analysis.generalizations import GENERALIZATIONS
 from bnlab.analysis.published import read_results, reported_experiments
 from bnlab.analysis.results_page import ResultsPage
 from bnlab.analysis.verdicts import judge, unmeasurable
