@@ -112,6 +112,25 @@ def test_outputs_follow_the_contracts(project):
     assert len(curve) == len(VARIANTS) * len(SEEDS) * EPOCHS
 
 
+def test_every_bn_model_is_tested_with_its_moving_and_its_recomputed_statistics(project):
+    root, _, _ = project
+    table = pd.read_csv(root / REPORTS / "bn_statistics.csv")
+    assert list(table.columns) == ["variant", "seed", "test_accuracy_moving", "test_accuracy_recomputed"]
+    assert sorted(zip(table["variant"], table["seed"])) == sorted((v, s) for v in CHALLENGERS for s in SEEDS)
+    tested = json.loads((root / "eval/notebook/test_metrics.json").read_text())
+    for row in table.itertuples():
+        # The models predict with the moving averages (the default): their test accuracy is that one.
+        assert tested[f"{row.variant}-seed{row.seed}"]["test_accuracy"] == pytest.approx(row.test_accuracy_moving)
+    assert (
+        "## BN's statistics: moving averages or recomputed after training"
+        in (root / REPORTS / "comparison.md").read_text()
+    )
+    assert all(
+        (root / "models/notebook" / f"{v}-seed{s}" / "bn_statistics.npz").exists() for v in CHALLENGERS for s in SEEDS
+    )
+    assert not any((root / "models/notebook" / f"plain-seed{s}" / "bn_statistics.npz").exists() for s in SEEDS)
+
+
 def test_probes_are_written_for_every_job(project):
     root, _, _ = project
     probes = pd.read_csv(root / REPORTS / "probes.csv", dtype={"unit": str})

@@ -25,11 +25,12 @@ from bnlab.ml.tf_runtime import keras, tf
 from helpers import make_mnist, project_env
 
 # A fit that exercises everything the pipeline computes: 784-long first-layer sums, BN, the
-# noise layers' random draws, probes every few steps (inference, training-mode BN) and
-# predict_proba in blocks with a padded tail.
+# noise layers' random draws, probes every few steps (inference, training-mode BN),
+# predict_proba in blocks with a padded tail and BN's statistics recomputed over the rows.
 FIT = """
 import hashlib, json, numpy as np
 from bnlab import KerasMLPClassifier
+from bnlab.ml.bn_statistics import population_statistics
 from bnlab.ml.probes import ProbeRecorder
 from helpers import make_mnist
 data = make_mnist(n_train=500, n_test=130)
@@ -41,7 +42,8 @@ clf = KerasMLPClassifier(hidden_units=(32, 32), epochs=2, rescale=1 / 255, rando
 digest = lambda b: hashlib.sha256(b).hexdigest()
 print(json.dumps({"weights": digest(b"".join(w.tobytes() for w in clf.model_.get_weights())),
                   "proba": digest(clf.predict_proba(xt).tobytes()),
-                  "probes": digest(json.dumps([clf.history_, probes.probe_rows, probes.step_rows]).encode())}))
+                  "probes": digest(json.dumps([clf.history_, probes.probe_rows, probes.step_rows]).encode()),
+                  "statistics": digest(b"".join(v.tobytes() for v in population_statistics(clf.model_, x).values()))}))
 """
 
 

@@ -1,5 +1,6 @@
 """Short fits through every compiled path (training; inference; the step, geometry and
-init-gradient probes; BN, batch renorm, LayerNorm, GroupNorm, the noise layers), run as a
+init-gradient probes; BN, batch renorm, LayerNorm, GroupNorm, the noise layers; BN's
+statistics recomputed after training), run as a
 script in a fresh process so that XLA's flags and the vendor switch act before its first
 compile. Prints one JSON line: each fit's sha256 of weights, probabilities and probe rows.
 
@@ -75,6 +76,7 @@ def digest(data: bytes) -> str:
 
 def fit(name: str) -> dict:
     from bnlab import KerasMLPClassifier
+    from bnlab.ml.bn_statistics import population_statistics
     from bnlab.ml.geometry import GeometryProbe
     from bnlab.ml.init_gradients import InitGradientProbe
     from bnlab.ml.probes import ProbeRecorder
@@ -104,6 +106,8 @@ def fit(name: str) -> dict:
         "weights": digest(b"".join(w.tobytes() for w in clf.model_.get_weights())),
         "proba": digest(clf.predict_proba(xt).tobytes()),
         "probes": digest(json.dumps([clf.history_, rows], default=str).encode()),
+        # BN's statistics recomputed over the training rows (none without BN)
+        "statistics": digest(b"".join(v.tobytes() for v in population_statistics(clf.model_, x).values())),
     }
 
 

@@ -29,10 +29,14 @@ from bnlab.core.layout import MODEL_META_FILE
 from bnlab.experiments.jobs import Job, jobs, model_dir, ordered_variants
 from bnlab.experiments.params import COMPARISON_KEY, SELECTED_KEY, ExperimentParams
 from bnlab.experiments.selection import choose, read_scores, selected_params, selection_rows
+from bnlab.ml.hyperparams import BN_STATISTICS
 from bnlab.ml.probe_rows import TABLES
 
 SELECTION_FILE = "selection.csv"  # every selection job's score; empty for an experiment that does not tune
-FILES = ("metrics.json", "per_seed.csv", "sweep.csv", "comparison.md", SELECTION_FILE, *TABLES)
+# Every BN model's test accuracy with each kind of statistics; empty for an experiment without BN.
+BN_STATISTICS_FILE = "bn_statistics.csv"
+BN_STATISTICS_COLUMNS = tuple(f"test_accuracy_{kind}" for kind in BN_STATISTICS)
+FILES = ("metrics.json", "per_seed.csv", "sweep.csv", "comparison.md", SELECTION_FILE, BN_STATISTICS_FILE, *TABLES)
 FOLDERS = ("figures", "curves")
 
 
@@ -54,6 +58,7 @@ class Report:
     jobs: list[Job] = field(default_factory=list)  # the comparison's, with the settings chosen
     selection: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["variant", "seed", "chosen"]))
     selected: dict | None = None  # metrics.json's `selected` (bnlab.experiments.selection.selected_params)
+    bn_statistics: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["variant", "seed"]))
 
     @property
     def grid_keys(self) -> list[str]:
@@ -80,6 +85,7 @@ class Report:
             + "\n\n"
             + comparison_tables(self.summary, self.experiment, self.grid_keys)
             + selection_markdown(self.selection, self.experiment)
+            + bn_statistics_markdown(self.bn_statistics, self.grid_keys)
             + (
                 grid_probe_markdown(self.steps, self.grid_keys)
                 if self.grid_keys
@@ -105,6 +111,7 @@ class Report:
         paths["metrics.json"].write_text(json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
         self.per_seed.round(6).to_csv(paths["per_seed.csv"], index=False)
         self.selection.round(6).to_csv(paths[SELECTION_FILE], index=False)
+        self.bn_statistics.round(6).to_csv(paths[BN_STATISTICS_FILE], index=False)
         for file, frame in zip(TABLES, (self.probes, self.steps, self.landscape, self.ics, self.init_gradients)):
             frame.to_csv(paths[file], index=False)
         paths["comparison.md"].write_text(self.table())
@@ -149,10 +156,38 @@ def build_report(name: str, experiment: ExperimentParams, models: Path, results:
         theory_rates(experiment),
         job_list,
     )
+    report.bn_statistics = bn_statistics_frame([results[job.name] for job in job_list], grid_keys)
     if selected is not None:
         report.selected = selected_params(experiment, selected)
         report.selection = pd.DataFrame(selection_rows(experiment, scores, selected))
     return report
+
+
+def bn_statistics_frame(results: list[dict], grid_keys: list[str]) -> pd.DataFrame:
+    """bn_statistics.csv: one row per BN model (variant, seed, the grid's columns) with its test
+    accuracy under each kind of statistics."""
+    columns = ["variant", "seed", *grid_keys, *BN_STATISTICS_COLUMNS]
+    rows = [{k: result[k] for k in columns} for result in results if BN_STATISTICS_COLUMNS[0] in result]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def bn_statistics_markdown(frame: pd.DataFrame, grid_keys: list[str]) -> str:
+    """Each BN variant's mean test accuracy with the moving averages and with recomputed
+    statistics (per grid point), if the experiment has BN."""
+    if frame.empty:
+        return ""
+    keys = [*grid_keys, "variant"]
+    means = frame.groupby(keys, sort=False)[list(BN_STATISTICS_COLUMNS)].mean().reset_index()
+    rows = [
+        [*(row[k] for k in keys), *(f"{100 * row[c]:.2f}%" for c in BN_STATISTICS_COLUMNS)]
+        for _, row in means.iterrows()
+    ]
+    header = [*keys, *(f"test accuracy, {kind} statistics" for kind in BN_STATISTICS)]
+    return (
+        "\n## BN's statistics: moving averages or recomputed after training (mean over seeds)\n\n"
+        + markdown_table(header, rows)
+        + "\n"
+    )
 
 
 def selection_markdown(selection: pd.DataFrame, experiment: ExperimentParams) -> str:

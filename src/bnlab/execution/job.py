@@ -212,6 +212,7 @@ def _train(request: JobRequest, client, key: str, splits: dict | None) -> JobRes
         estimator, probes = fit_into_run(client, request.store, run_id, request.params, request.job, splits, sources)
         with tempfile.TemporaryDirectory() as tmp:
             folder = estimator.save(Path(tmp) / "model", format="npz")
+            write_bn_statistics(estimator, splits, folder)
             for probe in probes:
                 for file, rows in probe.tables().items():
                     write_csv(rows, TABLES[file], folder / file)
@@ -224,6 +225,20 @@ def _train(request: JobRequest, client, key: str, splits: dict | None) -> JobRes
     return JobResult(
         request.job, run_id, files, digest, f"trained {request.job.run_name} ({estimator.n_steps_} steps): {last}"
     )
+
+
+def write_bn_statistics(estimator, splits: dict, folder: Path) -> None:
+    """A BN network's statistics of both kinds, for evaluate to test it with each
+    (:mod:`bnlab.ml.bn_statistics`); nothing without BN."""
+    import numpy as np
+
+    from bnlab.data.splits import flat_pixels
+    from bnlab.ml import bn_statistics
+
+    arrays = bn_statistics.both_kinds(estimator, flat_pixels(splits["train"][0]))
+    if arrays:
+        with open(folder / bn_statistics.FILE, "wb") as handle:
+            np.savez(handle, **arrays)
 
 
 def write_csv(rows: list[dict], columns: tuple[str, ...], path) -> None:

@@ -7,12 +7,13 @@ from numbers import Integral, Real
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, _fit_context
-from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from bnlab.ml import loop
+from bnlab.ml.bn_statistics import batch_norm_layers, current_statistics, install, population_statistics
+from bnlab.ml.fit_inputs import INPUT_DTYPES, encode_validation, seed_of
 from bnlab.ml.fixed_order import INFERENCE_ROWS
 from bnlab.ml.hyperparams import DEFAULTS, HYPERPARAMETERS, hidden_layers, sklearn_constraint
 from bnlab.ml.inference import inference_for, loss_accuracy
@@ -22,9 +23,6 @@ from bnlab.ml.tf_runtime import keras, tf
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
 STEP_TIME = "seconds_per_step"  # in each epoch's callback logs, beside the history's values
-# Raw pixels stay uint8 until a batch is drawn (a quarter of float32's memory per worker); any
-# other input becomes float32. Both reach the network as the same float32 values.
-INPUT_DTYPES = [np.float32, np.uint8]
 
 
 class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
@@ -96,6 +94,11 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         LayerNormalization or GroupNormalization.
     norm_groups : int, default=8
         GroupNorm's groups; must divide every hidden layer's units into groups of at least 2.
+    bn_statistics : {"moving", "recomputed"}, default="moving"
+        What BN normalizes with at inference: the moving averages of training's batch statistics,
+        or each BN layer's mean and variance over the training rows, recomputed after training
+        in inference mode (:mod:`bnlab.ml.bn_statistics`); then ``moving_statistics_`` keeps the
+        moving averages.
 
     Attributes
     ----------
@@ -113,6 +116,9 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         many as the steps needed, the last one perhaps partial).
     n_steps_ : int
         Optimizer steps taken: ``steps`` if set, else ``n_iter_ * ceil(n_samples / batch_size)``.
+    moving_statistics_ : dict of str to ndarray
+        With ``bn_statistics="recomputed"``: the moving averages the recomputed statistics
+        replaced (``history_`` was measured with them, during training).
 
     Examples
     --------
@@ -162,6 +168,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         norm_groups=DEFAULTS["norm_groups"],
         initializer=DEFAULTS["initializer"],
         depth=DEFAULTS["depth"],
+        bn_statistics=DEFAULTS["bn_statistics"],
     ):
         self.hidden_units = hidden_units
         self.batch_norm = batch_norm
@@ -186,6 +193,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         self.norm_groups = norm_groups
         self.initializer = initializer
         self.depth = depth
+        self.bn_statistics = bn_statistics
 
     # --- fitting ---------------------------------------------------------------------------
 
@@ -210,14 +218,18 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 classes in y; got 1 class")
         self.layer_units()
-        validation = self._encode_validation(validation_data)
+        validation = encode_validation(self, validation_data)
 
-        seed = self._seed()
+        seed = seed_of(self.random_state)
         keras.utils.set_random_seed(seed)  # right before building: weights depend on it
         self.model_ = self._build_network(X.shape[1], len(self.classes_))
         optimizer = build_optimizer(self.optimizer, self.learning_rate)
         self.history_ = {key: [] for key in HISTORY_KEYS[: 4 if validation else 2]}
         self._train(X, y_index.astype(np.int32), validation, optimizer, np.random.default_rng(seed))
+        self.__dict__.pop("moving_statistics_", None)  # an earlier fit's
+        if self.bn_statistics == "recomputed" and batch_norm_layers(self.model_):
+            self.moving_statistics_ = current_statistics(self.model_)
+            install(self.model_, population_statistics(self.model_, X))
         return self
 
     def _build_network(self, n_features: int, n_classes: int):
@@ -231,22 +243,6 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         if not units or not all(isinstance(u, Integral) and u > 0 for u in units):
             raise ValueError(f"hidden_units must be a non-empty sequence of positive ints; got {self.hidden_units!r}")
         return hidden_layers(tuple(int(u) for u in units), self.depth)
-
-    def _seed(self) -> int:
-        if isinstance(self.random_state, Integral):
-            return int(self.random_state)
-        return int(check_random_state(self.random_state).randint(2**31 - 1))
-
-    def _encode_validation(self, validation_data):
-        if validation_data is None:
-            return None
-        X_val, y_val = validation_data
-        X_val = validate_data(self, X_val, reset=False, dtype=INPUT_DTYPES)
-        y_val = np.asarray(y_val)
-        unknown = np.setdiff1d(y_val, self.classes_)
-        if unknown.size:
-            raise ValueError(f"validation_data has labels not seen in y: {unknown[:5].tolist()}")
-        return X_val, np.searchsorted(self.classes_, y_val).astype(np.int32)
 
     def _train(self, X, y, validation, optimizer, rng) -> None:
         model = self.model_

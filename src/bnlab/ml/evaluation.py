@@ -5,6 +5,9 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import accuracy_score
 
+from bnlab.ml.bn_statistics import current_statistics, install, of_kind
+from bnlab.ml.hyperparams import BN_STATISTICS
+
 
 def evaluate(estimator, X: np.ndarray, y: np.ndarray) -> dict:
     """Loss (cross-entropy), accuracy and the predictions. A network that diverged (NaN or
@@ -21,3 +24,18 @@ def evaluate(estimator, X: np.ndarray, y: np.ndarray) -> dict:
         "test_accuracy": float(accuracy_score(y, predicted)),
         "predicted": predicted,
     }
+
+
+def accuracy_by_statistics(estimator, statistics: dict[str, np.ndarray], X: np.ndarray, y: np.ndarray) -> dict:
+    """Test accuracy with each kind of BN statistics (``test_accuracy_moving``,
+    ``test_accuracy_recomputed``) from :func:`bnlab.ml.bn_statistics.both_kinds`' arrays; the
+    estimator keeps the statistics it had."""
+    own = current_statistics(estimator.model_)
+    found = {}
+    try:
+        for kind in BN_STATISTICS:
+            install(estimator.model_, of_kind(statistics, kind))
+            found[f"test_accuracy_{kind}"] = evaluate(estimator, X, y)["test_accuracy"]
+    finally:
+        install(estimator.model_, own)
+    return found

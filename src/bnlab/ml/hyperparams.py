@@ -24,6 +24,10 @@ NORMALIZATIONS = ("batch", "batch_renorm", "layer", "group")
 # The directions bnlab.ml.geometry measures the loss landscape along (params.yaml's
 # probes.geometry.directions): here, with the other settings params.yaml is validated against.
 LANDSCAPE_DIRECTIONS = ("gradient", "update", "random")
+# Which statistics BN normalizes with at inference: the moving averages of training's batch
+# statistics (Keras's), or the population's, recomputed over the training set after training
+# (bnlab.ml.bn_statistics).
+BN_STATISTICS = ("moving", "recomputed")
 # Dense weights: Keras's default (Glorot & Bengio 2010), or He et al. (2015)'s, which keeps a
 # plain ReLU network's signal and gradient the same size from layer to layer.
 INITIALIZERS = ("glorot_uniform", "he_normal")
@@ -67,6 +71,7 @@ HYPERPARAMETERS = {
     "epochs": Hyperparameter(10, int, low=0, high=10_000, closed="right"),
     "steps": Hyperparameter(None, int, low=0, high=10_000_000, closed="right", nullable=True),
     "bn_momentum": Hyperparameter(0.99, float, low=0, high=1),
+    "bn_statistics": Hyperparameter("moving", str, choices=BN_STATISTICS),
     "init_std": Hyperparameter(None, float, low=0, nullable=True),
     "initializer": Hyperparameter("glorot_uniform", str, choices=INITIALIZERS),
     "noise_shift": Hyperparameter(0.0, float, low=0, closed="left"),

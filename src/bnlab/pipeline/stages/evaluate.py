@@ -5,6 +5,7 @@ classifier evaluation (per-class metrics, confusion matrix) to its MLflow run.""
 import json
 import sys
 
+import numpy as np
 import pandas as pd
 
 from bnlab.core import layout
@@ -26,8 +27,9 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     meta = json.loads((models / layout.PIPELINE_FILE).read_text())
     selected = read_selected(models, experiment_name, experiment)  # never the selection's models
     # Only now the imports that take seconds (TensorFlow, MLflow): bad inputs are reported first.
+    from bnlab.ml import bn_statistics
     from bnlab.ml.estimator import KerasMLPClassifier
-    from bnlab.ml.evaluation import evaluate
+    from bnlab.ml.evaluation import accuracy_by_statistics, evaluate
     from bnlab.tracking import copies, logged, runs
     from bnlab.tracking.evaluation import evaluate_predictions
     from bnlab.tracking.job_runs import record_restored_model
@@ -67,6 +69,9 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
             )
             point = point_columns(job.point)  # a grid's settings, as columns beside variant and seed
             results[job.name] = {"variant": job.variant, "seed": job.seed, **point, **scores}
+            if (folder / bn_statistics.FILE).exists():  # a BN network: tested with each kind too
+                with np.load(folder / bn_statistics.FILE, allow_pickle=False) as arrays:
+                    results[job.name] |= accuracy_by_statistics(estimator, dict(arrays), flat_pixels(x_test), y_test)
             predictions.append(
                 pd.DataFrame(
                     {

@@ -1,0 +1,123 @@
+"""BN's population statistics recomputed after training ("precise BN", Wu & Johnson 2021).
+
+In inference mode a BN layer normalizes with the moving averages of the batch statistics it saw
+in training. With momentum 0.99 those averages forget slowly: after 150 steps they still hold
+0.99^150 ≈ 22% of their initial values (mean 0, variance 1), and the network they describe
+has moved on since. Recomputed statistics are each BN layer's mean and variance of its inputs
+over the training set, in inference mode, layer by layer: a layer's inputs are computed with
+the layers below it already normalizing with their recomputed statistics, as at inference.
+
+The same bytes on every CPU: each layer's inputs come from XLA-compiled code in blocks of fixed
+shape (:mod:`bnlab.ml.fixed_order`), and the float64 sums run row after row in the rows' order
+(numpy reduces a C-ordered array over its first axis row by row, column-wise: no CPU-chosen
+order). The variance is the population's (divided by the number of rows), as BN's batch
+variance is in training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from bnlab.ml.compiled import template_for
+from bnlab.ml.fixed_order import INFERENCE_ROWS
+from bnlab.ml.hyperparams import BN_STATISTICS
+from bnlab.ml.tf_runtime import keras, tf
+
+STATISTICS = ("moving_mean", "moving_variance")  # a BN layer's variables that inference reads
+FILE = "bn_statistics.npz"  # in a BN model's folder: both kinds, as :func:`both_kinds` names them
+
+
+def batch_norm_layers(model: keras.Model) -> list:
+    """The model's BN layers (batch renormalization's too), from input to output."""
+    return [layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)]
+
+
+def current_statistics(model: keras.Model) -> dict[str, np.ndarray]:
+    """``{"bn_1/moving_mean": ..., "bn_1/moving_variance": ..., ...}``: what inference reads now."""
+    return {
+        f"{layer.name}/{name}": np.asarray(getattr(layer, name).numpy())
+        for layer in batch_norm_layers(model)
+        for name in STATISTICS
+    }
+
+
+def install(model: keras.Model, statistics: dict[str, np.ndarray]) -> None:
+    """Make inference read ``statistics`` (as :func:`current_statistics` names them)."""
+    for layer in batch_norm_layers(model):
+        for name in STATISTICS:
+            getattr(layer, name).assign(np.asarray(statistics[f"{layer.name}/{name}"], dtype=np.float32))
+
+
+def population_statistics(model: keras.Model, X, rows: int = INFERENCE_ROWS) -> dict[str, np.ndarray]:
+    """Each BN layer's mean and variance of its inputs over all rows of ``X`` in inference mode
+    (see above), as :func:`current_statistics` names them. ``model`` is left as it was."""
+    template = template_for(model)
+    layers = batch_norm_layers(template.model)
+    found = {}
+    with template.loaded(model):  # the template holds the model's values; they go nowhere back
+        inputs = tf.convert_to_tensor(X)
+        for index, layer in enumerate(layers):
+            segment = template.function(
+                ("bn_segment", index, rows), lambda index=index: _segment(template.model, layers, index)
+            )
+            inputs = _in_blocks(segment, inputs, rows)
+            mean, variance = _moments(inputs.numpy())
+            for name, value in zip(STATISTICS, (mean, variance)):
+                getattr(layer, name).assign(value)  # the next layer's inputs see them
+                found[f"{layer.name}/{name}"] = value
+    return found
+
+
+def _segment(network: keras.Model, layers: list, index: int):
+    """From the previous BN layer's input (the network's input, for the first) to this one's,
+    in inference mode, XLA-compiled."""
+    start = layers[index - 1].input if index else network.inputs
+    segment = keras.Model(start, layers[index].input)
+
+    @tf.function(jit_compile=True)
+    def run(block):
+        return segment(tf.cast(block, tf.float32), training=False)
+
+    return run
+
+
+def _in_blocks(segment, inputs, rows: int):
+    """``segment`` over every row of ``inputs`` in blocks of ``rows`` (the last padded with
+    zeros and cut back): one compiled shape, every row in a block of the same shape."""
+    n, outputs = int(inputs.shape[0]), []
+    for start in range(0, n, rows):
+        block = inputs[start : start + rows]
+        if block.shape[0] < rows:
+            block = tf.pad(block, [[0, rows - block.shape[0]], [0, 0]])
+        outputs.append(segment(block)[: n - start])
+    return tf.concat(outputs, axis=0)
+
+
+def _moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and population variance per column, in float64 summed row by row (two passes), as
+    float32 (the layer's variables)."""
+    z = np.ascontiguousarray(z, dtype=np.float64)
+    n = z.shape[0]
+    mean = np.add.reduce(z, axis=0) / n
+    variance = np.add.reduce((z - mean) ** 2, axis=0) / n
+    return mean.astype(np.float32), variance.astype(np.float32)
+
+
+def both_kinds(estimator, X) -> dict[str, np.ndarray]:
+    """A fitted estimator's BN statistics of both kinds (:data:`BN_STATISTICS`), named
+    ``moving/bn_1/moving_mean``, ``recomputed/bn_1/moving_mean``, ...: the ones it predicts with
+    and the others (recomputed over ``X``, its training rows, where it kept the moving ones);
+    empty without BN."""
+    if not batch_norm_layers(estimator.model_):
+        return {}
+    current = current_statistics(estimator.model_)
+    if estimator.bn_statistics == "recomputed":
+        kinds = {"moving": estimator.moving_statistics_, "recomputed": current}
+    else:
+        kinds = {"moving": current, "recomputed": population_statistics(estimator.model_, X)}
+    return {f"{kind}/{name}": value for kind in BN_STATISTICS for name, value in kinds[kind].items()}
+
+
+def of_kind(arrays: dict[str, np.ndarray], kind: str) -> dict[str, np.ndarray]:
+    """One kind's statistics out of :func:`both_kinds`' arrays, as :func:`install` takes them."""
+    return {name.removeprefix(f"{kind}/"): value for name, value in arrays.items() if name.startswith(f"{kind}/")}
