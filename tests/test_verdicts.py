@@ -158,14 +158,26 @@ def test_judge_measures_each_claim_and_adjusts_over_the_whole_table():
     )
     verdicts = judge(claims, results)
     assert [v.word for v in verdicts] == [AGREES, DISAGREES, NO_EFFECT, AGREES]
-    raw = [v.test.p_value for v in verdicts]
-    assert [v.p_holm for v in verdicts] == pytest.approx(holm(raw))
+    # "BN helps" and "BN hurts" are one comparison of the same numbers: one member of the family
+    distinct = [verdicts[i] for i in (0, 2, 3)]
+    assert [v.p_holm for v in distinct] == pytest.approx(holm([v.test.p_value for v in distinct]))
+    assert verdicts[1].p_holm == verdicts[0].p_holm and verdicts[1].same_as == "big"
+    assert [v.same_as for v in distinct] == [None, None, None]
+    table = unpadded(ResultsPage(results, verdicts, (), [], "figures").verdict_table())
+    assert "BN hurts (`big`) is measured from the same numbers as BN helps (`big`): one comparison" in table
     diff = results["big"].sweep.pivot(index="seed", columns="variant", values="test_accuracy")
     expected = paired((diff["batchnorm"] - diff["plain"]).to_numpy())
     assert verdicts[0].test.mean == pytest.approx(expected.mean) and verdicts[0].test.n == len(SEEDS)
     low, high = verdicts[0].interval
     assert 0 < low < expected.ci_low and high > expected.ci_high  # wider than the unadjusted interval
     assert verdicts[3].test.mean == pytest.approx(-0.45 * np.mean([1 + 0.05 * s for s in SEEDS]))
+    # detectable at the level Holm tests each row at: α/3, α/2, α by rank of p among the 3
+    ranks = np.argsort(np.argsort([v.test.p_value for v in distinct]))
+    assert [v.level for v in distinct] == pytest.approx([ALPHA / (3 - r) for r in ranks])
+    none = verdicts[2]
+    assert none.level == pytest.approx(ALPHA) and none.detectable == pytest.approx(none.test.detectable)
+    first = distinct[int(np.argmin(ranks))]
+    assert first.level == pytest.approx(ALPHA / 3) and first.detectable > first.test.detectable
 
 
 def test_claims_these_experiments_cannot_test_are_named_with_the_reason():
@@ -269,7 +281,9 @@ def test_the_page_shows_the_numbers_of_metrics_json_and_the_figures_it_names(tmp
 
 
 def test_a_tuned_comparison_heads_the_headline_naming_each_networks_chosen_setting(tmp_path):
-    shared, tuned = (experiment(name, sweep({"batchnorm": 0.02})) for name in ("notebook", "notebook_tuned"))
+    shared, tuned = (
+        experiment(name, sweep({"batchnorm": 0.02}, seed=s)) for name, s in (("notebook", 0), ("notebook_tuned", 1))
+    )
     selected = {"batchnorm": {"learning_rate": 0.003}, "plain": {"learning_rate": 0.001}}
     write_reports(tmp_path / "notebook", shared.sweep, shared.metrics)
     write_reports(tmp_path / "notebook_tuned", tuned.sweep, {**tuned.metrics, "selected": selected})
@@ -279,6 +293,33 @@ def test_a_tuned_comparison_heads_the_headline_naming_each_networks_chosen_setti
     rows = [line for line in headline if line.startswith("| `")]
     assert rows[0].startswith("| `notebook_tuned` | batchnorm at learning_rate=0.003 vs plain at learning_rate=0.001 |")
     assert rows[1].startswith("| `notebook` | batchnorm vs plain |")  # one shared setting: no settings named
+
+
+def test_a_comparison_whose_runs_experiments_share_is_one_headline_row_and_one_member_of_holms_family(tmp_path):
+    runs = sweep({"batchnorm": 0.02, "noisy_bn": 0.01}, seed=4)
+    made = {
+        "notebook": experiment("notebook", runs[runs["variant"] != "noisy_bn"].copy()),
+        "noisy_bn": experiment("noisy_bn", runs.copy()),
+        "santurkar": experiment("santurkar", runs.copy()),
+        "other": experiment("other", sweep({"batchnorm": 0.01}, seed=5)),
+    }
+    for name, r in made.items():
+        write_reports(tmp_path / name, r.sweep, r.metrics)
+    read = {name: read_results(tmp_path / name) for name in made}
+    headline = unpadded(ResultsPage(read, [], (), [], "figures").headline())
+    rows = [line for line in headline.splitlines() if line.startswith("| `")]
+    assert [row.split(" | ")[:2] for row in rows] == [
+        ["| `notebook` (the same runs: `noisy_bn`, `santurkar`)", "batchnorm vs plain"],
+        ["| `noisy_bn` (the same runs: `santurkar`)", "noisy_bn vs plain"],
+        ["| `other`", "batchnorm vs plain"],
+    ]
+    comps = [made["notebook"], made["noisy_bn"], made["other"]]
+    p_values = [comps[0].metrics["comparison"]["batchnorm"]["p_value"]]
+    p_values += [
+        comps[1].metrics["comparison"]["noisy_bn"]["p_value"],
+        comps[2].metrics["comparison"]["batchnorm"]["p_value"],
+    ]
+    assert [row.split(" | ")[7] for row in rows] == [format_p(p) for p in holm(p_values)]  # over 3 rows, not 5
 
 
 def test_the_stage_reads_every_report_the_default_first(tmp_path, monkeypatch, capsys):

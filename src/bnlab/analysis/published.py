@@ -52,6 +52,12 @@ class ExperimentResults:
         compared = set(point[COMPARISON_KEY])
         return next(v for v in self.variants if v not in compared)
 
+    def outcomes(self, variant: str) -> bytes:
+        """The variant's per-seed results (seed, test accuracy, test loss, final training loss) as
+        bytes: experiments that trained the same networks (shared runs) have the same."""
+        rows = self.sweep[self.sweep["variant"] == variant].sort_values("seed")
+        return rows[list(SWEEP_COLUMNS[1:])].to_numpy(float).tobytes()
+
     def has_point(self, point: dict) -> bool:
         return set(point) <= set(self.grid_keys) and not self.at_point(point).empty
 

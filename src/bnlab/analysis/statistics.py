@@ -86,10 +86,12 @@ def sign_flip_p(diff: np.ndarray) -> float:
     )
 
 
-def detectable_difference(n: int, sd: float) -> float:
+def detectable_difference(n: int, sd: float, alpha: float = ALPHA) -> float:
     """The smallest mean difference a paired t-test on n pairs with this spread detects with
-    power POWER at ALPHA (statsmodels' power of the one-sample t-test, in units of sd)."""
-    effect = TTestPower().solve_power(nobs=n, alpha=ALPHA, power=POWER, alternative="two-sided")
+    power POWER at level ``alpha`` (statsmodels' power of the one-sample t-test, in units of sd)."""
+    if n < 2 or math.isnan(sd) or math.isnan(alpha):
+        return float("nan")
+    effect = TTestPower().solve_power(nobs=n, alpha=alpha, power=POWER, alternative="two-sided")
     return float(effect) * sd
 
 
@@ -101,6 +103,19 @@ def holm(p_values: list[float]) -> list[float]:
     if defined.any():
         adjusted[defined] = multipletests(values[defined], alpha=ALPHA, method="holm")[1]
     return adjusted.tolist()
+
+
+def holm_levels(p_values: list[float]) -> list[float]:
+    """The level at which Holm's step-down procedure tests each p-value of the family: α/(m − r + 1)
+    for the r-th smallest of m (NaN ones stay NaN, outside the family). A row that is not
+    rejected was judged at this level or never reached it, so it is the level its smallest
+    detectable difference is stated at."""
+    values = np.asarray(p_values, dtype=float)
+    levels = np.full(len(values), np.nan)
+    defined = np.flatnonzero(~np.isnan(values))
+    order = defined[np.argsort(values[defined], kind="stable")]
+    levels[order] = ALPHA / (len(order) - np.arange(len(order)))
+    return levels.tolist()
 
 
 def adjusted_interval(diff: np.ndarray, p_value: float, p_holm: float) -> tuple[float, float]:

@@ -4,7 +4,8 @@ that a stated rule derives from the numbers.
 A claim names an experiment, a measure (what is compared, one value per seed), the variant and
 the baseline, and the sign it predicts for ``variant − baseline``. Its row gets the paired
 statistics of :mod:`bnlab.analysis.statistics`; Holm's adjustment runs over every claim of
-the table (one family), and the word follows :data:`RULES`. A generalization ("always use BN")
+the table (one family, in which claims measured from the same numbers count once), and the
+word follows :data:`RULES`. A generalization ("always use BN")
 is judged from the verdicts of the claims it spans.
 """
 
@@ -20,17 +21,31 @@ from bnlab.analysis.geometry_tables import landscape_per_run, per_run
 from bnlab.analysis.init_gradient_tables import rate_per_run
 from bnlab.analysis.probe_tables import dead_per_run, drift_per_run, nearest_steps
 from bnlab.analysis.published import ExperimentResults
-from bnlab.analysis.statistics import ALPHA, POWER, Paired, adjusted_interval, holm, paired, seed_pairs
+from bnlab.analysis.statistics import (
+    ALPHA,
+    POWER,
+    TIE,
+    Paired,
+    adjusted_interval,
+    detectable_difference,
+    holm,
+    holm_levels,
+    paired,
+    seed_pairs,
+)
 from bnlab.experiments.jobs import point_label
 
 AGREES, DISAGREES, NO_EFFECT, PARTLY, TOO_FEW = "agrees", "disagrees", "no effect shown", "partly", "too few seeds"
 T_TEST_ONLY = " (t-test only)"  # added when the exact sign-flip test does not also reach p < α
 RULES = (
-    f"**{AGREES}**: the Holm-adjusted 95% interval of the difference excludes 0 on the side the claim "
-    f"predicts (equivalently: Holm-adjusted p < {ALPHA} and the mean difference has the predicted sign)",
+    f"**{AGREES}**: Holm-adjusted p < {ALPHA} (Holm over the table's distinct comparisons: claims "
+    f"measured from the same numbers count once) and the mean difference has the predicted sign; "
+    f"equivalently, the row's interval excludes 0 on that side. The interval is the t-interval at "
+    f"level 1 − {ALPHA}·p/p_Holm, the level Holm's step-down tests the row at: it depends on the "
+    f"row's rank, so the intervals are not simultaneous (Bonferroni's 1 − {ALPHA}/m would be)",
     f"**{DISAGREES}**: that interval excludes 0 on the other side",
     f"**{NO_EFFECT}**: the interval includes 0; the column *detectable* says how large a difference "
-    f"these seeds would have found (power {POWER})",
+    f"these seeds would have found with power {POWER} at the level Holm tests the row at",
     f"**{TOO_FEW}**: fewer than 2 paired seeds",
     f"*{T_TEST_ONLY.strip()}* is added to {AGREES} or {DISAGREES} when the exact sign-flip test's p "
     f"(unadjusted, which assumes nothing of the differences' distribution) is not also below {ALPHA}",
@@ -220,8 +235,23 @@ class Verdict:
     baseline_mean: float
     diff: np.ndarray = field(repr=False)
     test: Paired
+    pairs: tuple = field(default=(), repr=False)  # (seed, variant value, baseline value): the numbers compared
     p_holm: float = math.nan
+    level: float = math.nan  # the level Holm's step-down tests this row at: α/(m − rank + 1)
     interval: tuple[float, float] = (math.nan, math.nan)
+    same_as: str | None = None  # the key of an earlier claim measured from the same numbers
+
+    @property
+    def detectable(self) -> float:
+        """The smallest difference these seeds find with power POWER at the row's Holm level."""
+        diff = self.diff[~np.isnan(self.diff)]
+        sd = float(diff.std(ddof=1)) if len(diff) > 1 and np.ptp(diff) >= TIE else 0.0
+        return detectable_difference(len(diff), sd, self.level)
+
+    @property
+    def comparison(self) -> tuple:
+        """What makes two claims one comparison: the same measure of the same numbers."""
+        return (self.claim.measure.label, self.pairs)
 
     @property
     def word(self) -> str:
@@ -271,14 +301,25 @@ def measure(claim: Claim, results: ExperimentResults) -> Verdict:
     """The claim's paired measurement in its experiment (not yet adjusted)."""
     pairs = seed_pairs(claim.measure.values(results, claim.point), claim.variant, claim.baseline, "value")
     diff = (pairs[claim.variant] - pairs[claim.baseline]).to_numpy()
-    return Verdict(claim, float(pairs[claim.variant].mean()), float(pairs[claim.baseline].mean()), diff, paired(diff))
+    numbers = tuple(pairs[[claim.variant, claim.baseline]].itertuples(name=None))
+    means = float(pairs[claim.variant].mean()), float(pairs[claim.baseline].mean())
+    return Verdict(claim, *means, diff, paired(diff), numbers)
 
 
 def judge(claims: tuple[Claim, ...], results: dict[str, ExperimentResults]) -> list[Verdict]:
     """Every claim the experiments can test, measured and Holm-adjusted over the table (one
-    family), with its adjusted interval."""
+    family), with its adjusted interval. Claims measured from the same numbers (experiments
+    that share their runs) are one comparison: it enters the family once, and its later claims
+    name the first (``same_as``)."""
     verdicts = [measure(claim, results[claim.experiment]) for claim in claims if unmeasurable(claim, results) is None]
-    for verdict, p_holm in zip(verdicts, holm([v.test.p_value for v in verdicts])):
-        verdict.p_holm = p_holm
-        verdict.interval = adjusted_interval(verdict.diff, verdict.test.p_value, p_holm)
+    first: dict[tuple, Verdict] = {}
+    for verdict in verdicts:
+        first.setdefault(verdict.comparison, verdict)
+    p_values = [v.test.p_value for v in first.values()]
+    adjusted = dict(zip(first, zip(holm(p_values), holm_levels(p_values))))
+    for verdict in verdicts:
+        verdict.p_holm, verdict.level = adjusted[verdict.comparison]
+        verdict.interval = adjusted_interval(verdict.diff, verdict.test.p_value, verdict.p_holm)
+        earlier = first[verdict.comparison]
+        verdict.same_as = None if earlier is verdict else earlier.claim.key
     return verdicts
