@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from bnlab.analysis import figures
-from bnlab.analysis.report import FILES, FOLDERS, Report, parent_metrics
+from bnlab.analysis.report import FILES, FOLDERS, Report, parent_metrics, settings_frame
 from bnlab.analysis.statistics import summarize
 from bnlab.analysis.sweep import sweep_frame
 from bnlab.experiments.jobs import jobs, ordered_variants
@@ -166,3 +166,19 @@ def test_a_depth_by_batch_grid_gets_the_theorys_table_and_the_trainability_map(t
     table = unpadded(init_gradient_markdown(gradients, theory))
     assert "| batchnorm | 8 | 20 | 1.7" in table and f"{bn_relu_gradient_rate(8):.4f}" in table
     assert "| plain | 8 | 20 | 1.0" in table and "| 1.0000 | none |" in table
+
+
+def test_settings_name_each_compared_network_as_the_estimator_resolves_it_with_what_a_selection_chose():
+    params = parse_params(default_raw())
+    grid = params.experiment("small_batches")
+    frame = settings_frame(grid, jobs("small_batches", grid))
+    assert len(frame) == len(grid.variants) * len(grid.grid_points())  # one row per network and point
+    for _, row in frame.iterrows():
+        expected = grid.settings(row["variant"], (("batch_size", row["batch_size"]),))
+        assert row["batch_size"] == expected.batch_size and row["learning_rate"] == expected.resolved("learning_rate")
+        assert row["hidden_units"] == "-".join(str(u) for u in expected.hidden_layers())
+    tuned = params.experiment("notebook_tuned")
+    chosen = {("batchnorm", ""): (("learning_rate", 0.003),), ("plain", ""): (("learning_rate", 0.001),)}
+    frame = settings_frame(tuned, jobs("notebook_tuned", tuned, chosen)).set_index("variant")
+    assert frame.loc["batchnorm", "learning_rate"] == 0.003 and frame.loc["plain", "learning_rate"] == 0.001
+    assert frame.loc["batchnorm", "bn_statistics"] == "moving"  # left out of params.yaml: the estimator's default

@@ -13,6 +13,7 @@ import pytest
 
 from bnlab.analysis import claims as shipped
 from bnlab.analysis import generalizations
+from bnlab.analysis.measures import ModelMetric, ProbeMeasure
 from bnlab.analysis.published import ExperimentResults, read_results
 from bnlab.analysis.results_page import ResultsPage
 from bnlab.analysis.statistics import ALPHA, format_p, gain_with_interval, holm, paired, summarize
@@ -26,8 +27,6 @@ from bnlab.analysis.verdicts import (
     TOO_FEW,
     Claim,
     Generalization,
-    ModelMetric,
-    ProbeMeasure,
     generalization_word,
     judge,
     unmeasurable,
@@ -141,7 +140,20 @@ def experiment(
         frame,
         *tables.values(),
         PROJECT / "nowhere",
+        settings(ordered),
     )
+
+
+def settings(variants, **differ) -> pd.DataFrame:
+    """settings.csv: every variant at Adam 0.01, batch 32, 32-32, moving statistics; ``differ``
+    = {setting: {variant: value}}."""
+    rows = [
+        {"variant": v, "optimizer": "adam", "learning_rate": 0.01, "batch_size": 32, "hidden_units": "32-32"}
+        | {"bn_statistics": "moving"}
+        | {name: values[v] for name, values in differ.items() if v in values}
+        for v in variants
+    ]
+    return pd.DataFrame(rows)
 
 
 def test_judge_measures_each_claim_and_adjusts_over_the_whole_table():
@@ -231,8 +243,11 @@ def test_a_grid_experiment_has_one_table_row_per_point_with_each_variants_number
         assert row.endswith("| 0.050 / 0.100 |")  # the final training loss of each variant
 
 
-def write_reports(folder, frame: pd.DataFrame, metrics: dict, description: str = "the description") -> None:
+def write_reports(
+    folder, frame: pd.DataFrame, metrics: dict, description: str = "the description", made: pd.DataFrame | None = None
+) -> None:
     (folder / "figures").mkdir(parents=True)
+    (settings(["batchnorm", "plain"]) if made is None else made).to_csv(folder / "settings.csv", index=False)
     (folder / "comparison.md").write_text(f"# {folder.name}: {description}\n\n| the table |\n\n## Probes\n")
     (folder / "figures" / "val_accuracy.png").write_bytes(b"png")
     (folder / "figures" / "train_loss.png").write_bytes(b"png")
@@ -320,6 +335,38 @@ def test_a_comparison_whose_runs_experiments_share_is_one_headline_row_and_one_m
         comps[2].metrics["comparison"]["batchnorm"]["p_value"],
     ]
     assert [row.split(" | ")[7] for row in rows] == [format_p(p) for p in holm(p_values)]  # over 3 rows, not 5
+
+
+def test_the_page_opens_with_when_bn_helps_each_row_at_its_settings_and_the_generalization_judged_from_them(tmp_path):
+    made = {
+        "notebook": experiment("notebook", sweep({"batchnorm": 0.02}, seed=6)),
+        "tuned": experiment("tuned", sweep({"batchnorm": 0.0}, spread=0.004, seed=7)),
+        "small": experiment("small", sweep({"batchnorm": -0.02}, seed=8)),
+    }
+    tuned_rates = settings(["batchnorm", "plain"], learning_rate={"batchnorm": 0.003, "plain": 0.001})
+    selected = {"batchnorm": {"learning_rate": 0.003}, "plain": {"learning_rate": 0.001}}
+    small = settings(
+        ["batchnorm", "plain"], batch_size={"batchnorm": 2, "plain": 2}, bn_statistics={"batchnorm": "recomputed"}
+    )
+    write_reports(tmp_path / "notebook", made["notebook"].sweep, made["notebook"].metrics)
+    write_reports(
+        tmp_path / "tuned", made["tuned"].sweep, {**made["tuned"].metrics, "selected": selected}, made=tuned_rates
+    )
+    write_reports(tmp_path / "small", made["small"].sweep, made["small"].metrics, made=small)
+    read = {name: read_results(tmp_path / name) for name in made}
+    claims = tuple(Claim(name, "BN's accuracy is higher", "s", name, ACCURACY, +1) for name in made)
+    always = Generalization("always use BN", "the notebook", tuple(made), answers=True)
+    page = ResultsPage(read, judge(claims, read), (always,), [], "figures")
+    text = unpadded(page.markdown())
+    assert [line for line in text.splitlines() if line.startswith("## ")][0] == "## When BN helps"
+    rows = [line.split(" | ") for line in unpadded(page.answer()).splitlines() if line.startswith("| `")]
+    assert [row[1:6] for row in rows] == [
+        ["adam 0.01", "32", "32-32", "moving", "no: one shared setting"],
+        ["adam batchnorm 0.003, plain 0.001", "32", "32-32", "moving", "yes"],
+        ["adam 0.01", "2", "32-32", "recomputed", "no: one shared setting"],
+    ]
+    assert [row[7] for row in rows] == ["**helps** |", "**no effect shown** |", "**hurts** |"]
+    assert "**always use BN** (the notebook): **disagrees**" in text  # judged from the rows above
 
 
 def test_the_stage_reads_every_report_the_default_first(tmp_path, monkeypatch, capsys):

@@ -1,9 +1,8 @@
 """The claims the lab puts to the test, each with the measurement that decides it: the rows of
 the verdict table in docs/results.md. Adding a row is adding a Claim here."""
 
-from bnlab.analysis.verdicts import (
+from bnlab.analysis.measures import (
     AccuracyAtStep,
-    Claim,
     Fall,
     GradientGrowth,
     LandscapeMeasure,
@@ -11,6 +10,7 @@ from bnlab.analysis.verdicts import (
     ProbeMeasure,
     ShiftMeasure,
 )
+from bnlab.analysis.verdicts import Claim
 
 NOTEBOOK = "the TF1 notebook"
 IOFFE = "Ioffe & Szegedy 2015"

@@ -7,6 +7,9 @@ from bnlab.data.mnist import DataError
 PER_SEED_COLUMNS = ("variant", "seed", "test_accuracy", "test_loss")
 # sweep.csv: these after the grid's own columns (one per swept setting).
 SWEEP_COLUMNS = ("variant", "seed", "test_accuracy", "test_loss", "final_train_loss")
+# Each compared network's settings (per grid point), as the estimator resolves them: what the
+# results page says a comparison was made at (bnlab.analysis.report.settings_frame).
+SETTINGS_FILE = "settings.csv"
 
 
 def comparison_title(name: str, description: str) -> str:

@@ -20,6 +20,7 @@ GENERALIZATIONS = (
             "small_batch_accuracy_2",
             "small_batch_accuracy_4",
         ),
+        answers=True,
     ),
     Generalization("BN makes training faster (Fig. 1a)", IOFFE, ("ioffe_faster", "ioffe_slow_faster")),
     Generalization(

@@ -5,17 +5,17 @@ and the grid's settings are read from them too, so the page depends on reports/ 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from bnlab.analysis.columns import SWEEP_COLUMNS, description_in
+from bnlab.analysis.columns import SETTINGS_FILE, SWEEP_COLUMNS, description_in
 from bnlab.experiments.params import COMPARISON_KEY
 from bnlab.ml.probe_rows import TABLES
 
 # The report's files this page reads, in reports/<experiment>/.
-READ = ("comparison.md", "metrics.json", "sweep.csv", *TABLES, "figures")
+READ = ("comparison.md", "metrics.json", "sweep.csv", SETTINGS_FILE, *TABLES, "figures")
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,14 @@ class ExperimentResults:
     ics: pd.DataFrame
     init_gradients: pd.DataFrame
     figures: Path
+    settings: pd.DataFrame = field(default_factory=pd.DataFrame)  # settings.csv: each network's
+
+    def setting(self, variant: str, name: str, point: dict | None = None):
+        """One resolved estimator setting of a compared network (at a grid point)."""
+        rows = self.settings[self.settings["variant"] == variant]
+        for key, value in (point or {}).items():
+            rows = rows[rows[key] == value]
+        return rows[name].iloc[0]
 
     @property
     def grid_keys(self) -> list[str]:
@@ -85,6 +93,7 @@ def read_results(folder: Path) -> ExperimentResults:
         pd.read_csv(folder / "sweep.csv"),
         *(pd.read_csv(folder / file, dtype={"unit": str}) for file in TABLES),
         folder / "figures",
+        pd.read_csv(folder / SETTINGS_FILE),
     )
 
 

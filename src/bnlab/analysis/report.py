@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bnlab.analysis import figures as plots
-from bnlab.analysis.columns import comparison_title
+from bnlab.analysis.columns import SETTINGS_FILE, comparison_title
 from bnlab.analysis.geometry_tables import geometry_markdown
 from bnlab.analysis.init_gradient_tables import init_gradient_markdown, theory_rates
 from bnlab.analysis.markdown import markdown_table
@@ -26,17 +26,26 @@ from bnlab.analysis.report_figures import (
 from bnlab.analysis.statistics import comparison_markdown, format_p, gain_with_interval, summarize
 from bnlab.analysis.sweep import point_summaries, sweep_frame
 from bnlab.core.layout import MODEL_META_FILE
-from bnlab.experiments.jobs import Job, jobs, model_dir, ordered_variants
+from bnlab.experiments.jobs import Job, job_settings, jobs, model_dir, ordered_variants, point_columns
 from bnlab.experiments.params import COMPARISON_KEY, SELECTED_KEY, ExperimentParams
 from bnlab.experiments.selection import choose, read_scores, selected_params, selection_rows
-from bnlab.ml.hyperparams import BN_STATISTICS
+from bnlab.ml.hyperparams import BN_STATISTICS, HYPERPARAMETERS
 from bnlab.ml.probe_rows import TABLES
 
 SELECTION_FILE = "selection.csv"  # every selection job's score; empty for an experiment that does not tune
 # Every BN model's test accuracy with each kind of statistics; empty for an experiment without BN.
 BN_STATISTICS_FILE = "bn_statistics.csv"
 BN_STATISTICS_COLUMNS = tuple(f"test_accuracy_{kind}" for kind in BN_STATISTICS)
-FILES = ("metrics.json", "per_seed.csv", "sweep.csv", "comparison.md", SELECTION_FILE, BN_STATISTICS_FILE, *TABLES)
+FILES = (
+    "metrics.json",
+    "per_seed.csv",
+    "sweep.csv",
+    "comparison.md",
+    SELECTION_FILE,
+    BN_STATISTICS_FILE,
+    SETTINGS_FILE,
+    *TABLES,
+)
 FOLDERS = ("figures", "curves")
 
 
@@ -112,6 +121,7 @@ class Report:
         self.per_seed.round(6).to_csv(paths["per_seed.csv"], index=False)
         self.selection.round(6).to_csv(paths[SELECTION_FILE], index=False)
         self.bn_statistics.round(6).to_csv(paths[BN_STATISTICS_FILE], index=False)
+        settings_frame(self.experiment, self.jobs).to_csv(paths[SETTINGS_FILE], index=False)
         for file, frame in zip(TABLES, (self.probes, self.steps, self.landscape, self.ics, self.init_gradients)):
             frame.to_csv(paths[file], index=False)
         paths["comparison.md"].write_text(self.table())
@@ -161,6 +171,22 @@ def build_report(name: str, experiment: ExperimentParams, models: Path, results:
         report.selected = selected_params(experiment, selected)
         report.selection = pd.DataFrame(selection_rows(experiment, scores, selected))
     return report
+
+
+def settings_frame(experiment: ExperimentParams, job_list: list[Job]) -> pd.DataFrame:
+    """settings.csv: one row per compared network (the grid's columns, variant) with every
+    estimator setting resolved (a setting params.yaml leaves out: the estimator's default),
+    ``hidden_units`` as its layers joined by "-", as its first seed's job trains it (a
+    selection's chosen values included)."""
+    rows = []
+    for job in job_list:
+        if job.seed != experiment.seeds[0]:
+            continue
+        settings = job_settings(experiment, job)
+        values = {name: settings.resolved(name) for name in HYPERPARAMETERS}
+        values["hidden_units"] = "-".join(str(units) for units in settings.hidden_layers())
+        rows.append({**point_columns(job.point), "variant": job.variant, **values})
+    return pd.DataFrame(rows)
 
 
 def bn_statistics_frame(results: list[dict], grid_keys: list[str]) -> pd.DataFrame:

@@ -15,11 +15,8 @@ import math
 from dataclasses import dataclass, field
 
 import numpy as np
-import pandas as pd
 
-from bnlab.analysis.geometry_tables import landscape_per_run, per_run
-from bnlab.analysis.init_gradient_tables import rate_per_run
-from bnlab.analysis.probe_tables import dead_per_run, drift_per_run, nearest_steps
+from bnlab.analysis.measures import Measure, point_text
 from bnlab.analysis.published import ExperimentResults
 from bnlab.analysis.statistics import (
     ALPHA,
@@ -33,9 +30,9 @@ from bnlab.analysis.statistics import (
     paired,
     seed_pairs,
 )
-from bnlab.experiments.jobs import point_label
 
 AGREES, DISAGREES, NO_EFFECT, PARTLY, TOO_FEW = "agrees", "disagrees", "no effect shown", "partly", "too few seeds"
+HELPS, HURTS = "helps", "hurts"  # the answer table's words: the sign of a significant difference
 T_TEST_ONLY = " (t-test only)"  # added when the exact sign-flip test does not also reach p < α
 RULES = (
     f"**{AGREES}**: Holm-adjusted p < {ALPHA} (Holm over the table's distinct comparisons: claims "
@@ -53,154 +50,6 @@ RULES = (
     f"**{DISAGREES}** when any disagrees, **{PARTLY}** when some agree and none disagrees, "
     f"**{NO_EFFECT}** when none agrees or disagrees",
 )
-
-
-@dataclass(frozen=True)
-class Measure:
-    """What a claim compares, one value per (variant, seed). ``scale`` and ``unit`` format a
-    value (``96.95%``), ``difference_unit`` a difference of two (``+2.44 points``)."""
-
-    label: str
-    unit: str = ""
-    difference_unit: str = ""
-    scale: float = 1.0
-    digits: int = 2
-
-    def values(self, results: ExperimentResults, point: dict | None) -> pd.DataFrame:
-        raise NotImplementedError
-
-    def missing(self, results: ExperimentResults) -> str | None:
-        """What the experiment lacks for this measure (None: nothing)."""
-        return None
-
-    def number(self, value: float, sign: bool = False) -> str:
-        return "n/a" if math.isnan(value) else f"{value * self.scale:{'+' if sign else ''}.{self.digits}f}"
-
-    def value(self, value: float) -> str:
-        return self.number(value) + self.unit
-
-    def difference(self, value: float, interval: tuple[float, float] | None = None) -> str:
-        """``+2.44 [+1.80, +3.08] points``"""
-        bounds = "" if interval is None else f" [{self.number(interval[0], True)}, {self.number(interval[1], True)}]"
-        return self.number(value, sign=True) + bounds + self.difference_unit
-
-
-@dataclass(frozen=True)
-class ModelMetric(Measure):
-    """A test-set metric of the trained model (sweep.csv)."""
-
-    column: str = "test_accuracy"
-
-    def values(self, results, point):
-        return results.at_point(point)[["variant", "seed", self.column]].rename(columns={self.column: "value"})
-
-
-@dataclass(frozen=True)
-class Fall(ModelMetric):
-    """How far a test metric falls from one grid point to another, per run (paired by seed):
-    its value at ``setting`` = ``high`` minus its value at ``setting`` = ``low``."""
-
-    setting: str = "batch_size"
-    high: object = 128
-    low: object = 2
-
-    def values(self, results, point):
-        def at(value):
-            return results.at_point({self.setting: value}).set_index(["variant", "seed"])[self.column]
-
-        return (at(self.high) - at(self.low)).rename("value").dropna().reset_index()
-
-    def missing(self, results):
-        absent = [value for value in (self.high, self.low) if not results.has_point({self.setting: value})]
-        return f"no grid point {', '.join(point_text({self.setting: v}) for v in absent)}" if absent else None
-
-
-@dataclass(frozen=True)
-class ProbeMeasure(Measure):
-    """A probe quantity per (variant, seed, layer), averaged over the hidden layers or taken at
-    the last one (``last_layer``)."""
-
-    quantity: str = "drift"  # or "dead": the fraction of dead units at the last probe
-    last_layer: bool = False
-
-    def values(self, results, point):
-        per_layer = (
-            drift_per_run(results.probes)
-            if self.quantity == "drift"
-            else dead_per_run(results.probes).rename(columns={"final": "dead"})
-        )
-        if self.last_layer:
-            per_layer = per_layer[per_layer["layer"] == per_layer["layer"].max()]
-        return (
-            per_layer.groupby(["variant", "seed"], observed=True, sort=False)[self.quantity]
-            .mean()
-            .rename("value")
-            .reset_index()
-        )
-
-    def missing(self, results):
-        return "no probes" if results.probes.empty else None
-
-
-@dataclass(frozen=True)
-class AccuracyAtStep(Measure):
-    """Test accuracy at the probe nearest to ``step`` (steps.csv)."""
-
-    step: int = 1000
-
-    def values(self, results, point):
-        (at,) = nearest_steps(results.steps, [self.step])
-        rows = results.steps[results.steps["step"] == at]
-        return rows[["variant", "seed", "test_accuracy"]].rename(columns={"test_accuracy": "value"})
-
-    def missing(self, results):
-        return "no probes" if results.steps.empty else None
-
-
-@dataclass(frozen=True)
-class LandscapeMeasure(Measure):
-    """A landscape summary of each probe (loss variation, gradient predictiveness, β-smoothness)
-    along one direction, one value per run: log10, averaged over its probes
-    (:mod:`bnlab.analysis.geometry_tables`)."""
-
-    quantity: str = "beta_smoothness"
-    direction: str = "gradient"
-
-    def values(self, results, point):
-        return landscape_per_run(results.landscape, self.quantity, self.direction)
-
-    def missing(self, results):
-        return "no landscape probes" if results.landscape.empty else None
-
-
-@dataclass(frozen=True)
-class ShiftMeasure(Measure):
-    """Internal covariate shift (ics.csv), one value per run: averaged over its probes and
-    layers (log10 for the norm)."""
-
-    quantity: str = "ics_l2"
-
-    def values(self, results, point):
-        return per_run(results.ics, self.quantity)
-
-    def missing(self, results):
-        return "no covariate-shift probes" if results.ics.empty else None
-
-
-@dataclass(frozen=True)
-class GradientGrowth(Measure):
-    """Yang et al.'s gradient growth at initialization (init_gradients.csv): each run's fitted
-    factor λ̂ per layer (:func:`bnlab.analysis.init_gradient_tables.rate_per_run`), at the claim's
-    grid point."""
-
-    def values(self, results, point):
-        rates = rate_per_run(results.init_gradients)
-        for key, value in (point or {}).items():
-            rates = rates[rates[key] == value]
-        return rates[["variant", "seed", "value"]]
-
-    def missing(self, results):
-        return "no gradients at initialization" if results.init_gradients.empty else None
 
 
 @dataclass(frozen=True)
@@ -226,6 +75,8 @@ class Generalization:
     claim: str
     source: str
     spans: tuple[str, ...]  # Claim keys
+    # The page's answer: docs/results.md opens with a table of its rows ("When BN helps").
+    answers: bool = False
 
 
 @dataclass
@@ -277,6 +128,15 @@ def generalization_word(words: list[str]) -> str:
     return AGREES if agreeing == len(words) else PARTLY if agreeing else NO_EFFECT
 
 
+def effect_word(verdict: Verdict) -> str:
+    """What the variant does to the measure here, by the same rule as the claim's word but
+    whatever the claim predicted: *helps* (a significant rise), *hurts*, or no effect shown."""
+    word = verdict.word.removesuffix(T_TEST_ONLY)
+    if word in (TOO_FEW, NO_EFFECT):
+        return word
+    return HELPS if verdict.test.mean > 0 else HURTS
+
+
 def unmeasurable(claim: Claim, results: dict[str, ExperimentResults]) -> str | None:
     """Why this project's experiments cannot test the claim (None: they can): a user's
     params.yaml may drop an experiment, a variant or a grid point the claim needs."""
@@ -290,11 +150,6 @@ def unmeasurable(claim: Claim, results: dict[str, ExperimentResults]) -> str | N
         return f"{claim.experiment} has no grid point {point_text(claim.point)}"
     lacks = claim.measure.missing(found)
     return f"{claim.experiment} has {lacks}" if lacks else None
-
-
-def point_text(point: dict) -> str:
-    """A claim's grid point as the jobs name it: ``learning_rate=0.1``."""
-    return point_label(tuple(point.items()))
 
 
 def measure(claim: Claim, results: ExperimentResults) -> Verdict:
