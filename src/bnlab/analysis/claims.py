@@ -127,6 +127,23 @@ CLAIMS = (
         +1,
     ),
     Claim(
+        "ioffe_best_faster",
+        "BN reaches high test accuracy faster (Fig. 1a), each network at its own best SGD rate (chosen on validation)",
+        IOFFE,
+        "ioffe2015_tuned",
+        EARLY,
+        +1,
+        figures=("test_accuracy_by_step.png",),
+    ),
+    Claim(
+        "ioffe_best_higher",
+        "BN reaches a higher test accuracy (Fig. 1a), each network at its own best SGD rate",
+        IOFFE,
+        "ioffe2015_tuned",
+        ACCURACY,
+        +1,
+    ),
+    Claim(
         "ioffe_stable",
         "with BN a sigmoid's input distribution is stable, without it it keeps changing "
         "(Fig. 1b, c), at the rate best for the plain network",

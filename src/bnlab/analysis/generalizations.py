@@ -15,6 +15,7 @@ GENERALIZATIONS = (
             "notebook_best",
             "ioffe_higher",
             "ioffe_slow_higher",
+            "ioffe_best_higher",
             "large_rate",
             "plain_best_rate",
             "small_batch_accuracy_2",
@@ -22,7 +23,9 @@ GENERALIZATIONS = (
         ),
         answers=True,
     ),
-    Generalization("BN makes training faster (Fig. 1a)", IOFFE, ("ioffe_faster", "ioffe_slow_faster")),
+    Generalization(
+        "BN makes training faster (Fig. 1a)", IOFFE, ("ioffe_faster", "ioffe_slow_faster", "ioffe_best_faster")
+    ),
     Generalization(
         "BN makes the loss landscape smoother / gradients more predictive",
         SANTURKAR,
