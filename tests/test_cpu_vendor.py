@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -65,6 +66,18 @@ def test_no_compiled_program_uses_the_hardwares_reciprocal_estimates(pinned, tmp
     vendor_fits("--dump", str(tmp_path / "default"), "--without-fix", "--fits", "batchnorm")
     found = estimates_in(tmp_path / "default")
     assert found and all("rsqrt" in "".join(names) for names in found.values()), found
+
+
+def test_llvm_may_reorder_arithmetic_only_in_xlas_sums(pinned):
+    # Where a kernel's IR is strict IEEE, the vectorizing LLVM chooses per CPU keeps every bit
+    # (tests/test_cpu_fingerprints.py relies on it); XLA's sums may be reassociated, and their
+    # IR must then be the same on every CPU kind.
+    _, folder = pinned
+    free = [k for k in xla_dump.kernels(folder) if k.fp_freedoms()]
+    assert free and {flag for k in free for flag in k.fp_freedoms()} == {"reassoc"}
+    flagged = [line.strip() for k in free for line in k.ir.splitlines() if " reassoc " in line]
+    sums = re.compile(r"= (f(add|sub) reassoc |tail call reassoc float @llvm\.vector\.reduce\.fadd\.)")
+    assert [line for line in flagged if not sums.search(line)] == []
 
 
 @pytest.mark.slow

@@ -27,6 +27,13 @@ ESTIMATES = re.compile(r"llvm\.x86\.\S*(rsqrt|rcp)")
 # HLO op metadata names the Python source file (a path that differs per checkout): not the program
 _METADATA = re.compile(r", metadata=\{[^}]*\}")
 _DECLARED = re.compile(r"^declare [^@]*@([\w.$]+)\(", re.M)
+# LLVM may change a floating-point result only where the IR allows it: fast-math flags on an
+# instruction (reassociate a sum, contract to FMA, approximate...) or ``llvm.fmuladd`` (fuse
+# if the target likes). Without them, its passes keep every IEEE result.
+_FP_INSTRUCTION = r"(?:fadd|fsub|fmul|fdiv|frem|fneg|fcmp|call|select|phi)"
+_FLAG = r"(?:fast|reassoc|nnan|ninf|nsz|arcp|contract|afn)"
+_FAST_MATH_FLAGS = re.compile(rf"= (?:\w+ )*?{_FP_INSTRUCTION}((?: {_FLAG})+) ")
+_MAY_FUSE = re.compile(r"@llvm\.fmuladd\.")
 # module_0003.a_inference_steps_1643__XlaMustCompile_..._.22.<kernel>.ir-with-opt.ll: the
 # function's trace number and config hash vary with what ran before; its name and order do not.
 _MODULE = re.compile(
@@ -65,6 +72,13 @@ class Kernel:
     def external_calls(self) -> list[str]:
         return undefined_symbols(self.object_code)
 
+    def fp_freedoms(self) -> list[str]:
+        """The fast-math flags in the optimized IR, and ``fmuladd`` if it may fuse: empty means
+        strict IEEE IR, whose LLVM passes (vectorizing, interleaving, unrolling, all chosen by
+        the CPU's cost model) keep every result's bits."""
+        flags = {flag for found in _FAST_MATH_FLAGS.findall(self.ir) for flag in found.split()}
+        return sorted(flags | ({"fmuladd"} if _MAY_FUSE.search(self.ir) else set()))
+
     def summary(self) -> dict:
         """What ``tools/cpu_fingerprint.py`` records of it."""
         digest = lambda data: hashlib.sha256(data).hexdigest()  # noqa: E731
@@ -74,6 +88,7 @@ class Kernel:
             "optimized_hlo_sha256": digest(_METADATA.sub("", self.optimized_hlo).encode()),
             "x86_intrinsics": self.x86_intrinsics(),
             "external_calls": self.external_calls(),
+            "fp_freedoms": self.fp_freedoms(),
         }
 
 
