@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 import pytest
@@ -35,3 +36,23 @@ def isolated_environment():
 @pytest.fixture
 def small_mnist() -> Mnist:
     return make_mnist()
+
+
+@pytest.fixture
+def bnlab_in(monkeypatch, capsys):
+    """``bnlab ARGS`` run in this process from a folder: ``call(folder, "train notebook")`` →
+    (exit status, stderr). A check that refuses bad input before any work imports neither
+    TensorFlow nor MLflow, so a new process would add only Python's start-up (the console
+    script itself is run by tests/test_config.py)."""
+    from bnlab.pipeline import cli
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    handler = signal.getsignal(signal.SIGTERM)  # a stage's command installs its own
+
+    def call(folder, args: str) -> tuple[int, str]:
+        monkeypatch.chdir(folder)
+        status = cli.main(args.split())
+        return status, capsys.readouterr().err
+
+    yield call
+    signal.signal(signal.SIGTERM, handler)

@@ -3,10 +3,13 @@ project's environment, and throwaway copies of the project (git + DVC) to run th
 
 from __future__ import annotations
 
+import atexit
+import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -81,14 +84,20 @@ def small_params(
     params["data"]["sources"] = [{"kind": "local", "path": str(source)}]
     params["data"]["fingerprints"] = fingerprints(mnist)
     params["split"]["val_size"] = len(mnist.y_train) // 6
-    params["experiments"] = {name: params["experiments"][name] for name in experiments}
-    for experiment in params["experiments"].values():
+    params["experiments"] = small_experiments(params["experiments"], overrides, experiments)
+    return params
+
+
+def small_experiments(declared: dict, overrides: dict | None, experiments: tuple[str, ...]) -> dict:
+    """params.yaml's ``experiments``: only ``experiments``, with ``overrides`` (:func:`small_params`)."""
+    kept = {name: declared[name] for name in experiments}
+    for experiment in kept.values():
         for key, value in (overrides or {}).items():
             if key in ("seeds", "probes", "variants"):
                 experiment[key] = value
             else:
                 experiment["model"] = {**experiment["model"], key: value}
-    return params
+    return kept
 
 
 def make_project(
@@ -116,6 +125,35 @@ def make_project(
     shutil.move(root / ".dvc-plots", root / ".dvc" / "plots")
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "project"], root)
+    return root
+
+
+# Per test process: a project whose data is downloaded and split, per data set (its fingerprints).
+_SPLIT_TEMPLATES: dict[str, Path] = {}
+
+
+def split_project(
+    root: Path, mnist: Mnist, train_overrides: dict | None = None, experiments: tuple[str, ...] = ("notebook",)
+) -> Path:
+    """:func:`make_project` with its data already downloaded and split (`dvc repro split` up to
+    date): a copy of a project made and split once per test process for this data, with these
+    experiments. Only the experiments differ from the copied project, so DVC keeps its data."""
+    key = json.dumps(fingerprints(mnist), sort_keys=True)
+    if key not in _SPLIT_TEMPLATES:
+        folder = Path(tempfile.mkdtemp(prefix="bnlab-split-"))
+        atexit.register(shutil.rmtree, folder, ignore_errors=True)
+        template = make_project(folder / "proj", mnist)
+        run(["dvc", "repro", "split"], template)
+        run(["git", "add", "-A"], template)
+        run(["git", "commit", "-qm", "data split"], template)
+        _SPLIT_TEMPLATES[key] = template
+    shutil.copytree(_SPLIT_TEMPLATES[key], root, symlinks=True)
+    params = yaml.safe_load((root / "params.yaml").read_text())
+    declared = yaml.safe_load((PROJECT / "params.yaml").read_text())["experiments"]
+    params["experiments"] = small_experiments(declared, train_overrides, experiments)
+    (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    run(["git", "add", "-A"], root)
+    run(["git", "commit", "-q", "--allow-empty", "-m", "experiments"], root)
     return root
 
 

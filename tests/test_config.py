@@ -1,12 +1,9 @@
-import subprocess
-import sys
-
 import pytest
 import yaml
 
 from bnlab.experiments.params import ParamsError, load_params, parse_params
 
-from helpers import PROJECT, project_env
+from helpers import PROJECT
 
 
 def default_raw() -> dict:
@@ -189,23 +186,6 @@ def test_missing_and_malformed_files_are_params_errors(tmp_path):
     bad.write_text("- a list")
     with pytest.raises(ParamsError, match="mapping"):
         load_params(bad)
-
-
-def test_the_cli_reports_bad_params_in_one_message_without_traceback(tmp_path):
-    raw = default_raw()
-    raw["split"]["val_size"] = -5
-    (tmp_path / "params.yaml").write_text(yaml.safe_dump(raw))
-    done = subprocess.run(
-        [sys.executable, "-m", "bnlab.pipeline.cli", "split"],
-        cwd=tmp_path,
-        env=project_env(),
-        capture_output=True,
-        text=True,
-    )
-    assert done.returncode == 2
-    assert "split.val_size" in done.stderr and "greater than 0" in done.stderr
-    assert "Traceback" not in done.stderr
-    assert not (tmp_path / "data").exists()
 
 
 def test_params_yaml_uses_no_yaml_anchors():

@@ -10,7 +10,7 @@ from mlflow import MlflowClient
 
 from bnlab.tracking.store import experiment_name
 
-from helpers import make_mnist, make_project, run, store_env
+from helpers import make_mnist, run, split_project, store_env
 from servers import AUTH_ADMIN, dask_cluster, mlflow_server
 
 SMALL = {"epochs": 1, "seeds": [0, 1], "hidden_units": [8], "probes": None}
@@ -19,8 +19,7 @@ PASSWORD = "s3cret-" + os.urandom(4).hex()
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("credentials") / "proj", make_mnist(300, 100), SMALL)
-    run(["dvc", "repro", "split"], root)
+    root = split_project(tmp_path_factory.mktemp("credentials") / "proj", make_mnist(300, 100), SMALL)
     return root
 
 

@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from helpers import make_mnist, make_project, run, store_env
+from helpers import make_mnist, run, split_project, store_env
 from servers import dask_cluster, mlflow_server
 
 TINY = {"epochs": 3, "seeds": [0, 1], "hidden_units": [8]}
@@ -28,8 +28,7 @@ def statuses(database) -> list[str]:
 
 @pytest.fixture()
 def project(tmp_path):
-    root = make_project(tmp_path / "proj", make_mnist(300, 100), TINY)
-    run(["dvc", "repro", "split"], root)
+    root = split_project(tmp_path / "proj", make_mnist(300, 100), TINY)
     return root
 
 

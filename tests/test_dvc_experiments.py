@@ -15,7 +15,7 @@ import dvc.api
 import pandas
 import pytest
 
-from helpers import make_mnist, make_project, run, store_env
+from helpers import make_mnist, run, split_project, store_env
 
 TINY = {"epochs": 1, "seeds": [0], "hidden_units": [8]}
 LEARNING_RATE = "experiments.notebook.model.learning_rate"
@@ -56,7 +56,7 @@ def exp_names(root) -> set[str]:
 @pytest.fixture(scope="module")
 def baseline(tmp_path_factory):
     """A committed baseline, trained once for the file's tests."""
-    root = make_project(tmp_path_factory.mktemp("baseline") / "proj", make_mnist(300, 100), TINY)
+    root = split_project(tmp_path_factory.mktemp("baseline") / "proj", make_mnist(300, 100), TINY)
     run(["dvc", "repro"], root, env=store_env())
     run(["git", "add", "-A"], root)
     run(["git", "commit", "-qm", "baseline"], root)

@@ -2,21 +2,20 @@
 refused before any work, and paths that agree between the code and dvc.yaml."""
 
 import json
-import signal
 
 import pytest
 import yaml
 
 from bnlab.core import layout
 
-from helpers import PROJECT, make_mnist, make_project, run
+from helpers import PROJECT, make_mnist, run, split_project
 
 TINY = {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": None}
 
 
 @pytest.fixture(scope="module")
 def two_experiments(tmp_path_factory):
-    root = make_project(
+    root = split_project(
         tmp_path_factory.mktemp("two") / "proj", make_mnist(300, 100), TINY, experiments=("notebook", "noisy_bn")
     )
     run(["dvc", "repro"], root)
@@ -112,47 +111,47 @@ def test_a_new_description_re_runs_only_the_report(two_experiments):
 
 
 @pytest.fixture
-def bnlab_here(tmp_path, monkeypatch, capsys):
-    """``bnlab ARGS`` run in this process from ``tmp_path``: (exit status, stderr). A check that
-    refuses bad input before any work imports neither TensorFlow nor MLflow, so a new process
-    would add only Python's start-up (the console script itself: tests/test_config.py)."""
-    from bnlab.pipeline import cli
+def bnlab_here(tmp_path, bnlab_in):
+    """``bnlab ARGS`` run in this process from ``tmp_path`` (conftest's bnlab_in)."""
+    return lambda args: bnlab_in(tmp_path, args)
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    handler = signal.getsignal(signal.SIGTERM)  # a stage's command installs its own
 
-    def call(args: str) -> tuple[int, str]:
-        status = cli.main(args.split())
-        return status, capsys.readouterr().err
-
-    yield call
-    signal.signal(signal.SIGTERM, handler)
+def notebook(change):
+    """A change to params.yaml's ``notebook`` experiment."""
+    return lambda params: change(params["experiments"]["notebook"])
 
 
 @pytest.mark.parametrize(
     "change, message",
     [
+        (lambda p: p["split"].update(val_size=-5), "split.val_size: Input should be greater than 0"),
         (
-            lambda e: e["variants"]["plain"].update(batch_normm=False),
+            notebook(lambda e: e["variants"]["plain"].update(batch_normm=False)),
             "experiments.notebook.variants.plain.batch_normm: Extra inputs are not permitted",
         ),
-        (lambda e: e.update(baseline="vanilla"), "baseline 'vanilla' is not one of the variants"),
-        (lambda e: e.update(variants={}), "experiments.notebook.variants: Dictionary should have at least 2 items"),
+        (notebook(lambda e: e.update(baseline="vanilla")), "baseline 'vanilla' is not one of the variants"),
         (
-            lambda e: e["probes"].update(every_steps=0),
+            notebook(lambda e: e.update(variants={})),
+            "experiments.notebook.variants: Dictionary should have at least 2 items",
+        ),
+        (
+            notebook(lambda e: e["probes"].update(every_steps=0)),
             "experiments.notebook.probes.every_steps: Input should be greater than 0",
         ),
-        (lambda e: e.update(seeds=[]), "experiments.notebook.seeds"),
+        (notebook(lambda e: e.update(seeds=[])), "experiments.notebook.seeds"),
         (
-            lambda e: e.update(tune={"grid": {"learning_rate": [0.01]}, "seeds": [0], "metric": "test_accuracy"}),
+            notebook(
+                lambda e: e.update(tune={"grid": {"learning_rate": [0.01]}, "seeds": [0], "metric": "test_accuracy"})
+            ),
             "experiments.notebook.tune.metric: Input should be 'val_accuracy' or 'val_loss'",
         ),
     ],
 )
-def test_a_bad_experiment_stops_every_stage_with_one_message_before_any_work(tmp_path, bnlab_here, change, message):
+def test_a_bad_param_stops_every_stage_with_one_message_before_any_work(tmp_path, bnlab_here, change, message):
+    """Whatever the stage, a bad params.yaml is one message naming the key, before any work
+    (test_config.py checks the message for each kind of bad value, without the CLI)."""
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    change(params["experiments"]["notebook"])
+    change(params)
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     for stage in ("download", "split", "train notebook", "evaluate notebook", "report notebook", "results"):
         status, stderr = bnlab_here(stage)

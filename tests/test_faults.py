@@ -14,15 +14,14 @@ import numpy as np
 import pytest
 import yaml
 
-from helpers import make_mnist, make_project, project_env, run
+from helpers import make_mnist, project_env, run, split_project
 
 TINY = {"epochs": 1000, "seeds": [0], "hidden_units": [8]}
 
 
 @pytest.fixture(scope="module")
 def prepared(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("faults") / "proj", make_mnist(300, 100), TINY)
-    run(["dvc", "repro", "split"], root)
+    root = split_project(tmp_path_factory.mktemp("faults") / "proj", make_mnist(300, 100), TINY)
     return root
 
 
@@ -149,32 +148,32 @@ def test_an_unreachable_tracking_server_fails_fast_naming_the_uri(prepared):
     assert not (prepared / "models/notebook").exists()
 
 
-def test_a_corrupt_split_stops_training_before_any_run(prepared, tmp_path):
+def test_a_corrupt_split_stops_training_before_any_run(prepared, bnlab_in):
     prepared_file = prepared / "data/prepared/val.npz"
     original = prepared_file.read_bytes()
     (prepared / "mlflow.db").unlink(missing_ok=True)
     try:
         prepared_file.write_bytes(original[: len(original) // 3])
-        done = run(["bnlab", "train", "notebook"], prepared, env=env_without_tracking_uri(), check=False)
+        status, stderr = bnlab_in(prepared, "train notebook")
     finally:
         prepared_file.write_bytes(original)
-    assert done.returncode == 1
-    assert "data/prepared/val.npz" in done.stderr and "Traceback" not in done.stderr
+    assert status == 1
+    assert "data/prepared/val.npz" in stderr and "Traceback" not in stderr
     assert not (prepared / "mlflow.db").exists() or run_statuses(prepared) == []
 
 
-def test_wrong_dtype_in_a_split_is_named(prepared):
+def test_wrong_dtype_in_a_split_is_named(prepared, bnlab_in):
     test_file = prepared / "data/prepared/test.npz"
     original = test_file.read_bytes()
     try:
         np.savez_compressed(test_file, x=np.zeros((10, 28, 28), np.float32), y=np.zeros(10, np.uint8))
         (prepared / "models/notebook").mkdir(parents=True, exist_ok=True)
-        done = run(["bnlab", "evaluate", "notebook"], prepared, env=env_without_tracking_uri(), check=False)
+        status, stderr = bnlab_in(prepared, "evaluate notebook")
     finally:
         test_file.write_bytes(original)
         shutil.rmtree(prepared / "models", ignore_errors=True)  # the other tests expect no models
-    assert done.returncode == 1
-    assert "test.npz: x: expected uint8" in done.stderr
+    assert status == 1
+    assert "test.npz: x: expected uint8" in stderr
 
 
 @pytest.fixture
@@ -245,17 +244,17 @@ def corrupt(path, how: str) -> None:
         ("labels out of range", "y_test: labels must be digits 0..9"),
     ],
 )
-def test_a_bad_input_file_is_named_and_nothing_produced_is_lost(prepared, how, message):
+def test_a_bad_input_file_is_named_and_nothing_produced_is_lost(prepared, bnlab_in, how, message):
     raw_file = prepared / "data/raw/mnist.npz"
     original = raw_file.read_bytes()
     before = {p.name: p.read_bytes() for p in (prepared / "data/prepared").iterdir()}
     try:
         corrupt(raw_file, how)
-        done = run(["bnlab", "split"], prepared, check=False)
+        status, stderr = bnlab_in(prepared, "split")
     finally:
         raw_file.write_bytes(original)
-    assert done.returncode == 1
-    assert message in done.stderr and "Traceback" not in done.stderr
+    assert status == 1
+    assert message in stderr and "Traceback" not in stderr
     after = {p.name: p.read_bytes() for p in (prepared / "data/prepared").iterdir()}
     assert after == before  # the earlier outputs are untouched, no temporary files left
 

@@ -9,7 +9,7 @@ from urllib.parse import urlparse
 import pytest
 
 from disks import can_mount, full_disk
-from helpers import make_mnist, make_project, run, store_env
+from helpers import make_mnist, run, split_project, store_env
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(can_mount() is not None, reason=str(can_mount()))]
 FULL = "No space left on device"
@@ -27,7 +27,7 @@ def failed_runs(db) -> int:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = make_project(
+    root = split_project(
         tmp_path_factory.mktemp("full") / "proj",
         make_mnist(300, 100),
         {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": None},

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import PROJECT, make_mnist, make_project, run, store_env
+from helpers import PROJECT, make_mnist, run, split_project, store_env
 from servers import mlflow_ui, require_chromium
 
 SEEDS = [0, 1]
@@ -32,7 +32,7 @@ def browser():
 @pytest.fixture(scope="module")
 def runs_table(tmp_path_factory, browser):
     """The address of the runs table, as `bnlab summary --url` prints it, on a live `mlflow ui`."""
-    root = make_project(
+    root = split_project(
         tmp_path_factory.mktemp("ui") / "proj",
         make_mnist(300, 100),
         {"epochs": 1, "seeds": SEEDS, "hidden_units": [8], "probes": None},

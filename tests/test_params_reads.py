@@ -8,7 +8,7 @@ import yaml
 from bnlab.pipeline import cli
 from bnlab.pipeline.stages import EXPERIMENT_STAGES
 
-from helpers import PROJECT, make_mnist, make_project
+from helpers import PROJECT, make_mnist, split_project
 from params_reads import recorded_reads
 
 STAGES = yaml.safe_load((PROJECT / "dvc.yaml").read_text())["stages"]
@@ -24,7 +24,7 @@ def declared_params(stage: str) -> set[str]:
 def reads(tmp_path_factory):
     """The keys each stage read, the evaluate stage's also against a store that never saw the
     models (it then re-creates their runs: another path through the code)."""
-    root = make_project(
+    root = split_project(
         tmp_path_factory.mktemp("reads") / "proj",
         make_mnist(300, 100),
         {"epochs": 1, "seeds": [0], "hidden_units": [8], "probes": {"every_steps": 5, "images": 40, "unit": 0}},

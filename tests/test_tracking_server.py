@@ -11,7 +11,7 @@ import pytest
 
 from bnlab.data import splits
 
-from helpers import make_mnist, make_project, project_env, run
+from helpers import make_mnist, project_env, run, split_project
 from servers import mlflow_server, postgres, rest
 
 SMALL = {"epochs": 2, "seeds": [0], "hidden_units": [16]}
@@ -59,7 +59,7 @@ def check_runs_over_rest(url: str, root, artifacts) -> None:
 
 @pytest.mark.slow
 def test_pipeline_on_a_tracking_server_with_postgresql(tmp_path):
-    root = make_project(tmp_path / "proj", make_mnist(300, 100), SMALL)
+    root = split_project(tmp_path / "proj", make_mnist(300, 100), SMALL)
     artifacts = tmp_path / "server-artifacts"
     with postgres() as database, mlflow_server(database, artifacts) as (url, _):
         pipeline_against(url, root)
@@ -68,8 +68,7 @@ def test_pipeline_on_a_tracking_server_with_postgresql(tmp_path):
 
 @pytest.mark.slow
 def test_server_killed_mid_training_fails_the_stage_cleanly(tmp_path):
-    root = make_project(tmp_path / "proj", make_mnist(300, 100), {**SMALL, "epochs": 1000})
-    run(["dvc", "repro", "split"], root)
+    root = split_project(tmp_path / "proj", make_mnist(300, 100), {**SMALL, "epochs": 1000})
     env = project_env()
     with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", tmp_path / "artifacts") as (url, server):
         env["MLFLOW_TRACKING_URI"] = url
@@ -111,7 +110,7 @@ def assert_no_secret(root, outputs: str, runs: list[dict]) -> None:
 @pytest.mark.slow
 def test_pipeline_on_a_tracking_server_with_sqlite_and_credentials_in_its_uri(tmp_path):
     # One pipeline for both: the server (no auth of its own) ignores the credentials.
-    root = make_project(tmp_path / "proj", make_mnist(300, 100), SMALL)
+    root = split_project(tmp_path / "proj", make_mnist(300, 100), SMALL)
     artifacts = tmp_path / "server-artifacts"
     with mlflow_server(f"sqlite:///{tmp_path / 'server.db'}", artifacts) as (url, _):
         done = pipeline_against(url.replace("http://", f"http://alice:{SECRET}@"), root)
@@ -124,7 +123,7 @@ def test_pipeline_on_a_tracking_server_with_sqlite_and_credentials_in_its_uri(tm
 
 @pytest.mark.slow
 def test_a_plain_postgresql_uri_uses_the_installed_driver(tmp_path):
-    root = make_project(tmp_path / "proj", make_mnist(300, 100), SMALL)
+    root = split_project(tmp_path / "proj", make_mnist(300, 100), SMALL)
     with postgres() as database:
         plain = database.replace("postgresql+psycopg2://mlflow@", f"postgresql://mlflow:{SECRET}@")
         env = project_env()

@@ -15,7 +15,7 @@ from bnlab.experiments.jobs import jobs, selection_jobs
 from bnlab.experiments.params import ParamsError, parse_params
 from bnlab.experiments.selection import choose
 
-from helpers import PROJECT, make_mnist, make_project, run, store_env
+from helpers import PROJECT, make_mnist, run, split_project, store_env
 
 RATES = [0.01, 0.003]
 TUNE = {"grid": {"learning_rate": RATES}, "seeds": [100, 101], "metric": "val_accuracy"}
@@ -106,7 +106,7 @@ def tuned_project(tmp_path_factory):
     """A project whose params.yaml declares, beside the notebook (seed 5, no probes), a tuned
     copy of it ("tuned") whose selection seed 5 at rate 0.01 is exactly the notebook's job."""
     tiny = {"epochs": 1, "seeds": [5], "hidden_units": [8], "probes": None, "learning_rate": 0.01}
-    root = make_project(tmp_path_factory.mktemp("tune") / "proj", make_mnist(300, 100), tiny)
+    root = split_project(tmp_path_factory.mktemp("tune") / "proj", make_mnist(300, 100), tiny)
     params = yaml.safe_load((root / "params.yaml").read_text())
     tuned = json.loads(json.dumps(params["experiments"]["notebook"]))
     del tuned["model"]["learning_rate"]  # what the selection chooses

@@ -14,7 +14,7 @@ import yaml
 
 from bnlab.data.mnist import Mnist, save_npz
 
-from helpers import make_mnist, make_project, run, store_env
+from helpers import make_mnist, make_project, run, split_project, store_env
 
 TINY = {"epochs": 2, "seeds": [0, 1], "hidden_units": [8]}
 ENDLESS = {"epochs": 1000, "seeds": [0], "hidden_units": [8]}
@@ -41,8 +41,7 @@ def weights(root) -> dict:
 @pytest.fixture(scope="module")
 def endless(tmp_path_factory):
     """A project whose jobs train for minutes: long enough to stop one half-way."""
-    root = make_project(tmp_path_factory.mktemp("workers") / "proj", make_mnist(300, 100), ENDLESS)
-    run(["dvc", "repro", "split"], root)
+    root = split_project(tmp_path_factory.mktemp("workers") / "proj", make_mnist(300, 100), ENDLESS)
     return root
 
 
