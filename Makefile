@@ -39,7 +39,7 @@ run: $(STAMP) $(PLOTS_PAGE)
 	$(BIN)/dvc repro report@$(EXPERIMENT)
 	@$(BIN)/bnlab summary $(EXPERIMENT)
 
-## run-all: every experiment declared in params.yaml, then docs/results.md (about 40 minutes on 2 cores)
+## run-all: every experiment declared in params.yaml, then docs/results.md (about 110 minutes on 2 cores)
 run-all: $(STAMP) $(PLOTS_PAGE)
 	$(BIN)/dvc repro
 	@$(BIN)/bnlab summary

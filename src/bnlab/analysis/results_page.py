@@ -98,8 +98,8 @@ class ResultsPage:
                     "",
                     self.unsupported(),
                     "",
-                    f"How a verdict is derived from its numbers (α = {ALPHA}, two-sided; one Holm family: every claim "
-                    "of the table):",
+                    f"How a verdict is derived from its numbers (α = {ALPHA}, two-sided; one Holm family: every "
+                    "comparison of the table, once):",
                     "",
                     *(f"- {rule}" for rule in RULES),
                     "",
