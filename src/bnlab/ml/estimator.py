@@ -11,18 +11,17 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bnlab.ml import loop
+from bnlab.ml import fit_loop
 from bnlab.ml.bn_statistics import batch_norm_layers, current_statistics, install, population_statistics
 from bnlab.ml.fit_inputs import INPUT_DTYPES, encode_validation, seed_of
 from bnlab.ml.fixed_order import INFERENCE_ROWS
-from bnlab.ml.hyperparams import DEFAULTS, HYPERPARAMETERS, hidden_layers, sklearn_constraint
+from bnlab.ml.hyperparams import DEFAULTS, HYPERPARAMETERS, check_combination, hidden_layers, sklearn_constraint
 from bnlab.ml.inference import inference_for, loss_accuracy
 from bnlab.ml.model import build_mlp, build_optimizer
 from bnlab.ml.saving import EstimatorFiles
-from bnlab.ml.tf_runtime import keras, tf
+from bnlab.ml.tf_runtime import keras
 
 HISTORY_KEYS = ("train_loss", "train_accuracy", "val_loss", "val_accuracy")
-STEP_TIME = "seconds_per_step"  # in each epoch's callback logs, beside the history's values
 
 
 class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
@@ -99,6 +98,20 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         or each BN layer's mean and variance over the training rows, recomputed after training
         in inference mode (:mod:`bnlab.ml.bn_statistics`); then ``moving_statistics_`` keeps the
         moving averages.
+    momentum : float, default=0.0
+        SGD's heavy-ball momentum μ (Keras's ``SGD(momentum=μ)``); only with ``optimizer="sgd"``.
+    weight_decay : float, default=0.0
+        L2 weight decay λ: λ·W added to each Dense kernel's gradient (the gradient of
+        (λ/2)·‖W‖²), not to biases, γ, β or SkipInit's gains (:mod:`bnlab.ml.gradient_rule`).
+    gradient_clipping : {"none", "adaptive"}, default="none"
+        "adaptive": Brock et al. (2021)'s unit-wise adaptive gradient clipping of every layer but
+        the output layer (:mod:`bnlab.ml.gradient_clipping`), before weight decay is added.
+    clip_factor : float, default=0.01
+        AGC's λ: a unit's gradient is at most ``clip_factor`` times its weights' norm.
+    residual : {"none", "skipinit"}, default="none"
+        "skipinit": every hidden layer after the first is a residual block, its input plus its
+        output times a trainable gain that starts at 0 (De & Smith 2020); all hidden layers then
+        need one width.
 
     Attributes
     ----------
@@ -169,6 +182,11 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         initializer=DEFAULTS["initializer"],
         depth=DEFAULTS["depth"],
         bn_statistics=DEFAULTS["bn_statistics"],
+        momentum=DEFAULTS["momentum"],
+        weight_decay=DEFAULTS["weight_decay"],
+        gradient_clipping=DEFAULTS["gradient_clipping"],
+        clip_factor=DEFAULTS["clip_factor"],
+        residual=DEFAULTS["residual"],
     ):
         self.hidden_units = hidden_units
         self.batch_norm = batch_norm
@@ -194,6 +212,11 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         self.initializer = initializer
         self.depth = depth
         self.bn_statistics = bn_statistics
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.gradient_clipping = gradient_clipping
+        self.clip_factor = clip_factor
+        self.residual = residual
 
     # --- fitting ---------------------------------------------------------------------------
 
@@ -218,14 +241,15 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         if len(self.classes_) < 2:
             raise ValueError(f"{type(self).__name__} needs at least 2 classes in y; got 1 class")
         self.layer_units()
+        check_combination(lambda name: getattr(self, name))
         validation = encode_validation(self, validation_data)
 
         seed = seed_of(self.random_state)
         keras.utils.set_random_seed(seed)  # right before building: weights depend on it
         self.model_ = self._build_network(X.shape[1], len(self.classes_))
-        optimizer = build_optimizer(self.optimizer, self.learning_rate)
+        optimizer = build_optimizer(self.optimizer, self.learning_rate, self.momentum)
         self.history_ = {key: [] for key in HISTORY_KEYS[: 4 if validation else 2]}
-        self._train(X, y_index.astype(np.int32), validation, optimizer, np.random.default_rng(seed))
+        fit_loop.train(self, X, y_index.astype(np.int32), validation, optimizer, np.random.default_rng(seed))
         self.__dict__.pop("moving_statistics_", None)  # an earlier fit's
         if self.bn_statistics == "recomputed" and batch_norm_layers(self.model_):
             self.moving_statistics_ = current_statistics(self.model_)
@@ -243,36 +267,6 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         if not units or not all(isinstance(u, Integral) and u > 0 for u in units):
             raise ValueError(f"hidden_units must be a non-empty sequence of positive ints; got {self.hidden_units!r}")
         return hidden_layers(tuple(int(u) for u in units), self.depth)
-
-    def _train(self, X, y, validation, optimizer, rng) -> None:
-        model = self.model_
-        optimizer.build(model.trainable_variables)
-        # Tensors, not arrays: converting 55,000 rows every epoch would cost more than
-        # evaluating them.
-        x_all, y_all = loop.as_tensor(X), tf.constant(y)
-        if validation is not None:
-            validation = (loop.as_tensor(validation[0]), validation[1])
-        callbacks = list(self.callbacks or [])
-        step_hooks, batch_hooks = loop.callback_hooks(callbacks)
-        budget = loop.Budget(self.epochs, self.steps)
-
-        def on_epoch_end(epoch: int) -> bool:
-            logs = self._evaluate_epoch(x_all, y, validation)
-            for key, value in logs.items():
-                self.history_[key].append(value)
-            if self.verbose:
-                print(f"epoch {epoch + 1} " + " ".join(f"{k}={v:.4f}" for k, v in logs.items()))
-            _call(callbacks, "on_epoch_end", epoch, {**logs, STEP_TIME: train_steps.seconds_per_step()})
-            return bool(model.stop_training)
-
-        model.stop_training = False
-        _call(callbacks, "set_model", model)
-        _call(callbacks, "on_train_begin", {})
-        train_steps = loop.TimedSteps(loop.compile_train_steps(model, optimizer, self.batch_size))
-        self.n_steps_, self.n_iter_ = loop.run(
-            train_steps, x_all, y_all, self.batch_size, budget, rng, self.shuffle, step_hooks, on_epoch_end, batch_hooks
-        )
-        _call(callbacks, "on_train_end", {})
 
     def _evaluate_epoch(self, X, y, validation) -> dict[str, float]:
         sets = {"train": (X, y), **({"val": validation} if validation is not None else {})}
@@ -307,10 +301,3 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         tags = super().__sklearn_tags__()
         tags.non_deterministic = self.random_state is None
         return tags
-
-
-def _call(callbacks, method: str, *args) -> None:
-    for callback in callbacks:
-        hook = getattr(callback, method, None)
-        if hook is not None:
-            hook(*args)
