@@ -167,3 +167,12 @@ def unpadded(markdown: str) -> str:
         return "| " + " | ".join(cell.strip() for cell in line.strip().strip("|").split("|")) + " |"
 
     return "\n".join(row(line) for line in markdown.split("\n"))
+
+
+def comparable_fits(mine: dict, committed: dict) -> tuple[dict, dict]:
+    """This machine's reference fits and a committed fingerprint's, each cut to the fits the
+    file holds: a fit added to tests/vendor_fits.py after a CPU kind's file was made is compared
+    with the files that have it (``make fingerprint`` on that kind adds it). A fit the file holds
+    and this machine does not run fails: the file is stale."""
+    assert set(committed) <= set(mine), f"fits gone from tests/vendor_fits.py: {sorted(set(committed) - set(mine))}"
+    return {name: mine[name] for name in committed}, committed

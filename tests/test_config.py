@@ -105,6 +105,13 @@ DELETE = object()
         ("model.steps", 100, "set either epochs or steps, not both"),
         ("reference.bn", 0.9, "reference names variants that do not exist: bn"),
         ("model.hidden_units", DELETE, None),  # allowed: the estimator's default
+        ("model.momentum", 0.9, "variant 'batchnorm': momentum 0.9 is SGD's heavy ball; optimizer 'adam' has none"),
+        ("model.momentum", 1.0, f"{NOTEBOOK}.model.momentum: Input should be less than 1"),
+        ("model.weight_decay", -0.1, f"{NOTEBOOK}.model.weight_decay"),
+        ("variants.plain.gradient_clipping", "global", f"{NOTEBOOK}.variants.plain.gradient_clipping"),
+        ("model.clip_factor", 0, f"{NOTEBOOK}.model.clip_factor: Input should be greater than 0"),
+        ("variants.plain.residual", "fixup", f"{NOTEBOOK}.variants.plain.residual"),
+        ("model.residual", "skipinit", None),  # the notebook's two layers have one width
     ],
 )
 def test_a_bad_experiment_is_named_with_its_key(key, value, expected):

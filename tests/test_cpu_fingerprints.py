@@ -8,6 +8,7 @@ failed: it cannot change a bit."""
 from __future__ import annotations
 
 import json
+import operator
 import subprocess
 import sys
 import warnings
@@ -16,7 +17,7 @@ import pytest
 
 from bnlab.ml import xla_dump
 
-from helpers import PROJECT, project_env
+from helpers import PROJECT, comparable_fits, project_env
 
 TOOL = PROJECT / "tools" / "cpu_fingerprint.py"
 FOLDER = PROJECT / "tests" / "data" / "cpu_fingerprints"
@@ -24,13 +25,17 @@ COMMITTED = sorted(FOLDER.glob("*.json"))
 COMPARED = ("optimized_hlo_sha256", "x86_intrinsics", "external_calls")
 
 
-def load_tool():
+def load_module(name: str, path):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("cpu_fingerprint", TOOL)
+    spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def load_tool():
+    return load_module("cpu_fingerprint", TOOL)
 
 
 def kernel_differences(mine: dict, theirs: dict) -> tuple[list[str], list[str]]:
@@ -61,6 +66,12 @@ def test_a_committed_fingerprint_exists_and_names_its_cpu():
         assert set(found) == {"cpu", "glibc", "tensorflow", "numpy", "reference_fits", "kernels"}
         assert found["numpy"]["active"] == ["X86_V3"]  # numpy pinned to its AVX2 kernels
         assert all(not summary["x86_intrinsics"] for summary in found["kernels"].values())
+
+
+def test_some_committed_fingerprint_holds_every_reference_fit():
+    """So every fit of tests/vendor_fits.py is compared across CPU kinds somewhere."""
+    fits = set(load_module("vendor_fits", PROJECT / "tests" / "vendor_fits.py").FITS)
+    assert any(set(json.loads(path.read_text())["reference_fits"]) == fits for path in COMMITTED)
 
 
 def test_the_cpu_identity_comes_from_the_first_processor():
@@ -127,7 +138,7 @@ def test_this_machine_matches_every_committed_cpu_kind(committed, here):
             f"{committed.name} was made with {theirs['glibc']}, TensorFlow {theirs['tensorflow']}; "
             f"here {mine['glibc']}, {mine['tensorflow']}: other bytes are expected"
         )
-    assert mine["reference_fits"] == theirs["reference_fits"]
+    assert operator.eq(*comparable_fits(mine["reference_fits"], theirs["reference_fits"]))
     differ, said = kernel_differences(mine["kernels"], theirs["kernels"])
     assert differ == [], f"kernels compiled otherwise than on {committed.stem}: {differ}"
     if said:

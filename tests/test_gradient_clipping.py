@@ -9,9 +9,9 @@ from bnlab.ml.tf_runtime import tf
 
 
 def numpy_agc(gradient: np.ndarray, weight: np.ndarray, clip_factor: float) -> np.ndarray:
-    """One unit at a time: a kernel's columns, or a vector as one unit."""
+    """One unit at a time: a kernel's columns, or a vector (or a scalar) as one unit."""
     out = np.array(gradient, np.float64)
-    units = [slice(None)] if gradient.ndim == 1 else [(slice(None), j) for j in range(gradient.shape[1])]
+    units = [...] if gradient.ndim <= 1 else [(slice(None), j) for j in range(gradient.shape[1])]
     for unit in units:
         g, w = gradient[unit].astype(np.float64), weight[unit].astype(np.float64)
         largest = clip_factor * max(np.linalg.norm(w), EPSILON)

@@ -1,6 +1,7 @@
 """Short fits through every compiled path (training; inference; the step, geometry and
-init-gradient probes; BN, batch renorm, LayerNorm, GroupNorm, the noise layers; BN's
-statistics recomputed after training), run as a
+init-gradient probes; BN, batch renorm, LayerNorm, GroupNorm, the noise layers; SGD with
+momentum, weight decay, adaptive gradient clipping and a SkipInit block; BN's statistics
+recomputed after training), run as a
 script in a fresh process so that XLA's flags and the vendor switch act before its first
 compile. Prints one JSON line: each fit's sha256 of weights, probabilities and probe rows.
 
@@ -92,6 +93,17 @@ def fit(name: str) -> dict:
         "batch_renorm": {"normalization": "batch_renorm"},
         "layer": {"normalization": "layer"},
         "group": {"normalization": "group", "norm_groups": 4},
+        # the mechanisms issue's settings, all at once: SGD's momentum, L2 weight decay, AGC and
+        # a SkipInit residual block
+        "mechanisms": {
+            "optimizer": "sgd",
+            "learning_rate": 0.05,
+            "momentum": 0.9,
+            "weight_decay": 1e-3,
+            "gradient_clipping": "adaptive",
+            "clip_factor": 0.1,
+            "residual": "skipinit",
+        },
     }[name]
     probes = [
         ProbeRecorder(3, (xt, yt), (xt, yt), n_hidden=2, probe_images=64, batch_size=16),
@@ -111,7 +123,7 @@ def fit(name: str) -> dict:
     }
 
 
-FITS = ("plain", "batchnorm", "batch_renorm", "layer", "group")
+FITS = ("plain", "batchnorm", "batch_renorm", "layer", "group", "mechanisms")
 
 
 def main() -> None:

@@ -187,6 +187,7 @@ class ExperimentParams(Strict):
                     raise ValueError(f"variant {name!r}: set either epochs or steps, not both")
                 try:
                     settings.hidden_layers()
+                    settings.check_combination()
                 except ValueError as exc:
                     raise ValueError(f"variant {name!r}: {exc}") from None
                 if self.probes is not None:

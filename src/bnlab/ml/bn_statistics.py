@@ -21,6 +21,7 @@ import numpy as np
 from bnlab.ml.compiled import template_for
 from bnlab.ml.fixed_order import INFERENCE_ROWS
 from bnlab.ml.hyperparams import BN_STATISTICS
+from bnlab.ml.residual import SkipGain
 from bnlab.ml.tf_runtime import keras, tf
 
 STATISTICS = ("moving_mean", "moving_variance")  # a BN layer's variables that inference reads
@@ -55,12 +56,13 @@ def population_statistics(model: keras.Model, X, rows: int = INFERENCE_ROWS) -> 
     layers = batch_norm_layers(template.model)
     found = {}
     with template.loaded(model):  # the template holds the model's values; they go nowhere back
-        inputs = tf.convert_to_tensor(X)
+        pixels = inputs = tf.convert_to_tensor(X)
+        from_pixels = _is_residual(template.model)
         for index, layer in enumerate(layers):
             segment = template.function(
                 ("bn_segment", index, rows), lambda index=index: _segment(template.model, layers, index)
             )
-            inputs = _in_blocks(segment, inputs, rows)
+            inputs = _in_blocks(segment, pixels if from_pixels else inputs, rows)
             mean, variance = _moments(inputs.numpy())
             for name, value in zip(STATISTICS, (mean, variance)):
                 getattr(layer, name).assign(value)  # the next layer's inputs see them
@@ -70,8 +72,9 @@ def population_statistics(model: keras.Model, X, rows: int = INFERENCE_ROWS) -> 
 
 def _segment(network: keras.Model, layers: list, index: int):
     """From the previous BN layer's input (the network's input, for the first) to this one's,
-    in inference mode, XLA-compiled."""
-    start = layers[index - 1].input if index else network.inputs
+    in inference mode, XLA-compiled. In a residual network a block's input also comes around
+    the previous BN layer, so each segment starts at the network's input."""
+    start = layers[index - 1].input if index and not _is_residual(network) else network.inputs
     segment = keras.Model(start, layers[index].input)
 
     @tf.function(jit_compile=True)
@@ -79,6 +82,10 @@ def _segment(network: keras.Model, layers: list, index: int):
         return segment(tf.cast(block, tf.float32), training=False)
 
     return run
+
+
+def _is_residual(network: keras.Model) -> bool:
+    return any(isinstance(layer, SkipGain) for layer in network.layers)
 
 
 def _in_blocks(segment, inputs, rows: int):

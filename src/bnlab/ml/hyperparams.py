@@ -31,6 +31,12 @@ BN_STATISTICS = ("moving", "recomputed")
 # Dense weights: Keras's default (Glorot & Bengio 2010), or He et al. (2015)'s, which keeps a
 # plain ReLU network's signal and gradient the same size from layer to layer.
 INITIALIZERS = ("glorot_uniform", "he_normal")
+# Each unit's gradient left as it is, or clipped against the unit's weights (Brock et al. 2021's
+# adaptive gradient clipping: bnlab.ml.gradient_clipping).
+GRADIENT_CLIPPING = ("none", "adaptive")
+# Each hidden layer after the first feeds the next one alone, or is a residual block whose
+# branch is scaled by a trainable scalar that starts at 0 (De & Smith 2020's SkipInit).
+RESIDUALS = ("none", "skipinit")
 
 
 @dataclass(frozen=True)
@@ -76,6 +82,11 @@ HYPERPARAMETERS = {
     "initializer": Hyperparameter("glorot_uniform", str, choices=INITIALIZERS),
     "noise_shift": Hyperparameter(0.0, float, low=0, closed="left"),
     "noise_scale": Hyperparameter(1.0, float, low=1, closed="left"),
+    "momentum": Hyperparameter(0.0, float, low=0, high=1, closed="left"),
+    "weight_decay": Hyperparameter(0.0, float, low=0, high=1, closed="left"),
+    "gradient_clipping": Hyperparameter("none", str, choices=GRADIENT_CLIPPING),
+    "clip_factor": Hyperparameter(0.01, float, low=0, high=10, closed="right"),
+    "residual": Hyperparameter("none", str, choices=RESIDUALS),
 }
 DEFAULTS = {name: spec.default for name, spec in HYPERPARAMETERS.items()}
 
@@ -89,6 +100,22 @@ def hidden_layers(hidden_units, depth: int | None) -> tuple[int, ...]:
     if len(units) != 1:
         raise ValueError(f"depth {depth} repeats one width: hidden_units must list one, got {list(units)}")
     return units * depth
+
+
+def check_combination(setting) -> None:
+    """Refuse settings that are each valid but not together (``setting(name)``: the value the
+    estimator will use). One home for the rules: the estimator's ``fit`` and params.yaml's
+    validation both call this."""
+    optimizer, momentum = setting("optimizer"), setting("momentum")
+    if momentum and optimizer != "sgd":
+        raise ValueError(f"momentum {momentum} is SGD's heavy ball; optimizer {optimizer!r} has none of it")
+    if setting("residual") != "none":
+        units = hidden_layers(setting("hidden_units"), setting("depth"))
+        if len(set(units)) > 1:
+            raise ValueError(
+                f"residual {setting('residual')!r} adds each hidden layer's output to its input: "
+                f"every hidden layer needs one width, got {list(units)}"
+            )
 
 
 def sklearn_constraint(spec: Hyperparameter) -> list:
@@ -138,6 +165,10 @@ class _Settings(Strict):
     def hidden_layers(self) -> tuple[int, ...]:
         """Each hidden layer's units (:func:`hidden_layers`)."""
         return hidden_layers(self.resolved("hidden_units"), self.resolved("depth"))
+
+    def check_combination(self) -> None:
+        """:func:`check_combination` on these settings."""
+        check_combination(self.resolved)
 
 
 # The estimator settings of params.yaml (an experiment's ``model``, a variant, a grid point):

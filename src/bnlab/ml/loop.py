@@ -23,6 +23,7 @@ import numpy as np
 
 from bnlab.data.splits import aligned
 from bnlab.ml.compiled import template_for
+from bnlab.ml.gradient_rule import GradientRule
 from bnlab.ml.tf_runtime import keras, tf
 
 
@@ -111,13 +112,17 @@ def as_tensor(array: np.ndarray):
     return tf.experimental.dlpack.from_dlpack(array.__dlpack__())
 
 
-def compile_train_steps(model, optimizer, batch_size: int):
+UNTOUCHED = GradientRule()  # the loss's gradient as it is
+
+
+def compile_train_steps(model, optimizer, batch_size: int, rule: GradientRule = UNTOUCHED):
     """``train_steps(x, y, batches, first, count)``: one optimizer step on each of the batches
     ``batches[first]`` .. ``batches[first+count-1]`` (``batches``: int32, one row of sample
     indices per step), as one XLA-compiled loop (no Python between steps) that runs on the
     template of ``model``'s configuration (:mod:`bnlab.ml.compiled`): compiled once per process
     and batch shape, not once per fit. XLA needs static shapes, so a batch is always a whole row:
-    :func:`run` gives an epoch's last, smaller batch its own one-row call."""
+    :func:`run` gives an epoch's last, smaller batch its own one-row call. ``rule``: what happens
+    to the gradient before the optimizer step (clipping, weight decay)."""
     template = template_for(model)
     twin = template.optimizer_like(optimizer)
 
@@ -134,14 +139,15 @@ def compile_train_steps(model, optimizer, batch_size: int):
                 xb, yb = tf.cast(tf.gather(x, batch), tf.float32), tf.gather(y, batch)
                 with tf.GradientTape() as tape:
                     loss = loss_fn(yb, network(xb, training=True))
-                twin.apply_gradients(zip(tape.gradient(loss, variables), variables))
+                gradients = rule.apply(tape.gradient(loss, variables), variables)
+                twin.apply_gradients(zip(gradients, variables))
                 return index + 1
 
             tf.while_loop(lambda index: index < first + count, step, [first])
 
         return steps
 
-    compiled = template.function(("train", id(twin)), build)
+    compiled = template.function(("train", id(twin), rule), build)
 
     def train_steps(x, y, batches, first: int, count: int) -> None:
         with template.holding(model, optimizer, twin):

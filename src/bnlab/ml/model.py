@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from bnlab.ml.fixed_order import FixedOrderDense
-from bnlab.ml.hyperparams import BN_POSITIONS, INITIALIZERS, NORMALIZATIONS
+from bnlab.ml.hyperparams import BN_POSITIONS, INITIALIZERS, NORMALIZATIONS, RESIDUALS
+from bnlab.ml.residual import SkipGain, gain_name
 from bnlab.ml.tf_runtime import keras
 
 OPTIMIZER_CLASSES = {
@@ -97,6 +98,7 @@ def build_mlp(
     normalization: str = "batch",
     norm_groups: int = 8,
     initializer: str = "glorot_uniform",
+    residual: str = "none",
 ) -> keras.Model:
     """An MLP that outputs logits. By default BN sits between each Dense layer and its
     activation, as in Ioffe & Szegedy (2015) and the reference notebook. Dense weights are drawn
@@ -104,7 +106,10 @@ def build_mlp(
     where ``init_std`` is set. ``noise_shift`` > 0 or ``noise_scale`` > 1 add
     :class:`RandomShiftScale` after each BN. ``normalization``: what sits where BN does
     (:data:`bnlab.ml.hyperparams.NORMALIZATIONS`); GroupNorm splits each layer's units into
-    ``norm_groups`` groups. The Dense layers are
+    ``norm_groups`` groups. With ``residual="skipinit"`` every hidden layer after the first is a
+    residual block, its input plus its output (Dense, normalization, activation) times a gain
+    that starts at 0 (:mod:`bnlab.ml.residual`); the first maps the pixels to the blocks' width,
+    as a ResNet's stem does. The Dense layers are
     :class:`bnlab.ml.fixed_order.FixedOrderDense`: Keras's, with sums in a CPU-independent order."""
     if bn_position not in BN_POSITIONS:
         raise ValueError(f"bn_position must be one of {BN_POSITIONS}, got {bn_position!r}")
@@ -112,6 +117,10 @@ def build_mlp(
         raise ValueError(f"initializer must be one of {INITIALIZERS}, got {initializer!r}")
     if normalization not in NORMALIZATIONS:
         raise ValueError(f"normalization must be one of {NORMALIZATIONS}, got {normalization!r}")
+    if residual not in RESIDUALS:
+        raise ValueError(f"residual must be one of {RESIDUALS}, got {residual!r}")
+    if residual != "none" and len(set(hidden_units)) > 1:
+        raise ValueError(f"a residual block keeps its width: hidden_units {tuple(hidden_units)} must be one width")
     if batch_norm and normalization == "group" and any(u % norm_groups or u == norm_groups for u in hidden_units):
         # A group of one unit normalizes to a constant: the layer passes no signal.
         raise ValueError(
@@ -126,6 +135,7 @@ def build_mlp(
         # Part of the saved model, so a served model takes raw pixels as they come.
         h = keras.layers.Rescaling(rescale, name="rescale")(h)
     for i, units in enumerate(hidden_units, start=1):
+        block_input = h
         h = FixedOrderDense(units, kernel_initializer=init, name=dense_name(i))(h)
 
         def normalize(t, i=i):
@@ -137,12 +147,19 @@ def build_mlp(
         h = keras.layers.Activation(activation, name=nonlinearity_name(i))(h)
         if batch_norm and bn_position == "after":
             h = normalize(h)
+        if residual == "skipinit" and i > 1:
+            h = keras.layers.Add(name=f"residual_{i}")([block_input, SkipGain(name=gain_name(i))(h)])
     logits = FixedOrderDense(n_classes, kernel_initializer=init, name=OUTPUT_LAYER)(h)
     name = ("mlp_bn" if normalization == "batch" else f"mlp_{normalization}") if batch_norm else "mlp_plain"
-    return keras.Model(inputs, logits, name=name)
+    return keras.Model(inputs, logits, name=name if residual == "none" else f"{name}_{residual}")
 
 
-def build_optimizer(name: str, learning_rate: float) -> keras.optimizers.Optimizer:
+def build_optimizer(name: str, learning_rate: float, momentum: float = 0.0) -> keras.optimizers.Optimizer:
+    """Keras's optimizer ``name``; ``momentum`` is SGD's heavy ball (Keras's: v ← μv − ηg, w ← w + v)."""
+    if momentum and name != "sgd":
+        raise ValueError(f"momentum is SGD's; optimizer {name!r} has none of it")
+    if name == "sgd":
+        return keras.optimizers.SGD(learning_rate=learning_rate, momentum=momentum)
     return OPTIMIZER_CLASSES[name](learning_rate=learning_rate)
 
 

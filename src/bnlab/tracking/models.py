@@ -10,7 +10,7 @@ import numpy as np
 from mlflow.models import ModelSignature
 from mlflow.types import ParamSchema, ParamSpec, Schema, TensorSpec
 
-from bnlab.ml import fixed_order, tf_runtime
+from bnlab.ml import fixed_order, residual, tf_runtime
 from bnlab.ml.model import inference_network
 from bnlab.tracking import served_model as serving
 from bnlab.tracking.runs import mlflow
@@ -66,7 +66,7 @@ def log_served_model(client, run_id: str, network, n_features: int) -> None:
                 model_id=logged.model_id,
                 python_model=serving.__file__,
                 artifacts={serving.NETWORK: str(path)},
-                code_paths=[tf_runtime.__file__, fixed_order.__file__],
+                code_paths=[tf_runtime.__file__, fixed_order.__file__, residual.__file__],
                 signature=signature(n_features),
                 pip_requirements=pip_requirements(),
             )

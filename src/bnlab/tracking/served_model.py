@@ -1,7 +1,7 @@
 """The model MLflow serves: raw pixel rows in, digits (or class probabilities) out.
 
-Each model run logs this file as a model from code (bnlab.tracking.models), with tf_runtime.py
-and fixed_order.py beside it as code and the trained network as a Keras file, so a served model
+Each model run logs this file as a model from code (bnlab.tracking.models), with tf_runtime.py,
+fixed_order.py and residual.py beside it as code and the trained network as a Keras file, so a served model
 needs neither bnlab installed nor its training code. TensorFlow is imported in
 ``load_context``, after tf_runtime's settings (the kernels pinned to give the same bytes on
 every CPU, one thread), and the network runs through fixed_order's compiled inference in
@@ -39,6 +39,7 @@ class DigitClassifier(PythonModel):
     def load_context(self, context):
         # Logged beside this file (code_paths): TensorFlow's settings first, then the layer
         # the network is made of and the inference that the estimator uses too.
+        import residual  # noqa: F401  (registers SkipInit's layer, which the network may hold)
         from fixed_order import compile_inference
         from tf_runtime import keras
 
