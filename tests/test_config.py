@@ -241,10 +241,9 @@ def test_a_grid_gives_every_combination_for_every_variant_and_seed():
     sweep = parse_params(raw).experiment("lr_sweep")
     assert sweep.grid_points()[1] == (("learning_rate", 0.001), ("hidden_units", [32, 32]))
     names = [job.name for job in jobs("lr_sweep", sweep)]
-    assert len(names) == len(set(names)) == 2 * 2 * 2 * len(sweep.seeds)  # points × variants × seeds
-    assert names[:2] == [
-        "batchnorm-learning_rate=0.001,hidden_units=16-seed0",
-        "plain-learning_rate=0.001,hidden_units=16-seed0",
+    assert len(names) == len(set(names)) == 2 * 2 * len(sweep.variants) * len(sweep.seeds)  # points × variants × seeds
+    assert names[: len(sweep.variants)] == [
+        f"{variant}-learning_rate=0.001,hidden_units=16-seed0" for variant in sweep.variants
     ]
     settings = sweep.settings("plain", sweep.grid_points()[1])
     assert settings.learning_rate == 0.001 and settings.hidden_units == [32, 32] and settings.batch_norm is False

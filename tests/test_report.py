@@ -2,6 +2,7 @@
 colour of its own; and the names the report's files reserve."""
 
 import json
+import math
 
 import numpy as np
 import pandas as pd
@@ -151,6 +152,8 @@ def test_a_depth_by_batch_grid_gets_the_theorys_table_and_the_trainability_map(t
     experiment = load_params(PROJECT / "params.yaml").experiment("yang2019_depth")
     theory = theory_rates(experiment)
     assert theory[("batchnorm", 8)] == bn_relu_gradient_rate(8) and theory[("plain", 32)] == 1.0
+    assert theory[("plain_agc", 32)] == 1.0  # clipping acts on steps, not on the network at initialization
+    assert math.isnan(theory[("skipinit", 32)])  # a residual network is not the chain the theory follows
     cells = [
         {"depth": d, "batch_size": b, "variant": v, "seed": s, "test_accuracy": 0.9 - 0.01 * d * (v == "batchnorm")}
         for d in experiment.grid["depth"]

@@ -268,7 +268,7 @@ def write_reports(
         for step in (500, 1000)
     ]
     pd.DataFrame(steps).to_csv(folder / "steps.csv", index=False)
-    for file in ("landscape.csv", "ics.csv", "init_gradients.csv"):
+    for file in set(TABLES) - {"probes.csv", "steps.csv"}:
         pd.DataFrame(columns=["variant", "seed", *TABLES[file]]).to_csv(folder / file, index=False)
 
 

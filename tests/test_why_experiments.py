@@ -1,7 +1,7 @@
 """The experiments that ask why BN helps, through the real `dvc repro` on tiny data: Santurkar
-et al.'s landscape and covariate shift (santurkar) and batch sizes against LayerNorm, GroupNorm
-and batch renormalization (small_batches): their tables, figures, MLflow metrics and verdict
-rows."""
+et al.'s landscape and covariate shift (santurkar), batch sizes against LayerNorm, GroupNorm
+and batch renormalization (small_batches), and scale invariance under weight decay
+(effective_lr): their tables, figures, MLflow metrics and verdict rows."""
 
 import hashlib
 
@@ -11,11 +11,11 @@ import yaml
 from mlflow import MlflowClient
 
 from bnlab.core import layout, numpy_dispatch
-from bnlab.ml.probe_rows import ICS_COLUMNS, LANDSCAPE_COLUMNS
+from bnlab.ml.probe_rows import ICS_COLUMNS, LANDSCAPE_COLUMNS, WEIGHT_NORM_COLUMNS
 
 from helpers import make_mnist, make_project, project_env, run, unpadded
 
-pytestmark = pytest.mark.slow  # two experiments, 26 jobs: about two minutes
+pytestmark = pytest.mark.slow  # three experiments, 32 jobs: about two minutes
 
 SEEDS = [0, 1]
 GEOMETRY_STEPS = [1, 5, 20]
@@ -28,7 +28,7 @@ def project(tmp_path_factory):
         tmp_path_factory.mktemp("why") / "proj",
         make_mnist(1200, 100),
         {"epochs": 1, "seeds": SEEDS, "hidden_units": [8]},
-        experiments=("santurkar", "small_batches"),
+        experiments=("santurkar", "small_batches", "effective_lr"),
     )
     params = yaml.safe_load((root / "params.yaml").read_text())
     santurkar, small = params["experiments"]["santurkar"], params["experiments"]["small_batches"]
@@ -36,8 +36,10 @@ def project(tmp_path_factory):
         "every_steps": 10,
         "images": 40,
         "unit": 0,
+        "weight_norms": True,
         "geometry": {**santurkar["probes"]["geometry"], "steps": GEOMETRY_STEPS},
     }
+    params["experiments"]["effective_lr"]["probes"] = {"every_steps": 10, "images": 40, "unit": 0, "weight_norms": True}
     small["probes"] = {"every_steps": 8, "images": 128, "unit": 0}  # batch 128: 8 steps an epoch
     small["grid"] = {"batch_size": BATCH_SIZES}
     small["variants"]["groupnorm"]["norm_groups"] = 2  # 8 units: groups of 4
@@ -62,6 +64,24 @@ def test_the_landscape_and_covariate_shift_are_reported_per_variant_seed_and_ste
     assert "internal covariate shift" in (report / "comparison.md").read_text()
 
 
+def test_the_kernels_norms_and_angular_updates_are_reported_beside_the_theory(project):
+    report = project / layout.reports_dir("effective_lr")
+    norms = pd.read_csv(report / "weight_norms.csv")
+    assert list(norms.columns) == ["variant", "seed", *WEIGHT_NORM_COLUMNS]
+    steps_per_epoch = -(-1000 // 32)  # make_mnist(1200, ...) less the 200 validation images; batch 32
+    assert sorted(norms["step"].unique()) == [1, *range(10, steps_per_epoch + 1, 10)]
+    assert set(norms["layer"]) == {1} and set(norms["variant"]) == {"decay", "strong_decay", "no_decay"}
+    assert (norms["kernel_norm"] > 0).all() and (norms["angular_update"] > 0).all()
+    comparison = unpadded((report / "comparison.md").read_text())
+    assert "√(2ηλ/(1+μ))" in comparison and "| decay | 0.1 | 0.0005 | 0.9 | 0.007255 |" in comparison
+    assert "weight_norms.png" in {p.name for p in (report / "figures").iterdir()}
+    santurkar = pd.read_csv(project / layout.reports_dir("santurkar") / "weight_norms.csv")
+    assert set(santurkar["variant"]) == {"batchnorm", "noisy_bn", "plain"}
+    assert "| batchnorm | 0.01 | 0 | 0 | — |" in unpadded(
+        (project / layout.reports_dir("santurkar") / "comparison.md").read_text()
+    )  # Adam: no prediction
+
+
 def test_each_probe_goes_to_mlflow_with_its_step(project):
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     runs = client.search_runs(
@@ -73,6 +93,8 @@ def test_each_probe_goes_to_mlflow_with_its_step(project):
         history = client.get_metric_history(run_.info.run_id, name)
         assert sorted(m.step for m in history) == GEOMETRY_STEPS, name
     assert run_.data.tags["runtime.numpy_dispatch"] == "X86_V3"  # numpy's AVX2 kernels, pinned
+    norms = client.get_metric_history(run_.info.run_id, "weights/layer1/angular_update")
+    assert [m.step for m in norms] == [1, 10, 20, 30]
 
 
 def test_the_report_keeps_its_bytes_whatever_numpys_kernels_the_user_asked_for(project):

@@ -78,7 +78,9 @@ def test_the_trainability_map_covers_depth_and_batch_size(project):
     report = project / layout.reports_dir("yang2019_depth")
     sweep = pd.read_csv(report / "sweep.csv")
     assert list(sweep.columns[:4]) == ["depth", "batch_size", "variant", "seed"]
-    assert len(sweep) == len(DEPTHS) * len(MAP_BATCH_SIZES) * 2 * len(SEEDS)
+    # BN, plain and the BN-free alternatives (SkipInit, AGC) at every cell
+    assert set(sweep["variant"]) == {"batchnorm", "skipinit", "plain_agc", "plain"}
+    assert len(sweep) == len(DEPTHS) * len(MAP_BATCH_SIZES) * 4 * len(SEEDS)
     assert "trainability_map.png" in {p.name for p in (report / "figures").iterdir()}
 
 

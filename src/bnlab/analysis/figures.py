@@ -254,6 +254,25 @@ def init_gradient_figure(
     return fig
 
 
+def weight_norm_figure(frame: pd.DataFrame, predicted: dict, palette: dict[str, str], n_seeds: int) -> Figure:
+    """The hidden kernels' angular update per step and effective rate η/‖w‖² (``frame``: per
+    run, step and layer, with ``effective_rate``) against steps, one line per variant (geometric
+    mean ± 1 geometric std over seeds and layers), each variant's ``predicted`` equilibrium
+    angular update (where defined) dashed."""
+    fig = Figure(figsize=(11, 4), dpi=100)
+    axes = fig.subplots(1, 2)
+    for ax, column, title in zip(axes, ("angular_update", "effective_rate"), ("angular update, rad/step", "η/‖w‖²")):
+        _bands_by_step(ax, frame, column, palette, log=True)
+        ax.set_title(f"hidden kernels: {title}", fontsize=9)
+    for variant, value in predicted.items():
+        if value > 0:
+            axes[0].axhline(value, color=palette[variant], linestyle="--", linewidth=1, label=f"{variant}: predicted")
+    axes[0].legend(fontsize=7)
+    fig.suptitle(f"Scale invariance and weight decay (band over {n_seeds} seeds)", fontsize=11)
+    fig.tight_layout()
+    return fig
+
+
 def trainability_figure(cells: pd.DataFrame, limits: dict[str, dict[int, float]]) -> Figure:
     """Yang et al.'s trainability map: mean test accuracy over depth × batch size, one panel per
     variant, with the depth limit the theory predicts (``limits[variant][batch_size]``) drawn."""

@@ -50,8 +50,14 @@ def rate_per_run(init_gradients: pd.DataFrame) -> pd.DataFrame:
 
 def predicted_rate(settings: ModelParams, batch_size: int) -> float:
     """The theory's factor for a variant's network: λ(B) for BN (before a ReLU, no noise), 1 for a
-    plain ReLU network with He initialization, NaN where the theory says nothing."""
-    if settings.resolved("activation") != "relu" or settings.init_std is not None or batch_size < SMALLEST_BATCH:
+    plain ReLU network with He initialization, NaN where the theory says nothing (a residual
+    network is not the chain of layers the theory follows)."""
+    if (
+        settings.resolved("activation") != "relu"
+        or settings.init_std is not None
+        or settings.resolved("residual") != "none"
+        or batch_size < SMALLEST_BATCH
+    ):
         return math.nan
     if not settings.resolved("batch_norm"):
         return PLAIN_HE_RATE if settings.resolved("initializer") == "he_normal" else math.nan

@@ -1,18 +1,21 @@
 """What a claim compares, one value per (variant, seed): a model's metric, a fall across a
 grid, a probe's drift or dead units, accuracy at a step, the loss landscape, covariate shift,
-the gradients' growth at initialization (:mod:`bnlab.analysis.verdicts` judges them)."""
+the gradients' growth at initialization, the kernels' angular update and effective rate
+(:mod:`bnlab.analysis.verdicts` judges them)."""
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from bnlab.analysis.geometry_tables import landscape_per_run, per_run
 from bnlab.analysis.init_gradient_tables import rate_per_run
 from bnlab.analysis.probe_tables import dead_per_run, drift_per_run, nearest_steps
 from bnlab.analysis.published import ExperimentResults
+from bnlab.analysis.weight_norm_tables import angular_update_per_run, effective_rate_per_run
 from bnlab.experiments.jobs import point_label
 
 
@@ -162,6 +165,28 @@ class GradientGrowth(Measure):
 
     def missing(self, results):
         return "no gradients at initialization" if results.init_gradients.empty else None
+
+
+@dataclass(frozen=True)
+class AngularUpdate(Measure):
+    """The hidden kernels' angular update per step at equilibrium (weight_norms.csv), log10, one
+    value per run (:func:`bnlab.analysis.weight_norm_tables.angular_update_per_run`)."""
+
+    def values(self, results, point):
+        found = angular_update_per_run(results.weight_norms)
+        return found.assign(value=np.log10(found["value"]))
+
+    def missing(self, results):
+        return "no weight norms" if results.weight_norms.empty else None
+
+
+@dataclass(frozen=True)
+class EffectiveRate(AngularUpdate):
+    """The effective learning rate η/‖w‖² at the last watched step, log10, mean over the hidden
+    layers, one value per run."""
+
+    def values(self, results, point):
+        return effective_rate_per_run(results.weight_norms, results.settings)
 
 
 def point_text(point: dict) -> str:

@@ -32,6 +32,7 @@ class ExperimentResults:
     landscape: pd.DataFrame
     ics: pd.DataFrame
     init_gradients: pd.DataFrame
+    weight_norms: pd.DataFrame
     figures: Path
     settings: pd.DataFrame = field(default_factory=pd.DataFrame)  # settings.csv: each network's
 

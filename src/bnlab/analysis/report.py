@@ -22,9 +22,11 @@ from bnlab.analysis.report_figures import (
     write_geometry_figures,
     write_init_gradient_figures,
     write_sweep_figures,
+    write_weight_norm_figures,
 )
 from bnlab.analysis.statistics import comparison_markdown, format_p, gain_with_interval, summarize
 from bnlab.analysis.sweep import point_summaries, sweep_frame
+from bnlab.analysis.weight_norm_tables import weight_norm_markdown
 from bnlab.core.layout import MODEL_META_FILE
 from bnlab.experiments.jobs import Job, job_settings, jobs, model_dir, ordered_variants, point_columns
 from bnlab.experiments.params import COMPARISON_KEY, SELECTED_KEY, ExperimentParams
@@ -63,6 +65,7 @@ class Report:
     landscape: pd.DataFrame
     ics: pd.DataFrame
     init_gradients: pd.DataFrame
+    weight_norms: pd.DataFrame
     theory: dict  # Yang et al.'s factor per (variant, batch size): init_gradient_tables.theory_rates
     jobs: list[Job] = field(default_factory=list)  # the comparison's, with the settings chosen
     selection: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["variant", "seed", "chosen"]))
@@ -77,6 +80,11 @@ class Report:
     def metrics(self) -> dict:
         """metrics.json: the summary, and what a selection chose."""
         return self.summary if self.selected is None else {**self.summary, SELECTED_KEY: self.selected}
+
+    @property
+    def settings(self) -> pd.DataFrame:
+        """settings.csv: each compared network's resolved settings."""
+        return settings_frame(self.experiment, self.jobs)
 
     @property
     def per_seed(self) -> pd.DataFrame:
@@ -101,6 +109,7 @@ class Report:
                 else probe_markdown(self.probes, self.steps) + geometry_markdown(self.landscape, self.ics)
             )
             + init_gradient_markdown(self.init_gradients, self.theory)
+            + weight_norm_markdown(self.weight_norms, self.settings)
         )
 
     def write(self, paths: dict[str, Path]) -> None:
@@ -115,14 +124,16 @@ class Report:
         write_init_gradient_figures(
             paths["figures"], self.init_gradients, self.theory, self.sweep, self.grid_keys, palette, n_seeds
         )
+        write_weight_norm_figures(paths["figures"], self.weight_norms, self.settings, palette, n_seeds)
         self.sweep.round(6).to_csv(paths["sweep.csv"], index=False)
         write_curves(paths["curves"], self.histories, self.experiment.seeds)
         paths["metrics.json"].write_text(json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
         self.per_seed.round(6).to_csv(paths["per_seed.csv"], index=False)
         self.selection.round(6).to_csv(paths[SELECTION_FILE], index=False)
         self.bn_statistics.round(6).to_csv(paths[BN_STATISTICS_FILE], index=False)
-        settings_frame(self.experiment, self.jobs).to_csv(paths[SETTINGS_FILE], index=False)
-        for file, frame in zip(TABLES, (self.probes, self.steps, self.landscape, self.ics, self.init_gradients)):
+        self.settings.to_csv(paths[SETTINGS_FILE], index=False)
+        tables = (self.probes, self.steps, self.landscape, self.ics, self.init_gradients, self.weight_norms)
+        for file, frame in zip(TABLES, tables, strict=True):
             frame.to_csv(paths[file], index=False)
         paths["comparison.md"].write_text(self.table())
 

@@ -1,5 +1,5 @@
 """An experiment report's pictures: the PNG figures (learning curves, probes, the landscape, a
-sweep's curves, the gradients at initialization and the trainability map) and the per-epoch
+sweep's curves, the gradients at initialization, the trainability map and the kernels' norms) and the per-epoch
 curves `dvc plots` draws. :class:`bnlab.analysis.report.Report` writes them."""
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from bnlab.analysis.mean_field import trainable_depth
 from bnlab.analysis.probe_tables import moving_average_gaps
 from bnlab.analysis.statistics import mean_history
 from bnlab.analysis.sweep import curve_stats
+from bnlab.analysis.weight_norm_tables import equilibrium_table, with_effective_rate
 from bnlab.experiments.params import ExperimentParams
 
 
@@ -134,6 +135,25 @@ def write_init_gradient_figures(
         for (variant, size), rate in theory.items():
             limits.setdefault(variant, {})[size] = trainable_depth(rate)
         plots.save_png(plots.trainability_figure(trainability_cells(sweep), limits), folder / "trainability_map.png")
+
+
+def write_weight_norm_figures(
+    folder: Path, weight_norms: pd.DataFrame, settings: pd.DataFrame, palette: dict[str, str], n_seeds: int
+) -> None:
+    """weight_norms.png (angular updates and the effective rate, beside the predicted
+    equilibrium) where the experiment measured them."""
+    if weight_norms.empty:
+        return
+    table = equilibrium_table(weight_norms, settings)
+    plots.save_png(
+        plots.weight_norm_figure(
+            with_effective_rate(weight_norms, settings),
+            dict(zip(table["variant"], table["predicted"])),
+            palette,
+            n_seeds,
+        ),
+        folder / "weight_norms.png",
+    )
 
 
 def write_curves(folder: Path, histories: dict, seeds: list[int]) -> None:

@@ -13,6 +13,7 @@ from bnlab.ml.estimator import KerasMLPClassifier
 from bnlab.ml.geometry import GeometryProbe
 from bnlab.ml.init_gradients import InitGradientProbe
 from bnlab.ml.probes import ProbeRecorder
+from bnlab.ml.weight_norms import WeightNormProbe, watched_steps
 from bnlab.tracking import logged
 from bnlab.tracking.job_runs import job_params
 from bnlab.tracking.models import log_served_model
@@ -74,6 +75,16 @@ def make_init_gradients(
     return InitGradientProbe(len(estimator.layer_units()), on_record=on_record)
 
 
+def make_weight_norms(
+    experiment: ExperimentParams, estimator: KerasMLPClassifier, n_train: int, on_record=None
+) -> WeightNormProbe | None:
+    """The experiment's record of the hidden kernels' norms and angular updates, or None."""
+    if not (experiment.probes and experiment.probes.weight_norms):
+        return None
+    steps = watched_steps(experiment.probes.every_steps, estimator.total_steps(n_train))
+    return WeightNormProbe(steps, len(estimator.layer_units()), on_record=on_record)
+
+
 def fit_into_run(
     client, store: str, run_id: str, params: Params, job: Job, splits: dict, sources: dict[str, str]
 ) -> tuple[KerasMLPClassifier, list]:
@@ -84,11 +95,12 @@ def fit_into_run(
     experiment = params.experiment(job.experiment)
     (x_train, y_train), (x_val, y_val) = splits["train"], splits["validation"]
     estimator = make_estimator(experiment, job)
-    epochs, probe_log, geometry_log, init_log = writers = (
+    epochs, probe_log, geometry_log, init_log, norm_log = writers = (
         logged.EpochLogger(store, run_id),
         logged.ProbeLogger(store, run_id),
         logged.GeometryLogger(store, run_id),
         logged.InitGradientLogger(store, run_id),
+        logged.WeightNormLogger(store, run_id),
     )
     probes = []
     if job_probes(experiment, job) is not None:  # a selection job needs its validation score only
@@ -98,6 +110,7 @@ def fit_into_run(
                 make_probes(experiment, estimator, splits, probe_log),
                 make_geometry(experiment, estimator, geometry_log),
                 make_init_gradients(experiment, estimator, init_log),
+                make_weight_norms(experiment, estimator, len(y_train), norm_log),
             )
             if probe is not None
         ]

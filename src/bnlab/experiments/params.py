@@ -93,13 +93,16 @@ class GeometryParams(Strict):
 class ProbeParams(Strict):
     """Measure the network every ``every_steps`` optimizer steps (see bnlab.ml.probes); with
     ``geometry``, around the steps it names (bnlab.ml.geometry); with ``init_gradients``, its
-    pre-activation gradients before the first step (bnlab.ml.init_gradients)."""
+    pre-activation gradients before the first step (bnlab.ml.init_gradients); with
+    ``weight_norms``, its hidden kernels' norms and angular updates at the first step and every
+    ``every_steps``-th (bnlab.ml.weight_norms)."""
 
     every_steps: Positive
     images: Annotated[int, Field(gt=0, le=N_TRAIN_IMAGES)] = 1000  # the first validation images
     unit: Annotated[int, Field(ge=0)] = 0  # the fixed unit, in every hidden layer
     geometry: GeometryParams | None = None
     init_gradients: bool = False
+    weight_norms: bool = False
 
 
 class TuneParams(Strict):
@@ -174,6 +177,11 @@ class ExperimentParams(Strict):
         if unknown:
             raise ValueError(f"reference names variants that do not exist: {', '.join(unknown)}")
         self._check_tune()
+        if self.probes is not None and self.probes.weight_norms and (self.grid or self.tune):
+            # The report reads a variant's kernels against its one learning rate (η/‖w‖²).
+            raise ValueError(
+                "probes.weight_norms needs one setting per variant: the report has no table for a grid or a selection"
+            )
         for name, overrides in self.variants.items():
             swept = sorted(set(self.grid or {}) & overrides.model_fields_set)
             if swept:  # which value would win is anyone's guess: refuse

@@ -11,7 +11,7 @@ from sklearn.utils._param_validation import Interval
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from bnlab.ml import fit_loop
+from bnlab.ml import fit_loop, loop
 from bnlab.ml.bn_statistics import batch_norm_layers, current_statistics, install, population_statistics
 from bnlab.ml.fit_inputs import INPUT_DTYPES, encode_validation, seed_of
 from bnlab.ml.fixed_order import INFERENCE_ROWS
@@ -267,6 +267,10 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         if not units or not all(isinstance(u, Integral) and u > 0 for u in units):
             raise ValueError(f"hidden_units must be a non-empty sequence of positive ints; got {self.hidden_units!r}")
         return hidden_layers(tuple(int(u) for u in units), self.depth)
+
+    def total_steps(self, n_samples: int) -> int:
+        """The optimizer steps a fit on ``n_samples`` rows takes, no callback stopping it."""
+        return loop.Budget(self.epochs, self.steps).total(-(-n_samples // self.batch_size))
 
     def _evaluate_epoch(self, X, y, validation) -> dict[str, float]:
         sets = {"train": (X, y), **({"val": validation} if validation is not None else {})}

@@ -40,6 +40,10 @@ class Budget:
             return steps_per_epoch if epoch < self.epochs else 0
         return max(0, min(steps_per_epoch, self.steps - steps_done))
 
+    def total(self, steps_per_epoch: int) -> int:
+        """Every optimizer step of the fit."""
+        return self.steps if self.steps is not None else self.epochs * steps_per_epoch
+
 
 @dataclass(frozen=True)
 class StepHook:
@@ -237,7 +241,7 @@ def _batch(x, y, indices):
 
 
 def _check_batch_hooks(batch_hooks: Sequence[BatchHook], budget: Budget, steps_per_epoch: int) -> None:
-    total = budget.steps if budget.steps is not None else budget.epochs * steps_per_epoch
+    total = budget.total(steps_per_epoch)
     for hook in batch_hooks:
         beyond = sorted(s for s in hook.steps if not 1 <= s <= total)
         if beyond:

@@ -1,7 +1,8 @@
 """What a probe measurement looks like, TensorFlow-free: the columns of probes.csv, steps.csv,
-landscape.csv, ics.csv and init_gradients.csv (design.md's contracts), the rows of one hidden
+landscape.csv, ics.csv, init_gradients.csv and weight_norms.csv (design.md's contracts), the rows of one hidden
 layer, the landscape's summary of one probe, and their MLflow metric names.
-:mod:`bnlab.ml.probes`, :mod:`bnlab.ml.geometry` and :mod:`bnlab.ml.init_gradients` measure;
+:mod:`bnlab.ml.probes`, :mod:`bnlab.ml.geometry`, :mod:`bnlab.ml.init_gradients` and
+:mod:`bnlab.ml.weight_norms` measure;
 the train stage writes the rows, the report reads them."""
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ ICS_COLUMNS = ("step", "layer", "ics_l2", "ics_cosine")
 # Yang et al.'s gradients at initialization (bnlab.ml.init_gradients): one row per hidden layer
 # (from 1) of the first step's network and batch.
 INIT_GRADIENT_COLUMNS = ("batch_size", "depth", "width", "layer", "grad_sq_norm")
+# Each hidden kernel's norm after a watched step and its angle (radians) in that step
+# (bnlab.ml.weight_norms).
+WEIGHT_NORM_COLUMNS = ("step", "layer", "kernel_norm", "angular_update")
 # Each probe table's file (in a job's model folder, and in reports/<experiment>/) and columns.
 TABLES = {
     "probes.csv": PROBE_COLUMNS,
@@ -30,10 +34,11 @@ TABLES = {
     "landscape.csv": LANDSCAPE_COLUMNS,
     "ics.csv": ICS_COLUMNS,
     "init_gradients.csv": INIT_GRADIENT_COLUMNS,
+    "weight_norms.csv": WEIGHT_NORM_COLUMNS,
 }
 # Columns whose values span many orders of magnitude: written to 7 significant digits, not
 # rounded to 6 decimals as the rest are.
-SIGNIFICANT_DIGITS = {"grad_sq_norm": 7}
+SIGNIFICANT_DIGITS = {"grad_sq_norm": 7, "angular_update": 7}
 # What one probe's points along one direction say (Santurkar et al., Figure 4).
 LANDSCAPE_SUMMARY = ("loss_variation", "grad_predictiveness", "beta_smoothness")
 
@@ -100,3 +105,9 @@ def geometry_metrics(landscape: list[dict], ics: list[dict]) -> dict[str, float]
 def init_gradient_metrics(rows: list[dict]) -> dict[str, float]:
     """The gradients at initialization as MLflow metrics: ``init_gradient/layer1/grad_sq_norm``, ..."""
     return {f"init_gradient/layer{row['layer']}/grad_sq_norm": row["grad_sq_norm"] for row in rows}
+
+
+def weight_norm_metrics(rows: list[dict]) -> dict[str, float]:
+    """One watched step's kernels as MLflow metrics: ``weights/layer1/kernel_norm``,
+    ``weights/layer1/angular_update``, ..."""
+    return {f"weights/layer{row['layer']}/{key}": row[key] for row in rows for key in WEIGHT_NORM_COLUMNS[2:]}

@@ -142,6 +142,14 @@ class InitGradientLogger(_RunWriter):
         self._log(probe_rows.init_gradient_metrics(rows), step=0)
 
 
+class WeightNormLogger(_RunWriter):
+    """``on_record`` of :class:`bnlab.ml.weight_norms.WeightNormProbe`: each hidden kernel's norm
+    and angular update at a watched step, step = optimizer step."""
+
+    def __call__(self, step: int, rows: list[dict]) -> None:
+        self._log(probe_rows.weight_norm_metrics(rows), step=step)
+
+
 # MLflow's system metrics (system/cpu_utilization_percentage, system/system_memory_usage_megabytes,
 # ...), sampled every half second and logged each sample (each also reads the run: about 1.3 a
 # second measured), so a 10-second fit gets over 10 points.

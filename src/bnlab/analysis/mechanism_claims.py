@@ -1,0 +1,59 @@
+"""The claims about what else explains BN's benefit and what replaces it: scale invariance and
+the effective learning rate, adaptive gradient clipping, SkipInit residual networks. Rows of the
+verdict table, as :mod:`bnlab.analysis.claims`'s."""
+
+from bnlab.analysis.claim_measures import ACCURACY, ANGULAR_UPDATE, EFFECTIVE_RATE
+from bnlab.analysis.verdicts import Claim
+
+SCALE_INVARIANCE = "van Laarhoven 2017; Wan et al. 2021"
+EFFECTIVE_RATE_SOURCE = "Hoffer et al. 2018; Li & Arora 2020"
+AGC = "Brock et al. 2021"
+SKIPINIT = "De & Smith 2020"
+
+MECHANISM_CLAIMS = (
+    Claim(
+        "decay_angular_update",
+        "with weight decay a scale-invariant kernel's angular update settles; without it ‖w‖ "
+        "grows and the update keeps shrinking (SGD 0.1, momentum 0.9, λ = 5e-4)",
+        SCALE_INVARIANCE,
+        "effective_lr",
+        ANGULAR_UPDATE,
+        +1,
+        variant="decay",
+        baseline="no_decay",
+        figures=("weight_norms.png",),
+    ),
+    Claim(
+        "decay_effective_rate",
+        "weight decay on a BN network keeps its effective learning rate η/‖w‖² up: it acts as a "
+        "learning-rate schedule, not as a regularizer of the function",
+        EFFECTIVE_RATE_SOURCE,
+        "effective_lr",
+        EFFECTIVE_RATE,
+        +1,
+        variant="decay",
+        baseline="no_decay",
+    ),
+    Claim(
+        "agc_large_rate",
+        "adaptive gradient clipping lets a plain network train at rates where it otherwise breaks (Adam 0.1)",
+        AGC,
+        "lr_sweep",
+        ACCURACY,
+        +1,
+        variant="plain_agc",
+        point={"learning_rate": 0.1},
+        figures=("test_accuracy_vs_learning_rate.png",),
+    ),
+    Claim(
+        "skipinit_depth",
+        "a SkipInit residual network trains at depths where BN's does not (50 hidden layers, batch 128, "
+        "SGD 0.01, 150 steps, BN's statistics recomputed)",
+        SKIPINIT,
+        "depth_alternatives",
+        ACCURACY,
+        +1,
+        variant="skipinit",
+        baseline="batchnorm",
+    ),
+)
