@@ -13,6 +13,7 @@ import pytest
 
 from bnlab.analysis import claims as shipped
 from bnlab.analysis import generalizations
+from bnlab.analysis.answer import against_bn
 from bnlab.analysis.measures import ModelMetric, ProbeMeasure
 from bnlab.analysis.published import ExperimentResults, read_results
 from bnlab.analysis.results_page import ResultsPage
@@ -144,12 +145,15 @@ def experiment(
     )
 
 
+BN_FREE = ("plain_agc", "skipinit")  # the alternatives' variant names in these fixtures
+
+
 def settings(variants, **differ) -> pd.DataFrame:
-    """settings.csv: every variant at Adam 0.01, batch 32, 32-32, moving statistics; ``differ``
-    = {setting: {variant: value}}."""
+    """settings.csv: every variant at Adam 0.01, batch 32, 32-32, moving statistics, BN but in
+    the plain network and :data:`BN_FREE`; ``differ`` = {setting: {variant: value}}."""
     rows = [
         {"variant": v, "optimizer": "adam", "learning_rate": 0.01, "batch_size": 32, "hidden_units": "32-32"}
-        | {"bn_statistics": "moving"}
+        | {"bn_statistics": "moving", "batch_norm": v not in ("plain", *BN_FREE)}
         | {name: values[v] for name, values in differ.items() if v in values}
         for v in variants
     ]
@@ -365,8 +369,28 @@ def test_the_page_opens_with_when_bn_helps_each_row_at_its_settings_and_the_gene
         ["adam batchnorm 0.003, plain 0.001", "32", "32-32", "moving", "yes"],
         ["adam 0.01", "2", "32-32", "recomputed", "no: one shared setting"],
     ]
-    assert [row[7] for row in rows] == ["**helps** |", "**no effect shown** |", "**hurts** |"]
+    assert [row[7] for row in rows] == ["**helps**", "**no effect shown**", "**hurts**"]
+    assert [row[8] for row in rows] == ["— |"] * 3  # no BN-free network measured there
     assert "**always use BN** (the notebook): **disagrees**" in text  # judged from the rows above
+
+
+def test_each_bn_free_alternative_measured_at_a_row_is_set_against_bn_by_the_stated_rule(tmp_path):
+    # plain_agc: BN's accuracy to within noise; skipinit: 3 points short of it.
+    made = experiment("sweep", sweep({"batchnorm": 0.02, "plain_agc": 0.02, "skipinit": -0.01}, spread=0.001, seed=3))
+    write_reports(
+        tmp_path / "sweep", made.sweep, made.metrics, made=settings(["batchnorm", "plain_agc", "skipinit", "plain"])
+    )
+    read = {"sweep": read_results(tmp_path / "sweep")}
+    claim = Claim("sweep", "BN's accuracy is higher", "s", "sweep", ACCURACY, +1)
+    always = Generalization("always use BN", "the notebook", ("sweep",), answers=True)
+    page = ResultsPage(read, judge((claim,), read), (always,), [], "figures")
+    (row,) = [line for line in unpadded(page.answer()).splitlines() if line.startswith("| `sweep`")]
+    cell = row.split(" | ")[8]
+    assert cell.startswith("plain_agc +0.0") and "**matches BN**" in cell
+    assert "skipinit -2.9" in cell and "**falls short of BN**" in cell
+    assert "within ±1 point" in page.answer()
+    assert "**beats BN**" == f"**{against_bn(paired(np.array([0.02, 0.021, 0.019, 0.02])))}**"
+    assert against_bn(paired(np.array([0.02, -0.03, 0.01]))) == "undecided"
 
 
 def test_the_stage_reads_every_report_the_default_first(tmp_path, monkeypatch, capsys):

@@ -1,6 +1,6 @@
 """The page's first tables: when BN helps (the rows of the generalization that answers "should
-I use BN?", each at the settings its networks were compared at) and the headline (every
-comparison of the experiments without a grid, once)."""
+I use BN?", each at the settings its networks were compared at, with the BN-free alternatives
+measured there) and the headline (every comparison of the experiments without a grid, once)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,17 @@ import math
 from bnlab.analysis.markdown import markdown_table
 from bnlab.analysis.measures import point_text
 from bnlab.analysis.published import ExperimentResults
-from bnlab.analysis.statistics import ALPHA, TEST, accuracy_spread, format_p, gain_with_interval, holm, two_decimals
+from bnlab.analysis.statistics import (
+    ALPHA,
+    TEST,
+    Paired,
+    accuracy_spread,
+    format_p,
+    gain_with_interval,
+    holm,
+    paired,
+    two_decimals,
+)
 from bnlab.analysis.verdicts import Claim, Generalization, Verdict, effect_word, generalization_word
 from bnlab.experiments.jobs import format_value, point_label
 from bnlab.experiments.params import COMPARISON_KEY, SELECTED_KEY
@@ -28,6 +38,16 @@ ANSWER_NOTE = (
     "of the difference; *no effect shown*: not. A setting shared by both networks is given once; "
     "*each at its best*: each network at the setting its own selection chose on the validation "
     "split. The generalization's word follows the rules under the verdict table."
+)
+# An alternative whose whole interval of (its test accuracy − BN's) lies within ± this matches BN.
+MATCH_MARGIN = 0.01
+MATCHES, BEATS, FALLS_SHORT, UNDECIDED = "matches BN", "beats BN", "falls short of BN", "undecided"
+ALTERNATIVES_NOTE = (
+    "*BN-free alternatives*: every network of the row's experiment without BN but the plain one "
+    "(plain + adaptive gradient clipping, SkipInit), at the row's settings: its test accuracy "
+    f"minus BN's, paired by seed, with the {1 - ALPHA:.0%} t-interval (not Holm-adjusted). "
+    f"**{MATCHES}**: the whole interval within ±{100 * MATCH_MARGIN:g} point; **{BEATS}** / "
+    f"**{FALLS_SHORT}**: the interval above / below 0; **{UNDECIDED}**: neither. —: none measured there."
 )
 HEADLINE_HOLM = (
     "In this table *p Holm* is Holm over its own rows (in each experiment's report, over that "
@@ -67,8 +87,9 @@ def answer_markdown(
         "each at its best",
         "BN − plain [interval]",
         "BN here",
+        "BN-free alternatives − BN [95% CI]",
     ]
-    return "\n\n".join([markdown_table(header, rows), ANSWER_NOTE, *words])
+    return "\n\n".join([markdown_table(header, rows), ANSWER_NOTE, ALTERNATIVES_NOTE, *words])
 
 
 def answer_row(r: ExperimentResults, v: Verdict) -> list:
@@ -89,7 +110,36 @@ def answer_row(r: ExperimentResults, v: Verdict) -> list:
         "yes" if SELECTED_KEY in r.metrics else "no: one shared setting",
         m.difference(v.test.mean, v.interval),
         f"**{effect_word(v)}**",
+        alternatives(r, c),
     ]
+
+
+def alternatives(r: ExperimentResults, c: Claim) -> str:
+    """Each BN-free alternative measured beside a row's networks (a variant of its experiment
+    without BN that is neither of them) against BN there, with the word :func:`against_bn` gives."""
+    rows = r.at_point(c.point)
+
+    def accuracy(variant: str):
+        return rows[rows["variant"] == variant].set_index("seed")[c.measure.column]
+
+    found = []
+    for variant in r.variants:
+        if variant in (c.variant, c.baseline) or r.setting(variant, "batch_norm", c.point):
+            continue
+        test = paired((accuracy(variant) - accuracy(c.variant)).to_numpy())
+        found.append(
+            f"{variant} {c.measure.difference(test.mean, (test.ci_low, test.ci_high))}: **{against_bn(test)}**"
+        )
+    return "; ".join(found) or "—"
+
+
+def against_bn(test: Paired) -> str:
+    """An alternative's word against BN, from the interval of its difference (ALTERNATIVES_NOTE)."""
+    if -MATCH_MARGIN <= test.ci_low and test.ci_high <= MATCH_MARGIN:
+        return MATCHES
+    if test.ci_low > 0:
+        return BEATS
+    return FALLS_SHORT if test.ci_high < 0 else UNDECIDED
 
 
 def headline_comparisons(results: dict[str, ExperimentResults]) -> list[tuple[list[str], ExperimentResults, str]]:

@@ -20,6 +20,7 @@ GENERALIZATIONS = (
             "plain_best_rate",
             "small_batch_accuracy_2",
             "small_batch_accuracy_4",
+            "deep_bn",
         ),
         answers=True,
     ),
