@@ -2,6 +2,7 @@
 claims the experiments cannot test, the page from reports read back from disk, and a missing
 report refused by the stage with its name and nothing written."""
 
+import fnmatch
 import json
 import math
 import os
@@ -13,10 +14,10 @@ import pytest
 
 from bnlab.analysis import claims as shipped
 from bnlab.analysis import generalizations
-from bnlab.analysis.answer import against_bn
+from bnlab.analysis.answer import against_bn, layers_text
 from bnlab.analysis.measures import ModelMetric, ProbeMeasure
 from bnlab.analysis.published import ExperimentResults, read_results
-from bnlab.analysis.results_page import ResultsPage
+from bnlab.analysis.results_page import SHOWN_FIGURES, ResultsPage
 from bnlab.analysis.statistics import ALPHA, format_p, gain_with_interval, holm, paired, summarize
 from bnlab.analysis.sweep import point_summaries
 from bnlab.analysis.verdicts import (
@@ -391,6 +392,15 @@ def test_each_bn_free_alternative_measured_at_a_row_is_set_against_bn_by_the_sta
     assert "within ±1 point" in page.answer()
     assert "**beats BN**" == f"**{against_bn(paired(np.array([0.02, 0.021, 0.019, 0.02])))}**"
     assert against_bn(paired(np.array([0.02, -0.03, 0.01]))) == "undecided"
+    # Within the margin but clearly below: not "matches".
+    assert against_bn(paired(np.array([-0.008, -0.0078, -0.0081, -0.0079]))) == "within 1 point of BN, below it"
+    assert layers_text("-".join(["384"] * 50)) == "50 × 384" and layers_text("32-32") == "32-32"
+
+
+def test_every_figure_a_claim_links_to_is_copied_beside_the_page():
+    for claim in shipped.CLAIMS:
+        for figure in claim.figures:
+            assert any(fnmatch.fnmatch(figure, pattern) for pattern in SHOWN_FIGURES), (claim.key, figure)
 
 
 def test_the_stage_reads_every_report_the_default_first(tmp_path, monkeypatch, capsys):

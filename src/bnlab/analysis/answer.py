@@ -42,12 +42,15 @@ ANSWER_NOTE = (
 # An alternative whose whole interval of (its test accuracy − BN's) lies within ± this matches BN.
 MATCH_MARGIN = 0.01
 MATCHES, BEATS, FALLS_SHORT, UNDECIDED = "matches BN", "beats BN", "falls short of BN", "undecided"
+CLOSE_BELOW, CLOSE_ABOVE = "within 1 point of BN, below it", "within 1 point of BN, above it"
 ALTERNATIVES_NOTE = (
     "*BN-free alternatives*: every network of the row's experiment without BN but the plain one "
     "(plain + adaptive gradient clipping, SkipInit), at the row's settings: its test accuracy "
     f"minus BN's, paired by seed, with the {1 - ALPHA:.0%} t-interval (not Holm-adjusted). "
-    f"**{MATCHES}**: the whole interval within ±{100 * MATCH_MARGIN:g} point; **{BEATS}** / "
-    f"**{FALLS_SHORT}**: the interval above / below 0; **{UNDECIDED}**: neither. —: none measured there."
+    f"**{MATCHES}**: the whole interval within ±{100 * MATCH_MARGIN:g} point and including 0; "
+    f"**{CLOSE_BELOW}** / **{CLOSE_ABOVE}**: within ±{100 * MATCH_MARGIN:g} point but excluding 0; "
+    f"**{BEATS}** / **{FALLS_SHORT}**: otherwise above / below 0; **{UNDECIDED}**: none of these. "
+    "—: none measured there."
 )
 HEADLINE_HOLM = (
     "In this table *p Holm* is Holm over its own rows (in each experiment's report, over that "
@@ -105,13 +108,19 @@ def answer_row(r: ExperimentResults, v: Verdict) -> list:
         where(c),
         f"{setting('optimizer')} {setting('learning_rate')}",
         setting("batch_size"),
-        setting("hidden_units"),
+        layers_text(setting("hidden_units")),
         format_value(r.setting(c.variant, "bn_statistics", c.point)),
         "yes" if SELECTED_KEY in r.metrics else "no: one shared setting",
         m.difference(v.test.mean, v.interval),
         f"**{effect_word(v)}**",
         alternatives(r, c),
     ]
+
+
+def layers_text(hidden_units: str) -> str:
+    """settings.csv's ``384-384-...`` as ``50 × 384`` where more than 4 layers share one width."""
+    widths = hidden_units.split("-")
+    return f"{len(widths)} × {widths[0]}" if len(widths) > 4 and len(set(widths)) == 1 else hidden_units
 
 
 def alternatives(r: ExperimentResults, c: Claim) -> str:
@@ -136,7 +145,7 @@ def alternatives(r: ExperimentResults, c: Claim) -> str:
 def against_bn(test: Paired) -> str:
     """An alternative's word against BN, from the interval of its difference (ALTERNATIVES_NOTE)."""
     if -MATCH_MARGIN <= test.ci_low and test.ci_high <= MATCH_MARGIN:
-        return MATCHES
+        return CLOSE_ABOVE if test.ci_low > 0 else CLOSE_BELOW if test.ci_high < 0 else MATCHES
     if test.ci_low > 0:
         return BEATS
     return FALLS_SHORT if test.ci_high < 0 else UNDECIDED
