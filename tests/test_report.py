@@ -181,7 +181,10 @@ def test_settings_name_each_compared_network_as_the_estimator_resolves_it_with_w
         assert row["batch_size"] == expected.batch_size and row["learning_rate"] == expected.resolved("learning_rate")
         assert row["hidden_units"] == "-".join(str(u) for u in expected.hidden_layers())
     tuned = params.experiment("notebook_tuned")
-    chosen = {("batchnorm", ""): (("learning_rate", 0.003),), ("plain", ""): (("learning_rate", 0.001),)}
+    rates = {"batchnorm": 0.003, "plain": 0.001, "plain_agc": 0.001, "skipinit": 0.01}
+    assert set(rates) == set(tuned.variants)
+    chosen = {(variant, ""): (("learning_rate", rate),) for variant, rate in rates.items()}
     frame = settings_frame(tuned, jobs("notebook_tuned", tuned, chosen)).set_index("variant")
     assert frame.loc["batchnorm", "learning_rate"] == 0.003 and frame.loc["plain", "learning_rate"] == 0.001
+    assert frame.loc["skipinit", "residual"] == "skipinit" and frame.loc["plain_agc", "gradient_clipping"] == "adaptive"
     assert frame.loc["batchnorm", "bn_statistics"] == "moving"  # left out of params.yaml: the estimator's default
