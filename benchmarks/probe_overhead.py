@@ -33,7 +33,8 @@ def child(arm: str) -> float:
     from bnlab.data.splits import flat_pixels, load_split
     from bnlab.execution.training import make_estimator, make_probes, make_weight_norms
     from bnlab.experiments.jobs import Job
-    from bnlab.experiments.params import ProbeParams, load_params
+    from bnlab.experiments.params import load_params
+    from bnlab.experiments.probe_params import ProbeParams
 
     experiment = load_params().experiment("notebook")
     if arm != "plain":

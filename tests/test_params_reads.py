@@ -77,4 +77,5 @@ def test_the_recorder_sees_reads_and_ignores_validation(monkeypatch):
         "experiments.${key}.probes",
         "experiments.${key}.grid",
         "experiments.${key}.tune",
+        "experiments.${key}.train_images",
     }

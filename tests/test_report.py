@@ -35,6 +35,7 @@ def experiment_with(n_variants: int) -> ExperimentParams:
             "reference": None,
             "grid": None,
             "tune": None,
+            "train_images": None,
         }
     )
 

@@ -1,7 +1,8 @@
 """The experiments that ask why BN helps, through the real `dvc repro` on tiny data: Santurkar
 et al.'s landscape and covariate shift (santurkar), batch sizes against LayerNorm, GroupNorm
-and batch renormalization (small_batches), and scale invariance under weight decay
-(effective_lr): their tables, figures, MLflow metrics and verdict rows."""
+and batch renormalization (small_batches), scale invariance under weight decay
+(effective_lr) and sharpness under full-batch gradient descent (edge_of_stability): their
+tables, figures, MLflow metrics and verdict rows."""
 
 import hashlib
 
@@ -11,15 +12,16 @@ import yaml
 from mlflow import MlflowClient
 
 from bnlab.core import layout, numpy_dispatch
-from bnlab.ml.probe_rows import ICS_COLUMNS, LANDSCAPE_COLUMNS, WEIGHT_NORM_COLUMNS
+from bnlab.ml.probe_rows import ICS_COLUMNS, LANDSCAPE_COLUMNS, SHARPNESS_COLUMNS, WEIGHT_NORM_COLUMNS
 
 from helpers import make_mnist, make_project, project_env, run, unpadded
 
-pytestmark = pytest.mark.slow  # three experiments, 32 jobs: about two minutes
+pytestmark = pytest.mark.slow  # four experiments, 44 jobs: about two and a half minutes
 
 SEEDS = [0, 1]
 GEOMETRY_STEPS = [1, 5, 20]
 BATCH_SIZES = [2, 128]
+EDGE_STEPS, EDGE_IMAGES = 20, 200
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +30,7 @@ def project(tmp_path_factory):
         tmp_path_factory.mktemp("why") / "proj",
         make_mnist(1200, 100),
         {"epochs": 1, "seeds": SEEDS, "hidden_units": [8]},
-        experiments=("santurkar", "small_batches", "effective_lr"),
+        experiments=("santurkar", "small_batches", "effective_lr", "edge_of_stability"),
     )
     params = yaml.safe_load((root / "params.yaml").read_text())
     santurkar, small = params["experiments"]["santurkar"], params["experiments"]["small_batches"]
@@ -38,6 +40,16 @@ def project(tmp_path_factory):
         "unit": 0,
         "weight_norms": True,
         "geometry": {**santurkar["probes"]["geometry"], "steps": GEOMETRY_STEPS},
+        "sharpness": {"images": 40, "steps": "geometry"},
+    }
+    edge = params["experiments"]["edge_of_stability"]
+    edge["model"] = {**edge["model"], "epochs": None, "steps": EDGE_STEPS}
+    edge["train_images"] = EDGE_IMAGES
+    edge["probes"] = {
+        "every_steps": 10,
+        "images": EDGE_IMAGES,
+        "unit": 0,
+        "sharpness": {"images": EDGE_IMAGES, "every_steps": 5},
     }
     params["experiments"]["effective_lr"]["probes"] = {"every_steps": 10, "images": 40, "unit": 0, "weight_norms": True}
     small["probes"] = {"every_steps": 8, "images": 128, "unit": 0}  # batch 128: 8 steps an epoch
@@ -82,6 +94,25 @@ def test_the_kernels_norms_and_angular_updates_are_reported_beside_the_theory(pr
     )  # Adam: no prediction
 
 
+def test_sharpness_is_reported_beside_the_stability_threshold(project):
+    report = project / layout.reports_dir("edge_of_stability")
+    sharpness = pd.read_csv(report / "sharpness.csv")
+    assert list(sharpness.columns) == ["learning_rate", "variant", "seed", *SHARPNESS_COLUMNS]
+    assert sorted(sharpness["step"].unique()) == [1, 5, 10, 15, 20]
+    assert sorted(sharpness["learning_rate"].unique()) == [0.2, 0.4, 0.8]
+    assert len(sharpness) == 3 * 2 * len(SEEDS) * 5 and (sharpness["lambda_max"] > 0).all()
+    settings = pd.read_csv(report / "settings.csv")
+    assert set(settings["batch_size"]) == {EDGE_IMAGES}  # full: the whole training subset
+    table = unpadded((report / "comparison.md").read_text())
+    assert "2(1+μ)/η" in table and "| plain | 0.4 | 5 |" in table and "| batchnorm | 0.8 | 2.5 |" in table
+    assert "sharpness.png" in {p.name for p in (report / "figures").iterdir()}
+    santurkar = pd.read_csv(project / layout.reports_dir("santurkar") / "sharpness.csv")
+    assert sorted(santurkar["step"].unique()) == GEOMETRY_STEPS
+    assert set(santurkar["variant"]) == {"batchnorm", "noisy_bn", "plain"}
+    santurkar_table = unpadded((project / layout.reports_dir("santurkar") / "comparison.md").read_text())
+    assert "| batchnorm | 0.01 | — |" in santurkar_table  # Adam: no threshold
+
+
 def test_each_probe_goes_to_mlflow_with_its_step(project):
     client = MlflowClient(f"sqlite:///{project / 'mlflow.db'}")
     runs = client.search_runs(
@@ -95,6 +126,8 @@ def test_each_probe_goes_to_mlflow_with_its_step(project):
     assert run_.data.tags["runtime.numpy_dispatch"] == "X86_V3"  # numpy's AVX2 kernels, pinned
     norms = client.get_metric_history(run_.info.run_id, "weights/layer1/angular_update")
     assert [m.step for m in norms] == [1, 10, 20, 30]
+    sharpness = client.get_metric_history(run_.info.run_id, "sharpness/lambda_max")
+    assert sorted(m.step for m in sharpness) == GEOMETRY_STEPS
 
 
 def test_the_report_keeps_its_bytes_whatever_numpys_kernels_the_user_asked_for(project):
@@ -143,6 +176,8 @@ def test_the_results_page_has_their_verdict_rows(project):
         "BN needs large batches: from batch 128 to 2",
         "LayerNorm does not",
         "GroupNorm does not",
+        "BN lowers the sharpness λ_max of the training loss at a given rate",
+        "BN lowers the sharpness λ_max of the training loss along training",
     ):
         row = next(line for line in page.splitlines() if line.startswith(f"| {claim}"))
         assert row.split("|")[-2].strip().startswith("**"), row  # a verdict word, derived

@@ -11,6 +11,7 @@ from bnlab.analysis.measures import (
     LandscapeMeasure,
     ModelMetric,
     ProbeMeasure,
+    Sharpness,
     ShiftMeasure,
 )
 
@@ -63,3 +64,7 @@ ANGULAR_UPDATE = AngularUpdate(
     "angular update of the hidden kernels per step at equilibrium (second half of training), log10", **LOG10
 )
 EFFECTIVE_RATE = EffectiveRate("effective learning rate η/‖w‖² at the end, log10, mean over hidden layers", **LOG10)
+# λ_max of the training loss's Hessian late in training (bnlab.analysis.sharpness_tables).
+SHARPNESS = Sharpness(
+    "λ_max of the training loss's Hessian, late in training (median of the second half), log10", **LOG10
+)

@@ -159,7 +159,7 @@ def sweep_figure(
     return fig
 
 
-def _bands_by_step(ax, frame: pd.DataFrame, column: str, palette: dict[str, str], log: bool) -> None:
+def bands_by_step(ax, frame: pd.DataFrame, column: str, palette: dict[str, str], log: bool) -> None:
     """One line per variant against optimizer steps: the mean over seeds ± 1 std (of log10
     where ``log``: the geometric mean, times or divided by the geometric std)."""
     for variant, color in palette.items():
@@ -190,7 +190,7 @@ def landscape_figure(
     axes = fig.subplots(1, len(labels), squeeze=False)[0]
     rows = per_probe[per_probe["direction"] == direction]
     for ax, (column, label) in zip(axes, labels.items()):
-        _bands_by_step(ax, rows, column, palette, log=True)
+        bands_by_step(ax, rows, column, palette, log=True)
         ax.set_title(label, fontsize=9)
     axes[0].legend()
     fig.suptitle(f"The loss landscape along the {direction} direction (band over {n_seeds} seeds)")
@@ -209,7 +209,7 @@ def shift_figure(
     axes = fig.subplots(len(labels), len(layers), squeeze=False)
     for j, layer in enumerate(layers):
         for i, (quantity, label) in enumerate(labels.items()):
-            _bands_by_step(axes[i][j], ics[ics["layer"] == layer], quantity, palette, log=quantity in logged)
+            bands_by_step(axes[i][j], ics[ics["layer"] == layer], quantity, palette, log=quantity in logged)
             axes[i][j].set_title(f"layer {layer}: {label}", fontsize=9)
     axes[0][0].legend()
     fig.suptitle(f"Internal covariate shift (Santurkar et al., Def. 2.1; band over {n_seeds} seeds)", fontsize=11)
@@ -250,25 +250,6 @@ def init_gradient_figure(
         ax.set_ylabel("log10 ‖∂L/∂h‖² at initialization")
         ax.legend(fontsize=7)
     fig.suptitle(f"Gradients at initialization (Yang et al. 2019), {n_seeds} seeds' geometric mean", fontsize=11)
-    fig.tight_layout()
-    return fig
-
-
-def weight_norm_figure(frame: pd.DataFrame, predicted: dict, palette: dict[str, str], n_seeds: int) -> Figure:
-    """The hidden kernels' angular update per step and effective rate η/‖w‖² (``frame``: per
-    run, step and layer, with ``effective_rate``) against steps, one line per variant (geometric
-    mean ± 1 geometric std over seeds and layers), each variant's ``predicted`` equilibrium
-    angular update (where defined) dashed."""
-    fig = Figure(figsize=(11, 4), dpi=100)
-    axes = fig.subplots(1, 2)
-    for ax, column, title in zip(axes, ("angular_update", "effective_rate"), ("angular update, rad/step", "η/‖w‖²")):
-        _bands_by_step(ax, frame, column, palette, log=True)
-        ax.set_title(f"hidden kernels: {title}", fontsize=9)
-    for variant, value in predicted.items():
-        if value > 0:
-            axes[0].axhline(value, color=palette[variant], linestyle="--", linewidth=1, label=f"{variant}: predicted")
-    axes[0].legend(fontsize=7)
-    fig.suptitle(f"Scale invariance and weight decay (band over {n_seeds} seeds)", fontsize=11)
     fig.tight_layout()
     return fig
 

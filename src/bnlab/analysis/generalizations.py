@@ -30,7 +30,15 @@ GENERALIZATIONS = (
     Generalization(
         "BN makes the loss landscape smoother / gradients more predictive",
         SANTURKAR,
-        ("smooth_loss", "predictive", "beta_smooth", "beta_smooth_update"),
+        # λ_max is the landscape's curvature too: the sharpness rows bear on it (either way).
+        (
+            "smooth_loss",
+            "predictive",
+            "beta_smooth",
+            "beta_smooth_update",
+            "bn_sharpness_adam",
+            "bn_sharpness_full_batch",
+        ),
     ),
     Generalization(
         "BN needs large batches; LayerNorm and GroupNorm do not",

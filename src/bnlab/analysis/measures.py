@@ -1,7 +1,7 @@
 """What a claim compares, one value per (variant, seed): a model's metric, a fall across a
 grid, a probe's drift or dead units, accuracy at a step, the loss landscape, covariate shift,
-the gradients' growth at initialization, the kernels' angular update and effective rate
-(:mod:`bnlab.analysis.verdicts` judges them)."""
+the gradients' growth at initialization, the kernels' angular update and effective rate,
+sharpness (:mod:`bnlab.analysis.verdicts` judges them)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from bnlab.analysis.geometry_tables import landscape_per_run, per_run
 from bnlab.analysis.init_gradient_tables import rate_per_run
 from bnlab.analysis.probe_tables import dead_per_run, drift_per_run, nearest_steps
 from bnlab.analysis.published import ExperimentResults
+from bnlab.analysis.sharpness_tables import late_sharpness_per_run
 from bnlab.analysis.weight_norm_tables import angular_update_per_run, effective_rate_per_run
 from bnlab.experiments.jobs import point_label
 
@@ -187,6 +188,21 @@ class EffectiveRate(AngularUpdate):
 
     def values(self, results, point):
         return effective_rate_per_run(results.weight_norms, results.settings)
+
+
+@dataclass(frozen=True)
+class Sharpness(Measure):
+    """λ_max late in training (sharpness.csv), log10, one value per run
+    (:func:`bnlab.analysis.sharpness_tables.late_sharpness_per_run`), at the claim's grid point."""
+
+    def values(self, results, point):
+        found = late_sharpness_per_run(results.sharpness)
+        for key, value in (point or {}).items():
+            found = found[np.isclose(found[key], value)]
+        return found.assign(value=np.log10(found["value"]))[["variant", "seed", "value"]]
+
+    def missing(self, results):
+        return "no sharpness" if results.sharpness.empty else None
 
 
 def point_text(point: dict) -> str:

@@ -33,6 +33,7 @@ class ExperimentResults:
     ics: pd.DataFrame
     init_gradients: pd.DataFrame
     weight_norms: pd.DataFrame
+    sharpness: pd.DataFrame
     figures: Path
     settings: pd.DataFrame = field(default_factory=pd.DataFrame)  # settings.csv: each network's
 

@@ -21,9 +21,11 @@ from bnlab.analysis.report_figures import (
     write_figures,
     write_geometry_figures,
     write_init_gradient_figures,
+    write_sharpness_figures,
     write_sweep_figures,
     write_weight_norm_figures,
 )
+from bnlab.analysis.sharpness_tables import sharpness_markdown
 from bnlab.analysis.statistics import comparison_markdown, format_p, gain_with_interval, summarize
 from bnlab.analysis.sweep import point_summaries, sweep_frame
 from bnlab.analysis.weight_norm_tables import weight_norm_markdown
@@ -66,6 +68,7 @@ class Report:
     ics: pd.DataFrame
     init_gradients: pd.DataFrame
     weight_norms: pd.DataFrame
+    sharpness: pd.DataFrame
     theory: dict  # Yang et al.'s factor per (variant, batch size): init_gradient_tables.theory_rates
     jobs: list[Job] = field(default_factory=list)  # the comparison's, with the settings chosen
     selection: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=["variant", "seed", "chosen"]))
@@ -110,6 +113,7 @@ class Report:
             )
             + init_gradient_markdown(self.init_gradients, self.theory)
             + weight_norm_markdown(self.weight_norms, self.settings)
+            + sharpness_markdown(self.sharpness, self.settings)
         )
 
     def write(self, paths: dict[str, Path]) -> None:
@@ -125,6 +129,7 @@ class Report:
             paths["figures"], self.init_gradients, self.theory, self.sweep, self.grid_keys, palette, n_seeds
         )
         write_weight_norm_figures(paths["figures"], self.weight_norms, self.settings, palette, n_seeds)
+        write_sharpness_figures(paths["figures"], self.sharpness, self.settings, palette, n_seeds)
         self.sweep.round(6).to_csv(paths["sweep.csv"], index=False)
         write_curves(paths["curves"], self.histories, self.experiment.seeds)
         paths["metrics.json"].write_text(json.dumps(self.metrics, indent=2, sort_keys=True) + "\n")
@@ -132,7 +137,15 @@ class Report:
         self.selection.round(6).to_csv(paths[SELECTION_FILE], index=False)
         self.bn_statistics.round(6).to_csv(paths[BN_STATISTICS_FILE], index=False)
         self.settings.to_csv(paths[SETTINGS_FILE], index=False)
-        tables = (self.probes, self.steps, self.landscape, self.ics, self.init_gradients, self.weight_norms)
+        tables = (
+            self.probes,
+            self.steps,
+            self.landscape,
+            self.ics,
+            self.init_gradients,
+            self.weight_norms,
+            self.sharpness,
+        )
         for file, frame in zip(TABLES, tables, strict=True):
             frame.to_csv(paths[file], index=False)
         paths["comparison.md"].write_text(self.table())

@@ -1,5 +1,6 @@
 """An experiment report's pictures: the PNG figures (learning curves, probes, the landscape, a
-sweep's curves, the gradients at initialization, the trainability map and the kernels' norms) and the per-epoch
+sweep's curves, the gradients at initialization, the trainability map, the kernels' norms and
+sharpness) and the per-epoch
 curves `dvc plots` draws. :class:`bnlab.analysis.report.Report` writes them."""
 
 from __future__ import annotations
@@ -9,10 +10,12 @@ from pathlib import Path
 import pandas as pd
 
 from bnlab.analysis import figures as plots
+from bnlab.analysis import mechanism_figures
 from bnlab.analysis.geometry_tables import ICS_LABELS, LANDSCAPE_LABELS, LOGGED, landscape_per_probe
 from bnlab.analysis.init_gradient_tables import trainability_cells
 from bnlab.analysis.mean_field import trainable_depth
 from bnlab.analysis.probe_tables import moving_average_gaps
+from bnlab.analysis.sharpness_tables import sharpness_table
 from bnlab.analysis.statistics import mean_history
 from bnlab.analysis.sweep import curve_stats
 from bnlab.analysis.weight_norm_tables import equilibrium_table, with_effective_rate
@@ -146,7 +149,7 @@ def write_weight_norm_figures(
         return
     table = equilibrium_table(weight_norms, settings)
     plots.save_png(
-        plots.weight_norm_figure(
+        mechanism_figures.weight_norm_figure(
             with_effective_rate(weight_norms, settings),
             dict(zip(table["variant"], table["predicted"])),
             palette,
@@ -154,6 +157,17 @@ def write_weight_norm_figures(
         ),
         folder / "weight_norms.png",
     )
+
+
+def write_sharpness_figures(
+    folder: Path, sharpness: pd.DataFrame, settings: pd.DataFrame, palette: dict[str, str], n_seeds: int
+) -> None:
+    """sharpness.png (λ_max along training beside the stability threshold) where the experiment
+    measured it."""
+    if sharpness.empty:
+        return
+    table = sharpness_table(sharpness, settings)
+    plots.save_png(mechanism_figures.sharpness_figure(sharpness, table, palette, n_seeds), folder / "sharpness.png")
 
 
 def write_curves(folder: Path, histories: dict, seeds: list[int]) -> None:

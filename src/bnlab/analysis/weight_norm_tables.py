@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from bnlab.analysis.markdown import markdown_table
+from bnlab.analysis.markdown import markdown_table, significant
 from bnlab.analysis.statistics import ALPHA
 
 RUN = ["variant", "seed"]
@@ -113,10 +113,6 @@ def equilibrium_table(frame: pd.DataFrame, settings: pd.DataFrame) -> pd.DataFra
     return pd.DataFrame(found)
 
 
-def _number(value: float, digits: int = 4) -> str:
-    return "—" if math.isnan(value) else f"{value:.{digits}g}"
-
-
 def weight_norm_markdown(frame: pd.DataFrame, settings: pd.DataFrame, heading: str = "##") -> str:
     """The equilibrium table under a ``heading``-level title; empty without weight norms."""
     if frame.empty:
@@ -126,14 +122,14 @@ def weight_norm_markdown(frame: pd.DataFrame, settings: pd.DataFrame, heading: s
     rows = [
         [
             row.variant,
-            _number(row.learning_rate),
-            _number(row.weight_decay),
-            _number(row.momentum),
-            _number(row.predicted),
-            f"{_number(row.measured)} [{_number(row.measured_low)}, {_number(row.measured_high)}]",
-            _number(row.ratio, 3),
-            f"{_number(row.kernel_norm_first, 3)} → {_number(row.kernel_norm_last, 3)}",
-            f"{_number(row.effective_rate_first, 3)} → {_number(row.effective_rate_last, 3)}",
+            significant(row.learning_rate),
+            significant(row.weight_decay),
+            significant(row.momentum),
+            significant(row.predicted),
+            f"{significant(row.measured)} [{significant(row.measured_low)}, {significant(row.measured_high)}]",
+            significant(row.ratio, 3),
+            f"{significant(row.kernel_norm_first, 3)} → {significant(row.kernel_norm_last, 3)}",
+            f"{significant(row.effective_rate_first, 3)} → {significant(row.effective_rate_last, 3)}",
         ]
         for row in table.itertuples()
     ]

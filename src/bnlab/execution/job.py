@@ -141,7 +141,7 @@ def _job_key(request: JobRequest) -> str:
     experiment = request.params.experiment(request.job.experiment)
     probes = job_probes(experiment, request.job)
     return job_key(
-        job_settings(experiment, request.job).model_dump(),
+        {**job_settings(experiment, request.job).model_dump(), "train_images": experiment.train_images},
         request.job.seed,
         probes and probes.model_dump(),
         request.data_fingerprint,
@@ -200,7 +200,7 @@ def _folder_files(folder: Path) -> dict[str, bytes]:
 
 
 def _train(request: JobRequest, client, key: str, splits: dict | None) -> JobResult:
-    from bnlab.execution.training import fit_into_run  # TensorFlow: seconds, once per process
+    from bnlab.execution.training import fit_into_run, training_split  # TensorFlow: seconds, once per process
     from bnlab.tracking.job_cache import ARTIFACT_DIR, JOB_KEY_TAG
     from bnlab.tracking.job_runs import job_tags
     from bnlab.tracking.runs import MODEL_DIGEST_TAG, TRAINED, owned_run, provenance
@@ -212,7 +212,8 @@ def _train(request: JobRequest, client, key: str, splits: dict | None) -> JobRes
         estimator, probes = fit_into_run(client, request.store, run_id, request.params, request.job, splits, sources)
         with tempfile.TemporaryDirectory() as tmp:
             folder = estimator.save(Path(tmp) / "model", format="npz")
-            write_bn_statistics(estimator, splits, folder)
+            experiment = request.params.experiment(request.job.experiment)
+            write_bn_statistics(estimator, training_split(experiment, splits)[0], folder)
             for probe in probes:
                 for file, rows in probe.tables().items():
                     write_csv(rows, TABLES[file], folder / file)
@@ -227,15 +228,15 @@ def _train(request: JobRequest, client, key: str, splits: dict | None) -> JobRes
     )
 
 
-def write_bn_statistics(estimator, splits: dict, folder: Path) -> None:
-    """A BN network's statistics of both kinds, for evaluate to test it with each
-    (:mod:`bnlab.ml.bn_statistics`); nothing without BN."""
+def write_bn_statistics(estimator, images, folder: Path) -> None:
+    """A BN network's statistics of both kinds over the ``images`` it trained on, for evaluate
+    to test it with each (:mod:`bnlab.ml.bn_statistics`); nothing without BN."""
     import numpy as np
 
     from bnlab.data.splits import flat_pixels
     from bnlab.ml import bn_statistics
 
-    arrays = bn_statistics.both_kinds(estimator, flat_pixels(splits["train"][0]))
+    arrays = bn_statistics.both_kinds(estimator, flat_pixels(images))
     if arrays:
         with open(folder / bn_statistics.FILE, "wb") as handle:
             np.savez(handle, **arrays)

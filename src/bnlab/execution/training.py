@@ -13,6 +13,7 @@ from bnlab.ml.estimator import KerasMLPClassifier
 from bnlab.ml.geometry import GeometryProbe
 from bnlab.ml.init_gradients import InitGradientProbe
 from bnlab.ml.probes import ProbeRecorder
+from bnlab.ml.sharpness import SharpnessProbe
 from bnlab.ml.weight_norms import WeightNormProbe, watched_steps
 from bnlab.tracking import logged
 from bnlab.tracking.job_runs import job_params
@@ -85,6 +86,28 @@ def make_weight_norms(
     return WeightNormProbe(steps, len(estimator.layer_units()), on_record=on_record)
 
 
+def make_sharpness(
+    experiment: ExperimentParams, estimator: KerasMLPClassifier, train: tuple, on_record=None
+) -> SharpnessProbe | None:
+    """The experiment's λ_max probe on its first training images, or None."""
+    sharpness = experiment.probes and experiment.probes.sharpness
+    if sharpness is None:
+        return None
+    x, y = train
+    steps = experiment.probes.sharpness_steps(estimator.total_steps(len(y)))
+    return SharpnessProbe(
+        steps, flat_pixels(x[: sharpness.images]), y[: sharpness.images], estimator.random_state, on_record
+    )
+
+
+def training_split(experiment: ExperimentParams, splits: dict) -> tuple:
+    """The images a job trains on: the training split's first ``train_images`` (all of it when
+    unset)."""
+    x, y = splits["train"]
+    n = experiment.train_images or len(y)
+    return x[:n], y[:n]
+
+
 def fit_into_run(
     client, store: str, run_id: str, params: Params, job: Job, splits: dict, sources: dict[str, str]
 ) -> tuple[KerasMLPClassifier, list]:
@@ -93,14 +116,15 @@ def fit_into_run(
     while it fits, the fit's time and the served model go to run ``run_id`` of the store at
     ``store``."""
     experiment = params.experiment(job.experiment)
-    (x_train, y_train), (x_val, y_val) = splits["train"], splits["validation"]
+    (x_train, y_train), (x_val, y_val) = training_split(experiment, splits), splits["validation"]
     estimator = make_estimator(experiment, job)
-    epochs, probe_log, geometry_log, init_log, norm_log = writers = (
+    epochs, probe_log, geometry_log, init_log, norm_log, sharpness_log = writers = (
         logged.EpochLogger(store, run_id),
         logged.ProbeLogger(store, run_id),
         logged.GeometryLogger(store, run_id),
         logged.InitGradientLogger(store, run_id),
         logged.WeightNormLogger(store, run_id),
+        logged.SharpnessLogger(store, run_id),
     )
     probes = []
     if job_probes(experiment, job) is not None:  # a selection job needs its validation score only
@@ -111,12 +135,14 @@ def fit_into_run(
                 make_geometry(experiment, estimator, geometry_log),
                 make_init_gradients(experiment, estimator, init_log),
                 make_weight_norms(experiment, estimator, len(y_train), norm_log),
+                make_sharpness(experiment, estimator, (x_train, y_train), sharpness_log),
             )
             if probe is not None
         ]
     estimator.set_params(callbacks=[epochs, *probes])
     logged.log_params(client, run_id, job_params(params, estimator, len(y_train), len(y_val)))
-    logged.log_datasets(client, run_id, {k: splits[k] for k in sources}, sources)
+    used = {**splits, "train": (x_train, y_train)}
+    logged.log_datasets(client, run_id, {k: used[k] for k in sources}, sources)
     started = time.perf_counter()
     try:
         with logged.system_metrics(store, run_id):

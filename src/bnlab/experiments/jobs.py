@@ -13,7 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bnlab.experiments.grid_values import format_value
-from bnlab.experiments.params import ExperimentParams, ModelParams, ProbeParams
+from bnlab.experiments.params import ExperimentParams, ModelParams
+from bnlab.experiments.probe_params import ProbeParams
 
 Point = tuple[tuple[str, object], ...]  # ((setting, value), ...); () without a grid
 

@@ -11,14 +11,14 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, ClassVar, Literal
 
-import numpy as np
 import yaml
 from pydantic import AfterValidator, Field, ValidationError, field_validator, model_validator
 
 from bnlab.core.settings import ParamsError, Strict, describe_error
 from bnlab.data.settings import N_TRAIN_IMAGES, DataParams, SplitParams
 from bnlab.experiments.grid_values import combinations, grid_axis
-from bnlab.ml.hyperparams import LANDSCAPE_DIRECTIONS, ModelParams
+from bnlab.experiments.probe_params import ProbeParams
+from bnlab.ml.hyperparams import FULL_BATCH, ModelParams
 
 __all__ = [
     "COMPARISON_KEY",
@@ -33,7 +33,6 @@ __all__ = [
 
 # Names that become folder names, DVC stage names (train@notebook) and MLflow run names.
 NAME = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
-Positive = Annotated[int, Field(gt=0)]
 
 
 def _distinct(seeds: list[int]) -> list[int]:
@@ -54,55 +53,6 @@ SELECTION_METRICS = ("val_accuracy", "val_loss")
 # The experiment `make run` and `mlflow run .` run unless told otherwise (the Makefile and
 # MLproject repeat it: a test checks).
 DEFAULT_EXPERIMENT = "notebook"
-
-
-class EtaParams(Strict):
-    """Step sizes η as multiples of the learning rate: ``count`` values, log-spaced from
-    ``low`` to ``high``."""
-
-    low: Annotated[float, Field(gt=0)]
-    high: Annotated[float, Field(gt=0)]
-    count: Annotated[int, Field(ge=2, le=50)]
-
-    @model_validator(mode="after")
-    def _ordered(self) -> EtaParams:
-        if self.high <= self.low:
-            raise ValueError(f"high ({self.high}) must be above low ({self.low})")
-        return self
-
-    def multiples(self) -> tuple[float, ...]:
-        return tuple(float(m) for m in np.geomspace(self.low, self.high, self.count))
-
-
-class GeometryParams(Strict):
-    """Santurkar et al.'s loss landscape and covariate shift around chosen optimizer steps
-    (bnlab.ml.geometry)."""
-
-    steps: Annotated[list[Positive], Field(min_length=1)]
-    etas: EtaParams
-    directions: Annotated[list[Literal[LANDSCAPE_DIRECTIONS]], Field(min_length=1)]
-
-    @field_validator("steps", "directions")
-    @classmethod
-    def _distinct(cls, value: list) -> list:
-        if len(set(value)) != len(value):
-            raise ValueError("values must be distinct")
-        return sorted(value) if all(isinstance(v, int) for v in value) else value
-
-
-class ProbeParams(Strict):
-    """Measure the network every ``every_steps`` optimizer steps (see bnlab.ml.probes); with
-    ``geometry``, around the steps it names (bnlab.ml.geometry); with ``init_gradients``, its
-    pre-activation gradients before the first step (bnlab.ml.init_gradients); with
-    ``weight_norms``, its hidden kernels' norms and angular updates at the first step and every
-    ``every_steps``-th (bnlab.ml.weight_norms)."""
-
-    every_steps: Positive
-    images: Annotated[int, Field(gt=0, le=N_TRAIN_IMAGES)] = 1000  # the first validation images
-    unit: Annotated[int, Field(ge=0)] = 0  # the fixed unit, in every hidden layer
-    geometry: GeometryParams | None = None
-    init_gradients: bool = False
-    weight_norms: bool = False
 
 
 class TuneParams(Strict):
@@ -148,6 +98,9 @@ class ExperimentParams(Strict):
     grid: dict[str, list] | None
     # A selection on the validation split that gives each variant its own best settings.
     tune: TuneParams | None
+    # Train on the first this many images of the training split (null: all of it); with
+    # ``batch_size: full``, each step's batch is all of them (full-batch gradient descent).
+    train_images: Annotated[int, Field(gt=0, le=N_TRAIN_IMAGES)] | None
 
     @field_validator("grid")
     @classmethod
@@ -191,6 +144,12 @@ class ExperimentParams(Strict):
                 raise ValueError(f"variant {name!r} sets {', '.join(tuned)}, which tune.grid selects")
             for point in self.trained_points():
                 settings = self.model.merged(overrides).merged(ModelParams(**dict(point)))
+                if settings.batch_size == FULL_BATCH and self.train_images is None:
+                    raise ValueError(
+                        f"variant {name!r}: batch_size {FULL_BATCH} needs train_images, the number of "
+                        "training images the full batch holds"
+                    )
+                settings = self._full_batch_resolved(settings)
                 if settings.epochs is not None and settings.steps is not None:
                     raise ValueError(f"variant {name!r}: set either epochs or steps, not both")
                 try:
@@ -214,7 +173,7 @@ class ExperimentParams(Strict):
             raise ValueError(f"tune.seeds must be apart from seeds; both have {', '.join(map(str, shared))}")
 
     # What the train stage reads (dvc.yaml lists the same keys): its models depend on these only.
-    TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("model", "variants", "seeds", "probes", "grid", "tune")
+    TRAINING_KEYS: ClassVar[tuple[str, ...]] = ("model", "variants", "seeds", "probes", "grid", "tune", "train_images")
 
     def grid_points(self) -> list[tuple[tuple[str, object], ...]]:
         """Every combination of the grid's values, as ((setting, value), ...), in the order
@@ -233,7 +192,16 @@ class ExperimentParams(Strict):
     def settings(self, variant: str, point: tuple[tuple[str, object], ...] = ()) -> ModelParams:
         """The estimator settings of one variant, at one point of the grid."""
         settings = self.model.merged(self.variants[variant])
-        return settings.merged(ModelParams(**dict(point))) if point else settings
+        return self._full_batch_resolved(settings.merged(ModelParams(**dict(point))) if point else settings)
+
+    def _full_batch_resolved(self, settings: ModelParams) -> ModelParams:
+        """``batch_size: full`` as the number of images it stands for (``train_images``): the
+        estimator, the logged params and settings.csv get the batch's size. Read whether or not
+        it is used: whatever reads settings depends on it (dvc.yaml's params)."""
+        size = self.train_images
+        if settings.batch_size != FULL_BATCH:
+            return settings
+        return settings.merged(ModelParams(batch_size=size))
 
 
 def _check_probes(probes: ProbeParams, variant: str, settings: ModelParams) -> None:
@@ -248,6 +216,29 @@ def _check_probes(probes: ProbeParams, variant: str, settings: ModelParams) -> N
         raise ValueError(
             f"probes.images {probes.images} is less than one batch of variant {variant!r} (batch_size {batch_size})"
         )
+
+
+def _fixed_steps(experiment: ExperimentParams) -> list[tuple[str, list[int]]]:
+    """The probes' step lists, by key path in the experiment."""
+    probes = experiment.probes
+    found = []
+    if probes is not None and probes.geometry is not None:
+        found.append(("probes.geometry.steps", probes.geometry.steps))
+    if probes is not None and probes.sharpness is not None and isinstance(probes.sharpness.steps, list):
+        found.append(("probes.sharpness.steps", sorted(probes.sharpness.steps)))
+    return found
+
+
+def _check_steps_reached(name: str, experiment: ExperimentParams, path: str, last: int, n_train: int) -> None:
+    for variant in experiment.variants:
+        for point in experiment.trained_points():
+            settings = experiment.settings(variant, point)
+            steps = settings.steps or settings.resolved("epochs") * -(-n_train // settings.resolved("batch_size"))
+            if last > steps:
+                raise ValueError(
+                    f"experiments.{name}.{path}: step {last} is beyond the {steps} optimizer steps "
+                    f"of variant {variant!r}"
+                )
 
 
 def _check_groups(variant: str, settings: ModelParams) -> None:
@@ -267,24 +258,25 @@ class Params(Strict):
     experiments: Annotated[dict[NAME, ExperimentParams], Field(min_length=1)]
 
     @model_validator(mode="after")
-    def _probe_steps_reached(self) -> Params:
-        """A geometry probe's steps within every job's optimizer steps, on MNIST's training split."""
-        n_train = N_TRAIN_IMAGES - self.split.val_size
+    def _within_the_split(self) -> Params:
+        """Every experiment's images within MNIST's training split, and a probe's steps (geometry's,
+        sharpness's) within every job's optimizer steps."""
         for name, experiment in self.experiments.items():
-            geometry = experiment.probes and experiment.probes.geometry
-            if geometry is None:
-                continue
-            for variant in experiment.variants:
-                for point in experiment.trained_points():
-                    settings = experiment.settings(variant, point)
-                    steps = settings.steps or settings.resolved("epochs") * -(
-                        -n_train // settings.resolved("batch_size")
-                    )
-                    if geometry.steps[-1] > steps:
-                        raise ValueError(
-                            f"experiments.{name}.probes.geometry.steps: step {geometry.steps[-1]} is "
-                            f"beyond the {steps} optimizer steps of variant {variant!r}"
-                        )
+            n_train = N_TRAIN_IMAGES - self.split.val_size
+            if experiment.train_images is not None and experiment.train_images > n_train:
+                raise ValueError(
+                    f"experiments.{name}.train_images: {experiment.train_images} is more than the "
+                    f"training split's {n_train} images"
+                )
+            n_train = experiment.train_images or n_train
+            sharpness = experiment.probes and experiment.probes.sharpness
+            if sharpness is not None and sharpness.images > n_train:
+                raise ValueError(
+                    f"experiments.{name}.probes.sharpness.images: {sharpness.images} is more than the "
+                    f"{n_train} training images"
+                )
+            for path, steps in _fixed_steps(experiment):
+                _check_steps_reached(name, experiment, path, steps[-1], n_train)
         return self
 
     def experiment(self, name: str) -> ExperimentParams:

@@ -15,7 +15,14 @@ from bnlab.ml import fit_loop, loop
 from bnlab.ml.bn_statistics import batch_norm_layers, current_statistics, install, population_statistics
 from bnlab.ml.fit_inputs import INPUT_DTYPES, encode_validation, seed_of
 from bnlab.ml.fixed_order import INFERENCE_ROWS
-from bnlab.ml.hyperparams import DEFAULTS, HYPERPARAMETERS, check_combination, hidden_layers, sklearn_constraint
+from bnlab.ml.hyperparams import (
+    DEFAULTS,
+    HYPERPARAMETERS,
+    batch_rows,
+    check_combination,
+    hidden_layers,
+    sklearn_constraint,
+)
 from bnlab.ml.inference import inference_for, loss_accuracy
 from bnlab.ml.model import build_mlp, build_optimizer
 from bnlab.ml.saving import EstimatorFiles
@@ -40,8 +47,9 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         Put BatchNormalization between each hidden Dense layer and its activation.
     activation : {"relu", "elu", "gelu", "selu", "sigmoid", "tanh", "swish", "leaky_relu"}, default="relu"
     learning_rate : float, default=0.01
-    batch_size : int, default=32
-        Samples per gradient step (the last step of an epoch may be smaller).
+    batch_size : int or "full", default=32
+        Samples per gradient step (the last step of an epoch may be smaller); "full": every
+        training sample, that is full-batch gradient descent.
     epochs : int, default=10
         Passes over the training data (unless ``steps`` is set).
     random_state : int, RandomState instance or None, default=None
@@ -270,7 +278,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
 
     def total_steps(self, n_samples: int) -> int:
         """The optimizer steps a fit on ``n_samples`` rows takes, no callback stopping it."""
-        return loop.Budget(self.epochs, self.steps).total(-(-n_samples // self.batch_size))
+        return loop.Budget(self.epochs, self.steps).total(-(-n_samples // batch_rows(self.batch_size, n_samples)))
 
     def _evaluate_epoch(self, X, y, validation) -> dict[str, float]:
         sets = {"train": (X, y), **({"val": validation} if validation is not None else {})}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from bnlab.ml import loop
 from bnlab.ml.gradient_rule import GradientRule
+from bnlab.ml.hyperparams import batch_rows
 from bnlab.ml.tf_runtime import tf
 
 STEP_TIME = "seconds_per_step"  # in each epoch's callback logs, beside the history's values
@@ -38,18 +39,10 @@ def train(estimator, X, y, validation, optimizer, rng) -> None:
     call(callbacks, "set_model", model)
     call(callbacks, "on_train_begin", {})
     rule = GradientRule.of(estimator.gradient_clipping, estimator.clip_factor, estimator.weight_decay)
-    train_steps = loop.TimedSteps(loop.compile_train_steps(model, optimizer, estimator.batch_size, rule))
+    batch_size = batch_rows(estimator.batch_size, len(y))
+    train_steps = loop.TimedSteps(loop.compile_train_steps(model, optimizer, batch_size, rule))
     estimator.n_steps_, estimator.n_iter_ = loop.run(
-        train_steps,
-        x_all,
-        y_all,
-        estimator.batch_size,
-        budget,
-        rng,
-        estimator.shuffle,
-        step_hooks,
-        on_epoch_end,
-        batch_hooks,
+        train_steps, x_all, y_all, batch_size, budget, rng, estimator.shuffle, step_hooks, on_epoch_end, batch_hooks
     )
     call(callbacks, "on_train_end", {})
 

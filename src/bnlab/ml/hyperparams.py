@@ -37,13 +37,16 @@ GRADIENT_CLIPPING = ("none", "adaptive")
 # Each hidden layer after the first feeds the next one alone, or is a residual block whose
 # branch is scaled by a trainable scalar that starts at 0 (De & Smith 2020's SkipInit).
 RESIDUALS = ("none", "skipinit")
+# A batch of every training row: full-batch gradient descent (Cohen et al. 2021's setting).
+FULL_BATCH = "full"
 
 
 @dataclass(frozen=True)
 class Hyperparameter:
     """``kind``: int, float, bool, str (one of ``choices``) or tuple (of positive ints).
     ``low``/``high`` bound a number; ``closed`` says which bounds are allowed values, as
-    scikit-learn's ``Interval`` does. ``nullable``: None is a value of its own."""
+    scikit-learn's ``Interval`` does. ``nullable``: None is a value of its own. ``words``:
+    strings a number may be given as instead (``batch_size: full``)."""
 
     default: object
     kind: type
@@ -52,6 +55,7 @@ class Hyperparameter:
     closed: Literal["left", "right", "both", "neither"] = "neither"
     choices: tuple[str, ...] | None = None
     nullable: bool = False
+    words: tuple[str, ...] = ()
 
     def field_constraints(self) -> dict[str, float]:
         """The bounds as pydantic's ``ge``/``gt``/``le``/``lt``."""
@@ -73,7 +77,7 @@ HYPERPARAMETERS = {
     "activation": Hyperparameter("relu", str, choices=ACTIVATIONS),
     "optimizer": Hyperparameter("adam", str, choices=OPTIMIZERS),
     "learning_rate": Hyperparameter(0.01, float, low=0, high=10, closed="right"),
-    "batch_size": Hyperparameter(32, int, low=0),
+    "batch_size": Hyperparameter(32, int, low=0, words=(FULL_BATCH,)),
     "epochs": Hyperparameter(10, int, low=0, high=10_000, closed="right"),
     "steps": Hyperparameter(None, int, low=0, high=10_000_000, closed="right", nullable=True),
     "bn_momentum": Hyperparameter(0.99, float, low=0, high=1),
@@ -100,6 +104,12 @@ def hidden_layers(hidden_units, depth: int | None) -> tuple[int, ...]:
     if len(units) != 1:
         raise ValueError(f"depth {depth} repeats one width: hidden_units must list one, got {list(units)}")
     return units * depth
+
+
+def batch_rows(batch_size, n_samples: int) -> int:
+    """The rows of one optimizer step: ``batch_size``, or all ``n_samples`` when it is
+    :data:`FULL_BATCH`."""
+    return int(n_samples) if batch_size == FULL_BATCH else int(batch_size)
 
 
 def check_combination(setting) -> None:
@@ -132,7 +142,8 @@ def sklearn_constraint(spec: Hyperparameter) -> list:
     if spec.kind is tuple:
         return ["array-like"]
     number = Integral if spec.kind is int else Real
-    return [Interval(number, spec.low, spec.high, closed=spec.closed)] + ([None] if spec.nullable else [])
+    words = [StrOptions(set(spec.words))] if spec.words else []
+    return [Interval(number, spec.low, spec.high, closed=spec.closed), *words] + ([None] if spec.nullable else [])
 
 
 def _annotation(spec: Hyperparameter):
@@ -142,7 +153,8 @@ def _annotation(spec: Hyperparameter):
         return Annotated[list[Annotated[int, Field(gt=0)]], Field(min_length=1)] | None
     if spec.kind is bool:
         return bool | None
-    return Annotated[spec.kind, Field(**spec.field_constraints())] | None
+    number = Annotated[spec.kind, Field(**spec.field_constraints())]
+    return (number | Literal[spec.words] | None) if spec.words else (number | None)
 
 
 class _Settings(Strict):

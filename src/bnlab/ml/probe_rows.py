@@ -1,8 +1,8 @@
 """What a probe measurement looks like, TensorFlow-free: the columns of probes.csv, steps.csv,
-landscape.csv, ics.csv, init_gradients.csv and weight_norms.csv (design.md's contracts), the rows of one hidden
-layer, the landscape's summary of one probe, and their MLflow metric names.
-:mod:`bnlab.ml.probes`, :mod:`bnlab.ml.geometry`, :mod:`bnlab.ml.init_gradients` and
-:mod:`bnlab.ml.weight_norms` measure;
+landscape.csv, ics.csv, init_gradients.csv, weight_norms.csv and sharpness.csv (design.md's
+contracts), the rows of one hidden layer, the landscape's summary of one probe, and their MLflow
+metric names. :mod:`bnlab.ml.probes`, :mod:`bnlab.ml.geometry`, :mod:`bnlab.ml.init_gradients`,
+:mod:`bnlab.ml.weight_norms` and :mod:`bnlab.ml.sharpness` measure;
 the train stage writes the rows, the report reads them."""
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ INIT_GRADIENT_COLUMNS = ("batch_size", "depth", "width", "layer", "grad_sq_norm"
 # Each hidden kernel's norm after a watched step and its angle (radians) in that step
 # (bnlab.ml.weight_norms).
 WEIGHT_NORM_COLUMNS = ("step", "layer", "kernel_norm", "angular_update")
+# The top eigenvalue of the training loss's Hessian on the probe's fixed training images after a
+# watched step, and that loss (bnlab.ml.sharpness).
+SHARPNESS_COLUMNS = ("step", "lambda_max", "train_loss")
 # Each probe table's file (in a job's model folder, and in reports/<experiment>/) and columns.
 TABLES = {
     "probes.csv": PROBE_COLUMNS,
@@ -35,10 +38,11 @@ TABLES = {
     "ics.csv": ICS_COLUMNS,
     "init_gradients.csv": INIT_GRADIENT_COLUMNS,
     "weight_norms.csv": WEIGHT_NORM_COLUMNS,
+    "sharpness.csv": SHARPNESS_COLUMNS,
 }
 # Columns whose values span many orders of magnitude: written to 7 significant digits, not
 # rounded to 6 decimals as the rest are.
-SIGNIFICANT_DIGITS = {"grad_sq_norm": 7, "angular_update": 7}
+SIGNIFICANT_DIGITS = {"grad_sq_norm": 7, "angular_update": 7, "lambda_max": 7}
 # What one probe's points along one direction say (Santurkar et al., Figure 4).
 LANDSCAPE_SUMMARY = ("loss_variation", "grad_predictiveness", "beta_smoothness")
 
@@ -111,3 +115,9 @@ def weight_norm_metrics(rows: list[dict]) -> dict[str, float]:
     """One watched step's kernels as MLflow metrics: ``weights/layer1/kernel_norm``,
     ``weights/layer1/angular_update``, ..."""
     return {f"weights/layer{row['layer']}/{key}": row[key] for row in rows for key in WEIGHT_NORM_COLUMNS[2:]}
+
+
+def sharpness_metrics(row: dict) -> dict[str, float]:
+    """One watched step's λ_max and loss as MLflow metrics: ``sharpness/lambda_max``,
+    ``sharpness/train_loss``."""
+    return {f"sharpness/{key}": row[key] for key in SHARPNESS_COLUMNS[1:]}

@@ -32,6 +32,52 @@ from bnlab.ml.tf_runtime import keras, tf
 LANCZOS_ITERATIONS = 20
 
 
+class SharpnessProbe:
+    """Rows (:data:`bnlab.ml.probe_rows.SHARPNESS_COLUMNS`): λ_max of the training loss on a fixed
+    batch (``x``, ``y``: the first training images) just after each step of ``steps``, and that
+    loss, in ``rows`` and to ``on_record``: a batch callback of
+    :class:`bnlab.ml.estimator.KerasMLPClassifier` at exactly ``steps``. It reads the weights
+    only, so training goes on exactly as without it. ``seed``: the Lanczos start vector's (the
+    job's seed: the same start at every step of one run)."""
+
+    def __init__(self, steps: Sequence[int], x, y, seed: int, on_record: Callable[[int, dict], None] | None = None):
+        self.watched = tuple(sorted({int(s) for s in steps}))
+        self.batch_steps = self.watched
+        self.x, self.y = np.asarray(x, np.float32), np.asarray(y)
+        self.seed, self.on_record = int(seed), on_record
+        self.rows: list[dict] = []
+
+    def tables(self) -> dict[str, list[dict]]:
+        """The rows measured, by file (:data:`bnlab.ml.probe_rows.TABLES`)."""
+        return {"sharpness.csv": self.rows}
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def on_train_batch_begin(self, step: int, logs) -> None:
+        pass
+
+    def on_train_batch_end(self, step: int, logs=None) -> None:
+        row = {
+            "step": step,
+            "lambda_max": top_hessian_eigenvalue(self.model, self.x, self.y, seed=self.seed),
+            "train_loss": training_loss(self.model, self.x, self.y),
+        }
+        self.rows.append(row)
+        if self.on_record is not None:
+            self.on_record(step, row)
+
+
+def training_loss(model: keras.Model, x, y) -> float:
+    """The mean cross-entropy on (x, y) in training mode (BN on the batch's statistics): the
+    loss whose Hessian :func:`top_hessian_eigenvalue` measures."""
+    template = template_for(model)
+    loss = template.function(("training_loss",), lambda: _compile_loss(template.model))
+    trainable = [v.numpy() for v in model.trainable_variables]
+    state = [v.numpy() for v in model.non_trainable_variables]
+    return float(loss(trainable, state, x, y).numpy())
+
+
 def top_hessian_eigenvalue(model: keras.Model, x, y, iterations: int = LANCZOS_ITERATIONS, seed: int = 0) -> float:
     """λ_max of the mean training loss's Hessian at ``model``'s weights on the batch (x, y)."""
     template = template_for(model)
@@ -117,6 +163,17 @@ def unflatten(vector: np.ndarray, shapes: Sequence[tuple]) -> list[np.ndarray]:
         parts.append(vector[start : start + size].reshape(shape))
         start += size
     return parts
+
+
+def _compile_loss(model):
+    loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+    @tf.function(jit_compile=True, autograph=False)
+    def loss(trainable, state, x, y):
+        logits, _ = model.stateless_call(trainable, state, x, training=True)
+        return loss_fn(y, logits)
+
+    return loss
 
 
 def _compile_hessian_vector(model):

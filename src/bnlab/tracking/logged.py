@@ -150,6 +150,14 @@ class WeightNormLogger(_RunWriter):
         self._log(probe_rows.weight_norm_metrics(rows), step=step)
 
 
+class SharpnessLogger(_RunWriter):
+    """``on_record`` of :class:`bnlab.ml.sharpness.SharpnessProbe`: λ_max and the loss it is of,
+    at a watched step, step = optimizer step."""
+
+    def __call__(self, step: int, row: dict) -> None:
+        self._log(probe_rows.sharpness_metrics(row), step=step)
+
+
 # MLflow's system metrics (system/cpu_utilization_percentage, system/system_memory_usage_megabytes,
 # ...), sampled every half second and logged each sample (each also reads the run: about 1.3 a
 # second measured), so a 10-second fit gets over 10 points.
