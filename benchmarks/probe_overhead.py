@@ -1,13 +1,15 @@
 """What probes cost: the default experiment's network trained without probes, with probes
-every 500 optimizer steps, and with the weight-norm probe alone at the same steps, as ratios
-measured in the same run.
+every 500 optimizer steps, with the weight-norm probe alone and with the sharpness probe alone at
+the same steps, as ratios measured in the same run.
 
 Each fit runs in a fresh process, alternating between the arms so that a noisy neighbour hurts
 all alike; the fit includes the per-epoch evaluation of the whole training and validation
 sets, as in the pipeline. Probes: 1,000 probe images, the whole validation and test sets, and
 BN's training-mode accuracy, every 500 steps (34 probes in 17,190 steps). The weight-norm probe
 (bnlab.ml.weight_norms): the hidden kernels copied before step 1 and every 500th step and
-compared after it (35 watched steps, each run as a step of its own).
+compared after it (35 watched steps, each run as a step of its own). The sharpness probe
+(bnlab.ml.sharpness): λ_max of the training loss on the first 1,000 training images, 20 Lanczos
+steps of Hessian-vector products, after step 1 and every 500th (35 measurements).
 
     python benchmarks/probe_overhead.py [--repeats 3]   # needs `dvc repro split` first
 """
@@ -25,20 +27,22 @@ from alternating import alternate, machine
 EVERY = 500
 
 
-ARMS = ["plain", "probes", "weight_norms"]
+ARMS = ["plain", "probes", "weight_norms", "sharpness"]
+SHARPNESS_IMAGES = 1000
 
 
 def child(arm: str) -> float:
     from bnlab.core.layout import SPLITS, split_file
     from bnlab.data.splits import flat_pixels, load_split
-    from bnlab.execution.training import make_estimator, make_probes, make_weight_norms
+    from bnlab.execution.training import make_estimator, make_probes, make_sharpness, make_weight_norms
     from bnlab.experiments.jobs import Job
     from bnlab.experiments.params import load_params
-    from bnlab.experiments.probe_params import ProbeParams
+    from bnlab.experiments.probe_params import ProbeParams, SharpnessParams
 
     experiment = load_params().experiment("notebook")
     if arm != "plain":
-        probes = ProbeParams(every_steps=EVERY, weight_norms=arm == "weight_norms")
+        sharpness = SharpnessParams(images=SHARPNESS_IMAGES, every_steps=EVERY) if arm == "sharpness" else None
+        probes = ProbeParams(every_steps=EVERY, weight_norms=arm == "weight_norms", sharpness=sharpness)
         experiment = experiment.model_copy(update={"probes": probes})
     splits = {name: load_split(split_file(stem)) for stem, name in SPLITS.items()}
     estimator = make_estimator(experiment, Job("notebook", "batchnorm", 0))
@@ -47,6 +51,7 @@ def child(arm: str) -> float:
         "plain": lambda: None,
         "probes": lambda: make_probes(experiment, estimator, splits),
         "weight_norms": lambda: make_weight_norms(experiment, estimator, len(y)),
+        "sharpness": lambda: make_sharpness(experiment, estimator, (x, y)),
     }[arm]()
     estimator.set_params(callbacks=[made] if made else None)
     start = time.perf_counter()
@@ -74,6 +79,7 @@ def main() -> None:
     print(f"| without probes | {best['plain']:.2f} | {median['plain']:.2f} |")
     print(f"| with probes every {EVERY} steps | {best['probes']:.2f} | {median['probes']:.2f} |")
     print(f"| with the weight-norm probe alone | {best['weight_norms']:.2f} | {median['weight_norms']:.2f} |")
+    print(f"| with the sharpness probe alone | {best['sharpness']:.2f} | {median['sharpness']:.2f} |")
     for arm in ARMS[1:]:
         print(
             f"\n{arm} overhead: {100 * (best[arm] / best['plain'] - 1):+.1f}% (best runs), "
