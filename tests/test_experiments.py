@@ -35,6 +35,7 @@ def edit_params(root, change) -> str:
     return original
 
 
+@pytest.mark.slow
 def test_each_experiment_has_its_own_stages_and_outputs(two_experiments):
     root = two_experiments
     for name in ("notebook", "noisy_bn"):
@@ -49,6 +50,7 @@ def test_each_experiment_has_its_own_stages_and_outputs(two_experiments):
     assert "# notebook:" in summary and "# noisy_bn:" in summary
 
 
+@pytest.mark.slow
 def test_changing_one_experiment_makes_only_its_stages_stale(two_experiments):
     root = two_experiments
     assert stale_stages(root) == set()
@@ -69,6 +71,7 @@ def test_changing_one_experiment_makes_only_its_stages_stale(two_experiments):
     assert "train@noisy_bn" in ran and all(stage.endswith("@noisy_bn") for stage in ran)
 
 
+@pytest.mark.slow
 def test_a_change_to_the_prediction_code_makes_evaluate_stale_but_not_report(two_experiments):
     root = two_experiments
     estimator = root / "src/bnlab/ml/estimator.py"
@@ -86,6 +89,7 @@ def test_a_change_to_the_prediction_code_makes_evaluate_stale_but_not_report(two
     assert not {s for s in stale if s.startswith(("report", "download", "split"))}
 
 
+@pytest.mark.slow
 def test_a_change_to_a_figure_or_the_summary_makes_only_the_reports_stale(two_experiments):
     root = two_experiments
     edited = [root / "src/bnlab/analysis/figures.py", root / "src/bnlab/pipeline/summary.py"]
@@ -100,6 +104,7 @@ def test_a_change_to_a_figure_or_the_summary_makes_only_the_reports_stale(two_ex
     assert stale == {"report@notebook", "report@noisy_bn"}
 
 
+@pytest.mark.slow
 def test_a_new_description_re_runs_only_the_report(two_experiments):
     root = two_experiments
     original = edit_params(root, lambda p: p["experiments"]["notebook"].update(description="new words"))

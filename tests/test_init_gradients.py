@@ -72,12 +72,14 @@ def wide_rates(batch_norm: bool, batch_size: int, seeds=range(3), width=512, dep
     return rates
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("batch_size", [8, 32, 128])
 def test_a_wide_bn_networks_gradients_grow_at_the_theorys_rate(batch_size):
     rates = wide_rates(True, batch_size)
     assert np.mean(rates) == pytest.approx(bn_relu_gradient_rate(batch_size), rel=THEORY_TOLERANCE)
 
 
+@pytest.mark.slow
 def test_a_wide_plain_he_networks_gradients_keep_their_size():
     assert np.mean(wide_rates(False, 32)) == pytest.approx(PLAIN_HE_RATE, rel=THEORY_TOLERANCE)
 

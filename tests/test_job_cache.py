@@ -11,7 +11,7 @@ import yaml
 
 from bnlab.tracking.job_cache import JOB_MODULE, code_fingerprint, job_key, runtime_fingerprint
 
-from helpers import PROJECT, make_mnist, make_project, run, store_env
+from helpers import PROJECT, make_mnist, run, split_project, store_env
 
 TINY = {"epochs": 2, "seeds": [0], "hidden_units": [8]}
 
@@ -44,12 +44,13 @@ def tags(root, key: str) -> dict:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    root = make_project(tmp_path_factory.mktemp("cache") / "proj", make_mnist(), TINY)
+    root = split_project(tmp_path_factory.mktemp("cache") / "proj", make_mnist(), TINY)
     done = run(["dvc", "repro", "train@notebook"], root, env=store_env())
     assert "2 jobs: 2 trained, 0 restored" in done.stdout
     return root, weights(root)
 
 
+@pytest.mark.slow
 def test_a_new_seed_trains_only_its_own_jobs(trained):
     root, before = trained
     set_experiment(root, seeds=[0, 1], learning_rate=0.01)  # the fixture's, plus a seed
@@ -84,6 +85,7 @@ def restored_run_ids(root, name: str) -> list[str]:
         ]
 
 
+@pytest.mark.slow
 def test_a_shared_setting_retrains_every_job(trained):
     root, _ = trained
     set_experiment(root, seeds=[0], learning_rate=0.005)
@@ -91,6 +93,7 @@ def test_a_shared_setting_retrains_every_job(trained):
     assert "2 jobs: 2 trained, 0 restored" in done.stdout
 
 
+@pytest.mark.slow
 def test_a_cached_model_whose_files_are_gone_is_trained_again(trained):
     root, _ = trained
     set_experiment(root, seeds=[0], learning_rate=0.003)

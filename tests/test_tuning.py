@@ -121,6 +121,7 @@ def tuned_project(tmp_path_factory):
     return root, done.stdout
 
 
+@pytest.mark.slow
 def test_a_tuned_experiment_selects_on_validation_and_compares_at_the_chosen_settings(tuned_project):
     root, log = tuned_project
     selection = pd.read_csv(root / layout.reports_dir("tuned") / "selection.csv")

@@ -45,8 +45,9 @@ def endless(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow
 def test_jobs_on_two_workers_give_the_bytes_and_lock_hashes_of_one_at_a_time(tmp_path):
-    root = make_project(tmp_path / "proj", make_mnist(), TINY)
+    root = split_project(tmp_path / "proj", make_mnist(), TINY)
     done = run(["dvc", "repro", "train@notebook"], root, env=workers_env(1))
     assert "4 jobs: 4 trained, 0 restored from the runs that trained them before, on 1 worker(s)" in done.stdout
     one_at_a_time, serial_lock = weights(root), lock_outs(root, "train@notebook")
@@ -140,6 +141,7 @@ def training_runs(root) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_job_fails_the_stage_cleanly(endless):
     (endless / "mlflow.db").unlink(missing_ok=True)
     stage, workers = start_and_wait_for_workers(endless)
@@ -155,6 +157,7 @@ def test_a_worker_killed_mid_job_fails_the_stage_cleanly(endless):
     assert not psutil.wait_procs(workers, timeout=15)[1]  # the other worker and the forkserver too
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGKILL])
 def test_stopping_the_stage_stops_its_workers(endless, signum):
     (endless / "mlflow.db").unlink(missing_ok=True)
