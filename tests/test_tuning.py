@@ -101,6 +101,8 @@ def test_a_bad_tune_block_is_refused_by_its_key_path(tune, changes, message):
     assert message in str(refused.value)
 
 
+# Every test of the tuned project is slow: its set-up runs `dvc repro` of two experiments (about
+# a minute), and a fast test on it would have both suites run that set-up.
 @pytest.fixture(scope="module")
 def tuned_project(tmp_path_factory):
     """A project whose params.yaml declares, beside the notebook (seed 5, no probes), a tuned
@@ -147,6 +149,7 @@ def test_a_tuned_experiment_selects_on_validation_and_compares_at_the_chosen_set
     ]  # never the selection's
 
 
+@pytest.mark.slow
 def test_a_selection_job_that_equals_a_job_trained_before_is_restored(tuned_project):
     root, log = tuned_project
     restored = [line for line in log.splitlines() if line.startswith("restored tuned/selection/")]
@@ -157,6 +160,7 @@ def test_a_selection_job_that_equals_a_job_trained_before_is_restored(tuned_proj
     assert "trained tuned/selection/batchnorm-learning_rate=0.003-seed5" in log
 
 
+@pytest.mark.slow
 def test_an_experiment_that_does_not_tune_has_an_empty_selection_table(tuned_project):
     root, _ = tuned_project
     table = pd.read_csv(root / layout.reports_dir("notebook") / "selection.csv")
