@@ -86,7 +86,7 @@ def norm(arrays) -> float:
     return float(np.sqrt(sum(np.sum(a**2) for a in arrays)))
 
 
-def measured(batch_norm: bool, directions=("gradient", "update")) -> GeometryProbe:
+def measured(batch_norm: bool, directions=("gradient", "gradient_fixed_length", "update")) -> GeometryProbe:
     """The probe around one step of the tiny network, from known weights w to known w′."""
     model = build_mlp(3, 2, (4, 2), batch_norm=batch_norm, activation="relu")
     before, after = known_trainable(batch_norm, 1), known_trainable(batch_norm, 2)
@@ -106,9 +106,14 @@ def test_landscape_matches_numpy(batch_norm):
     probe = measured(batch_norm)
     w, w_after = known_trainable(batch_norm, 1), known_trainable(batch_norm, 2)
     _, g = numpy_loss_gradient(w, X_BATCH, Y_BATCH, batch_norm)
-    directions = {"gradient": g, "update": [(a - b) / LEARNING_RATE for a, b in zip(w, w_after)]}
+    fixed = np.sqrt(3 * 4 + 4 * 2 + 2 * 2)  # √(the Dense kernels' entries), whether BN is there or not
+    directions = {
+        "gradient": g,
+        "gradient_fixed_length": [a * fixed / norm(g) for a in g],
+        "update": [(a - b) / LEARNING_RATE for a, b in zip(w, w_after)],
+    }
     rows = {(r["direction"], round(r["eta"], 6)): r for r in probe.landscape_rows}
-    assert len(rows) == 2 * len(MULTIPLES) and set(probe.landscape_rows[0]) == set(LANDSCAPE_COLUMNS)
+    assert len(rows) == 3 * len(MULTIPLES) and set(probe.landscape_rows[0]) == set(LANDSCAPE_COLUMNS)
     for direction, d in directions.items():
         for multiple in MULTIPLES:
             eta = multiple * LEARNING_RATE

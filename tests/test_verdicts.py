@@ -472,14 +472,17 @@ def test_every_cited_experiment_has_seeds_enough_for_the_exact_test():
         assert n >= 6 and paired(np.full(n, 0.01)).p_exact < ALPHA, name
 
 
-def geometry_frames(bn_factor: float) -> dict[str, pd.DataFrame]:
-    """landscape.csv and ics.csv of 6 seeds, 3 probes: BN's gradient changes and shift
-    ``bn_factor`` times the plain network's, with seed-to-seed noise."""
+PROBE_STEPS = (1, 10, 100)
+
+
+def geometry_frames(bn_factor: float, direction: str = "gradient") -> dict[str, pd.DataFrame]:
+    """landscape.csv (along ``direction``) and ics.csv of 6 seeds, 3 probes: BN's gradient
+    changes and shift ``bn_factor`` times the plain network's, with seed-to-seed noise."""
     rng = np.random.default_rng(4)
     landscape, ics = [], []
     for variant, factor in (("batchnorm", bn_factor), ("plain", 1.0)):
         for seed in SEEDS:
-            for step in (1, 10, 100):
+            for step in PROBE_STEPS:
                 noise = rng.uniform(0.9, 1.1)
                 for eta in (0.5, 1.0, 2.0):
                     landscape.append(
@@ -487,7 +490,7 @@ def geometry_frames(bn_factor: float) -> dict[str, pd.DataFrame]:
                             "variant": variant,
                             "seed": seed,
                             "step": step,
-                            "direction": "gradient",
+                            "direction": direction,
                             "eta": eta,
                             "loss": 1.0 + factor * noise * eta,
                             "grad_change": factor * noise * eta,
@@ -523,6 +526,43 @@ def test_landscape_and_shift_claims_are_judged_from_the_runs_log_averages():
     without = experiment("geo", frame.copy())
     assert unmeasurable(claims[0], {"geo": without}) == "geo has no landscape probes"
     assert unmeasurable(claims[2], {"geo": without}) == "geo has no covariate-shift probes"
+
+
+def kernel_norm_frame(norms: dict[str, float], steps=PROBE_STEPS) -> pd.DataFrame:
+    """weight_norms.csv: two hidden kernels per run, each of norm ``norms[variant]`` at ``steps``."""
+    return pd.DataFrame(
+        [
+            {"variant": v, "seed": seed, "step": step, "layer": layer, "kernel_norm": n, "angular_update": 0.01}
+            for v, n in norms.items()
+            for seed in SEEDS
+            for step in steps
+            for layer in (1, 2)
+        ]
+    )
+
+
+def test_beta_at_equal_weight_scale_multiplies_each_probe_by_its_steps_kernel_norms_squared():
+    frame = sweep({"batchnorm": 0.0})
+    claims = (Claim("scaled", "BN smooths at equal ‖w‖", "s", "geo", shipped.SCALED_SMOOTHNESS, -1),)
+    geometry = geometry_frames(0.5, direction="gradient_fixed_length")
+
+    def judged(norms: dict[str, float]):
+        tables = {**geometry, "weight_norms.csv": kernel_norm_frame(norms)}
+        return judge(claims, {"geo": experiment("geo", frame.copy(), geometry=tables)})[0]
+
+    # BN's β is half the plain network's: at equal norms it stays half ...
+    assert judged({"batchnorm": 1.0, "plain": 1.0}).test.mean == pytest.approx(np.log10(0.5), abs=0.05)
+    # ... but kernels twice as long make β·‖w‖² twice the plain network's: the claim falls.
+    longer = judged({"batchnorm": 2.0, "plain": 1.0})
+    assert longer.test.mean == pytest.approx(np.log10(2.0), abs=0.05)
+    assert longer.word.removesuffix(T_TEST_ONLY) == DISAGREES
+    assert (
+        unmeasurable(claims[0], {"geo": experiment("geo", frame.copy(), geometry=geometry)})
+        == "geo has no weight norms"
+    )
+    tables = {**geometry, "weight_norms.csv": kernel_norm_frame({"batchnorm": 1.0, "plain": 1.0}, steps=(1, 10))}
+    with pytest.raises(ValueError, match="no kernel norms at landscape probe step 100"):
+        judge(claims, {"geo": experiment("geo", frame.copy(), geometry=tables)})
 
 
 def init_gradient_frames(bn_rate: float) -> dict[str, pd.DataFrame]:

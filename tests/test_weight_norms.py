@@ -20,8 +20,9 @@ from bnlab.analysis.weight_norm_tables import (
     weight_norm_markdown,
 )
 from bnlab.experiments.params import ParamsError, parse_params
+from bnlab.experiments.probe_params import GeometryParams, ProbeParams
 from bnlab.ml.probe_rows import WEIGHT_NORM_COLUMNS
-from bnlab.ml.weight_norms import WeightNormProbe, angle, kernel_norm, watched_steps
+from bnlab.ml.weight_norms import WeightNormProbe, angle, kernel_norm
 
 from helpers import PROJECT
 
@@ -81,9 +82,15 @@ def fit(callbacks, batch_norm=True, **settings):
     return clf
 
 
+def test_the_kernels_are_also_recorded_at_every_geometry_step_within_the_fit():
+    geometry = GeometryParams(steps=[3, 8, 50], etas={"low": 1, "high": 2, "count": 2}, directions=["gradient"])
+    probes = ProbeParams(every_steps=8, weight_norms=True, geometry=geometry)
+    assert probes.weight_norm_steps(40) == [1, 3, 8, 16, 24, 32, 40]
+
+
 def test_the_probe_reads_each_hidden_kernel_and_leaves_training_bit_identical():
     total = fit(None).total_steps(128)
-    steps = watched_steps(8, total)
+    steps = ProbeParams(every_steps=8, weight_norms=True).weight_norm_steps(total)
     assert steps == [1, 8, 16, 24, 32, 40] and total == 40
     probe = WeightNormProbe(steps, 2)
     with_probe, without = fit([probe]), fit(None)

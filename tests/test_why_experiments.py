@@ -70,12 +70,21 @@ def test_the_landscape_and_covariate_shift_are_reported_per_variant_seed_and_ste
     assert list(ics.columns) == ["variant", "seed", *ICS_COLUMNS]
     keys = ["variant", "seed", "step", "direction", "eta"]
     assert not landscape.duplicated(keys).any()
-    assert len(landscape) == 3 * len(SEEDS) * len(GEOMETRY_STEPS) * 3 * 7  # variants, directions, etas
+    directions = yaml.safe_load((project / "params.yaml").read_text())["experiments"]["santurkar"]["probes"]
+    directions = directions["geometry"]["directions"]
+    assert len(landscape) == 3 * len(SEEDS) * len(GEOMETRY_STEPS) * len(directions) * 7  # variants, etas
+    # At a fixed length every variant steps the same distances, at every probe step.
+    fixed = landscape[landscape["direction"] == "gradient_fixed_length"].groupby("eta")["distance"]
+    assert len(fixed) == 7 and ((fixed.max() / fixed.min()) < 1 + 1e-5).all()
     assert set(landscape["eta"].round(6)) == {0.5, 0.707107, 1.0, 1.414214, 2.0, 2.828427, 4.0}
     assert set(ics["layer"]) == {2} and len(ics) == 3 * len(SEEDS) * len(GEOMETRY_STEPS)
     assert ics["ics_cosine"].between(-1, 1).all() and (landscape["distance"] > 0).all()
     figures = {p.name for p in (report / "figures").iterdir()}
-    assert {"landscape_gradient.png", "landscape_update.png", "landscape_random.png", "covariate_shift.png"} <= figures
+    assert {f"landscape_{direction}.png" for direction in directions} | {"covariate_shift.png"} <= figures
+    # β at equal weight scale: the kernels' norms are recorded at every probe step.
+    norms = pd.read_csv(report / "weight_norms.csv")
+    assert set(GEOMETRY_STEPS) <= set(norms["step"])
+    assert "β-smoothness × ‖w‖² of the kernels BN follows" in (report / "comparison.md").read_text()
     assert "internal covariate shift" in (report / "comparison.md").read_text()
 
 
@@ -123,12 +132,13 @@ def test_each_probe_goes_to_mlflow_with_its_step(project):
         "tags.experiment = 'santurkar' and tags.variant = 'noisy_bn' and tags.seed = '1'",
     )
     (run_,) = [r for r in runs if r.data.tags.get("bnlab.provenance") == "trained"]
-    for name in ("landscape/gradient/beta_smoothness", "landscape/random/loss_variation", "ics/layer2/cosine"):
+    names = ("landscape/gradient/beta_smoothness", "landscape/gradient_fixed_length/loss_variation")
+    for name in (*names, "landscape/random/loss_variation", "ics/layer2/cosine"):
         history = client.get_metric_history(run_.info.run_id, name)
         assert sorted(m.step for m in history) == GEOMETRY_STEPS, name
     assert run_.data.tags["runtime.numpy_dispatch"] == "X86_V3"  # numpy's AVX2 kernels, pinned
     norms = client.get_metric_history(run_.info.run_id, "weights/layer1/angular_update")
-    assert [m.step for m in norms] == [1, 10, 20, 30]
+    assert [m.step for m in norms] == sorted({1, 10, 20, 30, *GEOMETRY_STEPS})  # every 10th and the probes' steps
     sharpness = client.get_metric_history(run_.info.run_id, "sharpness/lambda_max")
     assert sorted(m.step for m in sharpness) == GEOMETRY_STEPS
 

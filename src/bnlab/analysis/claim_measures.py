@@ -2,6 +2,7 @@
 :mod:`bnlab.analysis.measures` with their labels and units, one instance per quantity the
 verdict table compares."""
 
+from bnlab.analysis.geometry_tables import SCALED_BETA
 from bnlab.analysis.measures import (
     AccuracyAtStep,
     AngularUpdate,
@@ -52,6 +53,25 @@ PREDICTIVENESS = LandscapeMeasure(
 SMOOTHNESS = LandscapeMeasure("effective β-smoothness along the gradient, log10, mean over probes", **LOG10)
 UPDATE_SMOOTHNESS = LandscapeMeasure(
     "effective β-smoothness along Adam's update, log10, mean over probes", direction="update", **LOG10
+)
+# The same along the gradient's direction at one step length for every network and step
+# (bnlab.ml.geometry's gradient_fixed_length), and β at the networks' equal weight scale.
+FIXED_LENGTH = {"direction": "gradient_fixed_length", **LOG10}
+FIXED_LOSS_VARIATION = LandscapeMeasure(
+    "loss variation along the gradient at a fixed step length, log10, mean over probes",
+    quantity="loss_variation",
+    **FIXED_LENGTH,
+)
+FIXED_PREDICTIVENESS = LandscapeMeasure(
+    "largest gradient change along the gradient at a fixed step length, log10, mean over probes",
+    quantity="grad_predictiveness",
+    **FIXED_LENGTH,
+)
+SCALED_SMOOTHNESS = LandscapeMeasure(
+    "effective β-smoothness × ‖w‖² of the hidden kernels, along the gradient at a fixed step length, log10, "
+    "mean over probes",
+    quantity=SCALED_BETA,
+    **FIXED_LENGTH,
 )
 # From batch 128 to batch 2 at the same number of samples seen (the small_batches grid).
 SMALL_BATCH_FALL = Fall(

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bnlab.analysis.geometry_tables import landscape_per_run, per_run
+from bnlab.analysis.geometry_tables import SCALED_BETA, landscape_per_run, per_run
 from bnlab.analysis.init_gradient_tables import rate_per_run
 from bnlab.analysis.probe_tables import dead_per_run, drift_per_run, nearest_steps
 from bnlab.analysis.published import ExperimentResults
@@ -126,16 +126,20 @@ class AccuracyAtStep(Measure):
 class LandscapeMeasure(Measure):
     """A landscape summary of each probe (loss variation, gradient predictiveness, β-smoothness)
     along one direction, one value per run: log10, averaged over its probes
-    (:mod:`bnlab.analysis.geometry_tables`)."""
+    (:mod:`bnlab.analysis.geometry_tables`); β·‖w‖² (``SCALED_BETA``) reads the kernels' norms too."""
 
     quantity: str = "beta_smoothness"
     direction: str = "gradient"
 
     def values(self, results, point):
-        return landscape_per_run(results.landscape, self.quantity, self.direction)
+        return landscape_per_run(results.landscape, self.quantity, self.direction, results.weight_norms)
 
     def missing(self, results):
-        return "no landscape probes" if results.landscape.empty else None
+        if results.landscape.empty:
+            return "no landscape probes"
+        if self.quantity == SCALED_BETA and results.weight_norms.empty:
+            return "no weight norms"
+        return None
 
 
 @dataclass(frozen=True)

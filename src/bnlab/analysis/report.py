@@ -109,7 +109,8 @@ class Report:
             + (
                 grid_probe_markdown(self.steps, self.grid_keys)
                 if self.grid_keys
-                else probe_markdown(self.probes, self.steps) + geometry_markdown(self.landscape, self.ics)
+                else probe_markdown(self.probes, self.steps)
+                + geometry_markdown(self.landscape, self.ics, self.weight_norms)
             )
             + init_gradient_markdown(self.init_gradients, self.theory)
             + weight_norm_markdown(self.weight_norms, self.settings)
@@ -124,7 +125,7 @@ class Report:
             write_sweep_figures(paths["figures"], self.sweep, self.steps, self.grid_keys, palette, n_seeds)
         else:
             write_figures(paths["figures"], self.experiment, self.histories, self.probes, self.steps, palette)
-            write_geometry_figures(paths["figures"], self.landscape, self.ics, palette, n_seeds)
+            write_geometry_figures(paths["figures"], self.landscape, self.ics, self.weight_norms, palette, n_seeds)
         write_init_gradient_figures(
             paths["figures"], self.init_gradients, self.theory, self.sweep, self.grid_keys, palette, n_seeds
         )

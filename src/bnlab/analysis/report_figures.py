@@ -11,7 +11,7 @@ import pandas as pd
 
 from bnlab.analysis import figures as plots
 from bnlab.analysis import mechanism_figures
-from bnlab.analysis.geometry_tables import ICS_LABELS, LANDSCAPE_LABELS, LOGGED, landscape_per_probe
+from bnlab.analysis.geometry_tables import ICS_LABELS, LANDSCAPE_LABELS, LOGGED, probe_summaries
 from bnlab.analysis.init_gradient_tables import trainability_cells
 from bnlab.analysis.mean_field import trainable_depth
 from bnlab.analysis.probe_tables import moving_average_gaps
@@ -103,15 +103,22 @@ def write_figures(
 
 
 def write_geometry_figures(
-    folder: Path, landscape: pd.DataFrame, ics: pd.DataFrame, palette: dict[str, str], n_seeds: int
+    folder: Path,
+    landscape: pd.DataFrame,
+    ics: pd.DataFrame,
+    weight_norms: pd.DataFrame,
+    palette: dict[str, str],
+    n_seeds: int,
 ) -> None:
-    """landscape_<direction>.png (Santurkar et al.'s Figure 4) and covariate_shift.png (their
-    Figure 3), where the experiment measured them."""
+    """landscape_<direction>.png (Santurkar et al.'s Figure 4, with β·‖w‖² where the kernels'
+    norms were recorded) and covariate_shift.png (their Figure 3), where the experiment measured
+    them."""
     if not landscape.empty:
-        per_probe = landscape_per_probe(landscape)
+        per_probe, quantities = probe_summaries(landscape, weight_norms)
+        labels = {quantity: LANDSCAPE_LABELS[quantity] for quantity in quantities}
         for direction in dict.fromkeys(per_probe["direction"]):
             plots.save_png(
-                plots.landscape_figure(per_probe, direction, LANDSCAPE_LABELS, palette, n_seeds),
+                plots.landscape_figure(per_probe, direction, labels, palette, n_seeds),
                 folder / f"landscape_{direction}.png",
             )
     if not ics.empty:

@@ -24,8 +24,7 @@ import numpy as np
 import pandas as pd
 
 from bnlab.analysis.markdown import markdown_table, significant
-from bnlab.analysis.statistics import ALPHA
-from bnlab.analysis.weight_norm_tables import mean_interval
+from bnlab.analysis.statistics import ALPHA, mean_interval
 
 LATE = 0.5  # a run's watched steps after this fraction of its steps
 EDGE_LOW, EDGE_HIGH = 0.8, 1.25  # λ_max within these multiples of the threshold is "at the edge"

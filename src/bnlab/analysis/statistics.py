@@ -86,6 +86,16 @@ def sign_flip_p(diff: np.ndarray) -> float:
     )
 
 
+def mean_interval(values: pd.Series) -> tuple[float, float, float]:
+    """The mean and its two-sided 1 − α t-interval (NaN bounds for one value)."""
+    values = values.to_numpy(float)
+    mean = float(values.mean())
+    if len(values) < 2:
+        return mean, math.nan, math.nan
+    half = stats.t.ppf(1 - ALPHA / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
+    return mean, mean - half, mean + half
+
+
 def detectable_difference(n: int, sd: float, alpha: float = ALPHA) -> float:
     """The smallest mean difference a paired t-test on n pairs with this spread detects with
     power POWER at level ``alpha`` (statsmodels' power of the one-sample t-test, in units of sd)."""

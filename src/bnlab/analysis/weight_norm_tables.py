@@ -20,10 +20,9 @@ import math
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from bnlab.analysis.markdown import markdown_table, significant
-from bnlab.analysis.statistics import ALPHA
+from bnlab.analysis.statistics import ALPHA, mean_interval
 
 RUN = ["variant", "seed"]
 LATE = 0.5  # the equilibrium: a run's watched steps after this fraction of its steps
@@ -66,16 +65,6 @@ def effective_rate_per_run(frame: pd.DataFrame, settings: pd.DataFrame) -> pd.Da
         .mean()
         .reset_index()
     )
-
-
-def mean_interval(values: pd.Series) -> tuple[float, float, float]:
-    """The mean and its two-sided 1 − α t-interval (NaN bounds for one value)."""
-    values = values.to_numpy(float)
-    mean = float(values.mean())
-    if len(values) < 2:
-        return mean, math.nan, math.nan
-    half = stats.t.ppf(1 - ALPHA / 2, len(values) - 1) * values.std(ddof=1) / math.sqrt(len(values))
-    return mean, mean - half, mean + half
 
 
 def equilibrium_table(frame: pd.DataFrame, settings: pd.DataFrame) -> pd.DataFrame:

@@ -14,7 +14,7 @@ from bnlab.ml.geometry import GeometryProbe
 from bnlab.ml.init_gradients import InitGradientProbe
 from bnlab.ml.probes import ProbeRecorder
 from bnlab.ml.sharpness import SharpnessProbe
-from bnlab.ml.weight_norms import WeightNormProbe, watched_steps
+from bnlab.ml.weight_norms import WeightNormProbe
 from bnlab.tracking import logged
 from bnlab.tracking.job_runs import job_params
 from bnlab.tracking.models import log_served_model
@@ -82,7 +82,7 @@ def make_weight_norms(
     """The experiment's record of the hidden kernels' norms and angular updates, or None."""
     if not (experiment.probes and experiment.probes.weight_norms):
         return None
-    steps = watched_steps(experiment.probes.every_steps, estimator.total_steps(n_train))
+    steps = experiment.probes.weight_norm_steps(estimator.total_steps(n_train))
     return WeightNormProbe(steps, len(estimator.layer_units()), on_record=on_record)
 
 

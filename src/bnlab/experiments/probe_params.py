@@ -76,9 +76,9 @@ class ProbeParams(Strict):
     """Measure the network every ``every_steps`` optimizer steps (see bnlab.ml.probes); with
     ``geometry``, around the steps it names (bnlab.ml.geometry); with ``init_gradients``, its
     pre-activation gradients before the first step (bnlab.ml.init_gradients); with
-    ``weight_norms``, its hidden kernels' norms and angular updates at the first step and every
-    ``every_steps``-th (bnlab.ml.weight_norms); with ``sharpness``, the top eigenvalue of the
-    training loss's Hessian (bnlab.ml.sharpness)."""
+    ``weight_norms``, its hidden kernels' norms and angular updates at the first step, every
+    ``every_steps``-th and the geometry probe's steps (bnlab.ml.weight_norms); with
+    ``sharpness``, the top eigenvalue of the training loss's Hessian (bnlab.ml.sharpness)."""
 
     every_steps: Positive
     images: Annotated[int, Field(gt=0, le=N_TRAIN_IMAGES)] = 1000  # the first validation images
@@ -93,6 +93,15 @@ class ProbeParams(Strict):
         if self.sharpness is not None and self.sharpness.steps == AT_GEOMETRY and self.geometry is None:
             raise ValueError("sharpness.steps is geometry, but there is no geometry probe to take steps from")
         return self
+
+    def weight_norm_steps(self, total_steps: int) -> list[int]:
+        """The steps the kernels' norms are recorded after in a fit of ``total_steps`` steps: the
+        first (the kernels as initialized), every ``every_steps``-th, as the other probes, and the
+        geometry probe's, so that its β-smoothness can be read beside ‖w‖² at each of its steps."""
+        steps = {1, *range(self.every_steps, total_steps + 1, self.every_steps)}
+        if self.geometry is not None:
+            steps |= {step for step in self.geometry.steps if step <= total_steps}
+        return sorted(steps)
 
     def sharpness_steps(self, total_steps: int) -> list[int]:
         """The steps λ_max is measured after in a fit of ``total_steps`` steps."""

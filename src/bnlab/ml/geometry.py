@@ -11,7 +11,11 @@ Keras's stateless calls: BN's moving averages and the noise layers' random state
 never written, so training goes on as if nothing had been measured, and noisy BN's noise is the
 step's own, the same at every point of one probe.
 
-- The landscape, for each direction d: ``gradient`` (g = ∇L(w), the paper's), ``update``
+- The landscape, for each direction d: ``gradient`` (g = ∇L(w), the paper's),
+  ``gradient_fixed_length`` (g's direction at the length √P, P the number of Dense kernel
+  entries: the same for every variant of one architecture, so that ‖η·d‖ = m·lr·√P at every step
+  and in every network; m·lr·√P is the length of Adam's first step, where every kernel entry
+  moves by lr), ``update``
   ((w − w′)/lr, the optimizer's actual step per unit of learning rate: the lab trains with Adam,
   the paper with SGD, where the two coincide; η = lr lands on w′) and ``random`` (a control:
   Gaussian, scaled variable by variable to g's norm, drawn by NumPy from the job's seed and the
@@ -76,6 +80,7 @@ class GeometryProbe:
         template = template_for(model)
         self._loss_gradient = template.function(("loss_gradient",), lambda: _compile_loss_gradient(template.model))
         self._layers = layer_variables(template.model, self.n_hidden)
+        self._fixed_length = np.sqrt(kernel_entries(template.model))
 
     def on_train_batch_begin(self, step: int, logs) -> None:
         self._before = (
@@ -96,7 +101,15 @@ class GeometryProbe:
 
         rng = np.random.default_rng([self.seed, step])
         landscape, shift = measure_step(
-            at, weights, after, self.learning_rate, self.multiples, self.directions, self._layers, rng
+            at,
+            weights,
+            after,
+            self.learning_rate,
+            self.multiples,
+            self.directions,
+            self._layers,
+            rng,
+            self._fixed_length,
         )
         landscape = [{"step": step, **row} for row in landscape]
         shift = [{"step": step, **row} for row in shift]
@@ -115,13 +128,16 @@ def measure_step(
     directions: Sequence[str],
     layers: list[tuple[int, list[int]]],
     rng: np.random.Generator,
+    fixed_length: float = 1.0,
 ) -> tuple[list[dict], list[dict]]:
     """The landscape rows (direction, eta, loss, grad_change, distance) and the covariate-shift
     rows (layer, ics_l2, ics_cosine) of one step from w = ``weights`` to w′ = ``after``;
-    ``at(point)`` gives the loss and gradient at a point, on the step's batch."""
+    ``at(point)`` gives the loss and gradient at a point, on the step's batch;
+    ``fixed_length``: the length of the ``gradient_fixed_length`` direction."""
     _, gradient = at(weights)
     along = {
         "gradient": lambda: gradient,
+        "gradient_fixed_length": lambda: scaled_to(gradient, fixed_length),
         "update": lambda: [(w - a) / np.float32(learning_rate) for w, a in zip(weights, after)],
         "random": lambda: random_like(gradient, rng),
     }
@@ -153,6 +169,18 @@ def measure_step(
             }
         )
     return landscape, shift
+
+
+def scaled_to(direction: list[np.ndarray], length: float) -> list[np.ndarray]:
+    """``direction`` scaled to the Euclidean ``length`` over all its arrays together."""
+    factor = np.float32(length / norm(direction))
+    return [d * factor for d in direction]
+
+
+def kernel_entries(model: keras.Model) -> int:
+    """The number of entries of the network's Dense kernels: the same whether BN follows them
+    or not (BN's γ and β and the Dense biases, which BN networks may drop, are not counted)."""
+    return sum(int(np.prod(layer.kernel.shape)) for layer in model.layers if isinstance(layer, keras.layers.Dense))
 
 
 def random_like(gradient: list[np.ndarray], rng: np.random.Generator) -> list[np.ndarray]:

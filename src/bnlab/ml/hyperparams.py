@@ -23,7 +23,9 @@ BN_POSITIONS = ("before", "after")  # BN before the nonlinearity (Ioffe & Szeged
 NORMALIZATIONS = ("batch", "batch_renorm", "layer", "group")
 # The directions bnlab.ml.geometry measures the loss landscape along (params.yaml's
 # probes.geometry.directions): here, with the other settings params.yaml is validated against.
-LANDSCAPE_DIRECTIONS = ("gradient", "update", "random")
+# ``gradient_fixed_length``: the gradient's direction at one step length for every network and
+# step, so that a shorter gradient does not read as a smoother landscape.
+LANDSCAPE_DIRECTIONS = ("gradient", "gradient_fixed_length", "update", "random")
 # Which statistics BN normalizes with at inference: the moving averages of training's batch
 # statistics (Keras's), or the population's, recomputed over the training set after training
 # (bnlab.ml.bn_statistics).

@@ -53,12 +53,6 @@ class WeightNormProbe:
             self.on_record(step, rows)
 
 
-def watched_steps(every_steps: int, total_steps: int) -> list[int]:
-    """The steps a weight-norm probe watches in a fit of ``total_steps`` steps: the first (the
-    kernels as initialized), then every ``every_steps``-th, as the other probes."""
-    return sorted({1, *range(every_steps, total_steps + 1, every_steps)})
-
-
 def kernel_norm(kernel: np.ndarray) -> float:
     """‖w‖₂ over every entry, summed in float64."""
     return float(np.sqrt(np.sum(np.square(kernel, dtype=np.float64))))
