@@ -12,6 +12,11 @@ processes), sampled every 0.2 s. PSS splits a page shared with any other process
 an otherwise idle machine (another TensorFlow process halves the libraries' share). The outputs
 are the same bytes as DVC's (the pipeline is deterministic), so `dvc status` stays clean.
 
+Where a timed stage's wall time goes, from its job runs' own start and end times in the scratch
+store (MLflow's, in ms; the worker is the run's ``bnlab.pid`` tag): the start-up before the first
+job run opens, the span while job runs are open, the tail after the last one ends, and within
+the span each worker's share of time with no job run open (between jobs, and waiting at the end).
+
     python benchmarks/parallel_jobs.py [--experiment notebook] [--workers 1 2] [--repeat 3] [--memory-rounds 1]
     # after `make run`
 """
@@ -30,6 +35,8 @@ from pathlib import Path
 import psutil
 from alternating import machine
 
+from bnlab.tracking.runs import PARENT_RUN_ID, PID_TAG, PROVENANCE_TAG, TRAINED
+
 
 def tree_pss(process: psutil.Process) -> int:
     """Bytes of PSS of a process and its children (RSS where PSS cannot be read)."""
@@ -43,14 +50,39 @@ def tree_pss(process: psutil.Process) -> int:
     return total
 
 
-def measure(experiment: str, workers: int, watch_memory: bool) -> tuple[float, int]:
-    """Wall seconds and (when watched) peak PSS bytes of one train stage."""
+def breakdown(store: Path, started: float, ended: float, workers: int) -> dict[str, float]:
+    """Seconds of one stage (epoch ``started`` .. ``ended``): start-up, span of the job runs,
+    tail, and the workers' idle seconds within the span (summed over workers)."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(f"sqlite:///{store}")
+    experiments = [e.experiment_id for e in client.search_experiments()]
+    trained = client.search_runs(experiments, f"tags.`{PROVENANCE_TAG}` = '{TRAINED}'", max_results=10_000)
+    runs = [r for r in trained if PARENT_RUN_ID in r.data.tags]  # the jobs' runs, not the stage's parent run
+    opened = min(r.info.start_time for r in runs) / 1000
+    closed = max(r.info.end_time for r in runs) / 1000
+    busy: dict[str, float] = {}
+    for r in runs:
+        pid = r.data.tags.get(PID_TAG, "?")
+        busy[pid] = busy.get(pid, 0.0) + (r.info.end_time - r.info.start_time) / 1000
+    span = closed - opened
+    return {
+        "start_up": opened - started,
+        "span": span,
+        "tail": ended - closed,
+        "idle": workers * span - sum(busy.values()),
+        "jobs": len(runs),
+    }
+
+
+def measure(experiment: str, workers: int, watch_memory: bool) -> tuple[float, int, dict]:
+    """Wall seconds, (when watched) peak PSS bytes and the :func:`breakdown` of one train stage."""
     scratch = Path(tempfile.mkdtemp(prefix="bnlab-bench-"))
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}", BNLAB_WORKERS=str(workers))
     # A machine that has compiled nothing yet: an empty XLA program cache too (bnlab.ml.xla_cache)
     env["BNLAB_XLA_CACHE"] = str(scratch / "xla-cache")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
-    started = time.perf_counter()
+    started, epoch_started = time.perf_counter(), time.time()
     stage = subprocess.Popen(["bnlab", "train", experiment], env=env, stdout=subprocess.DEVNULL)
     watched, peak = psutil.Process(stage.pid), 0
     while watch_memory and stage.poll() is None:
@@ -59,7 +91,8 @@ def measure(experiment: str, workers: int, watch_memory: bool) -> tuple[float, i
     stage.wait()
     if stage.returncode != 0:
         raise SystemExit(f"bnlab train {experiment} failed with BNLAB_WORKERS={workers}")
-    return time.perf_counter() - started, peak
+    wall = time.perf_counter() - started
+    return wall, peak, breakdown(scratch / "mlflow.db", epoch_started, epoch_started + wall, workers)
 
 
 def main() -> None:
@@ -70,10 +103,13 @@ def main() -> None:
     parser.add_argument("--memory-rounds", type=int, default=1, help="rounds with memory watched, after the timed ones")
     args = parser.parse_args()
     walls: dict[int, list[float]] = {workers: [] for workers in args.workers}
+    parts: dict[int, list[dict]] = {workers: [] for workers in args.workers}
     peaks: dict[int, list[int]] = {workers: [] for workers in args.workers}
     for round_ in range(args.repeat):  # alternating: a slow spell of the machine hits every count
         for workers in args.workers:
-            walls[workers].append(measure(args.experiment, workers, watch_memory=False)[0])
+            wall, _, split = measure(args.experiment, workers, watch_memory=False)
+            walls[workers].append(wall)
+            parts[workers].append(split)
             print(f"timed round {round_ + 1}: {workers} worker(s): {walls[workers][-1]:6.1f} s", flush=True)
     for round_ in range(args.memory_rounds):
         for workers in args.workers:
@@ -93,6 +129,17 @@ def main() -> None:
         print(
             f"| {workers} | {statistics.median(walls[workers]):.1f} | {min(walls[workers]):.1f} "
             f"| {statistics.median(ratios):.2f}x | {peak / 2**30:.2f} GiB = {peak / 1e9:.2f} GB |"
+        )
+    print(
+        "\nWhere the wall time goes (medians of the timed rounds, seconds)\n\n"
+        "| workers | start-up | job runs' span | tail | workers' idle seconds in the span | job runs |\n"
+        "|---|---|---|---|---|---|"
+    )
+    for workers in args.workers:
+        median = {key: statistics.median(split[key] for split in parts[workers]) for key in parts[workers][0]}
+        print(
+            f"| {workers} | {median['start_up']:.1f} | {median['span']:.1f} | {median['tail']:.1f} "
+            f"| {median['idle']:.1f} | {median['jobs']:.0f} |"
         )
 
 
