@@ -92,7 +92,9 @@ def numpy_simd() -> dict:
     return {"baseline": list(__cpu_baseline__), "dispatch": list(__cpu_dispatch__), "active": active_targets()}
 
 
-def fingerprint() -> dict:
+def fingerprint(with_fits: bool = True) -> dict:
+    """This machine's fingerprint; without ``with_fits``, no ``reference_fits`` (the tests
+    compare those from their own run of tests/vendor_fits.py, tests/test_cpu_vendor.py)."""
     import bnlab  # noqa: F401  (numpy's dispatch pinned as in every bnlab process)
     from bnlab.ml import xla_dump
     from bnlab.tracking.job_cache import libc_version
@@ -100,6 +102,19 @@ def fingerprint() -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         subprocess.run([sys.executable, __file__, "--compile-into", tmp], check=True)
         kernels = {k.label: k.summary() for k in xla_dump.kernels(Path(tmp))}
+    from bnlab.ml.tf_runtime import tf
+
+    found = {
+        "cpu": cpu_identity(),
+        "glibc": libc_version(),
+        "tensorflow": tf.__version__,
+        "numpy": numpy_simd(),
+        "kernels": kernels,
+    }
+    return {**found, "reference_fits": reference_fits()} if with_fits else found
+
+
+def reference_fits() -> dict:
     fits = subprocess.run(
         [sys.executable, str(ROOT / "tests" / "vendor_fits.py")],
         check=True,
@@ -107,27 +122,19 @@ def fingerprint() -> dict:
         text=True,
         env={**os.environ, "PYTHONPATH": str(ROOT / "tests")},
     )
-    from bnlab.ml.tf_runtime import tf
-
-    return {
-        "cpu": cpu_identity(),
-        "glibc": libc_version(),
-        "tensorflow": tf.__version__,
-        "numpy": numpy_simd(),
-        "reference_fits": json.loads(fits.stdout.strip().splitlines()[-1]),
-        "kernels": kernels,
-    }
+    return json.loads(fits.stdout.strip().splitlines()[-1])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, help="default: tests/data/cpu_fingerprints/<this CPU's kind>.json")
+    parser.add_argument("--kernels-only", action="store_true", help="without the reference fits")
     parser.add_argument("--compile-into", type=Path, help=argparse.SUPPRESS)  # the compiling child
     args = parser.parse_args()
     if args.compile_into:
         default_experiment_kernels(args.compile_into)
         return
-    found = fingerprint()
+    found = fingerprint(with_fits=not args.kernels_only)
     out = args.out or FOLDER / file_name(found["cpu"])
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(found, indent=1, sort_keys=True) + "\n")
