@@ -1,6 +1,7 @@
 """What Santurkar et al.'s probes cost (bnlab.ml.geometry: the loss landscape along the step and
 internal covariate shift): the santurkar experiment's BN network trained without probes, with
-its activation probes only, and with all its probes, as ratios measured in the same run.
+its activation probes only, and with its activation and landscape probes (not the sharpness
+probe), as ratios measured in the same run.
 
 Each arm runs in a fresh process, alternating between the arms so that a noisy neighbour hurts
 all alike, and fits two seeds there, as a pipeline worker trains several jobs of one network:
@@ -8,7 +9,9 @@ the first fit pays for compiling the probes' XLA function, the second reuses it.
 pipeline each worker trains 5 jobs of each of the experiment's 3 networks (30 jobs on 2 cores),
 so the cost it sees is (first + 4 × second) / 5.
 
-    python benchmarks/geometry_overhead.py [--repeats 3]   # needs `dvc repro split` first
+    BNLAB_XLA_CACHE=off python benchmarks/geometry_overhead.py [--repeats 3]   # after `dvc repro split`
+
+(with the XLA program cache on, a first fit loads what an earlier run compiled)
 """
 
 from __future__ import annotations
