@@ -133,7 +133,8 @@ def mlflow_server(backend_uri: str, artifacts: Path, admin_password: str | None 
         "--workers",
         "1",
     ]
-    env = dict(os.environ)
+    # No job runner: bnlab submits no MLflow jobs, and its huey consumers cost a core for seconds.
+    env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     if admin_password:
         command += ["--app-name", "basic-auth"]
         env.update(MLFLOW_AUTH_ADMIN_PASSWORD=admin_password, MLFLOW_FLASK_SERVER_SECRET_KEY=os.urandom(16).hex())
