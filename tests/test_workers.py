@@ -1,6 +1,8 @@
-"""Jobs on worker processes (BNLAB_WORKERS): the same bytes as one at a time, and every way a
-parallel stage can fail ends with one message, no RUNNING run, no output and no process left."""
+"""Jobs and evaluations on worker processes (BNLAB_WORKERS): the same bytes as one at a time,
+and every way a parallel stage can fail ends with one message, no RUNNING run, no output and no
+process left."""
 
+import shutil
 import signal
 import sqlite3
 import subprocess
@@ -13,6 +15,7 @@ import pytest
 import yaml
 
 from bnlab.data.mnist import Mnist, save_npz
+from bnlab.tracking.runs import EVALUATION_ROLE, ROLE_TAG
 
 from helpers import make_mnist, make_project, run, split_project, store_env
 
@@ -57,6 +60,55 @@ def test_jobs_on_two_workers_give_the_bytes_and_lock_hashes_of_one_at_a_time(tmp
     assert weights(root) == one_at_a_time and len(one_at_a_time) == 4
     assert lock_outs(root, "train@notebook") == serial_lock
     assert statuses(root).count("FINISHED") == 5  # a parent and 4 jobs
+
+
+def evaluation_runs(root) -> list[str]:
+    with sqlite3.connect(root / "mlflow.db") as db:
+        query = "select r.status from runs r join tags t on t.run_uuid = r.run_uuid where t.key = ? and t.value = ?"
+        return [status for (status,) in db.execute(query, (ROLE_TAG, EVALUATION_ROLE))]
+
+
+def eval_files(root) -> dict:
+    return {p.name: p.read_bytes() for p in sorted((root / "eval/notebook").iterdir())}
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A project whose four models are trained: what the evaluate stage tests."""
+    root = split_project(tmp_path_factory.mktemp("evaluate") / "proj", make_mnist(), TINY)
+    run(["dvc", "repro", "train@notebook"], root, env=workers_env(1))
+    return root
+
+
+@pytest.mark.slow
+def test_models_tested_on_two_workers_give_the_files_of_one_at_a_time(trained):
+    run(["bnlab", "evaluate", "notebook"], trained, env=workers_env(1))
+    one_at_a_time = eval_files(trained)
+    run(["bnlab", "evaluate", "notebook"], trained, env=workers_env(2))
+    assert eval_files(trained) == one_at_a_time and set(one_at_a_time) == {"test_metrics.json", "predictions.csv"}
+    assert evaluation_runs(trained) == ["FINISHED"] * 8  # each model's evaluation, twice
+    assert "RUNNING" not in statuses(trained)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("count", [1, 2])
+def test_an_unreadable_model_fails_evaluation_with_its_name_and_leaves_no_run_open(trained, tmp_path, count):
+    shutil.rmtree(trained / "eval", ignore_errors=True)
+    weights = trained / "models/notebook/plain-seed1/weights.npz"
+    saved = tmp_path / "weights.npz"
+    shutil.copy(weights, saved)
+    weights.write_bytes(saved.read_bytes()[:100])  # truncated
+    try:
+        done = run(["bnlab", "evaluate", "notebook"], trained, env=workers_env(count), check=False)
+    finally:
+        shutil.copy(saved, weights)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.strip() == (
+        "bnlab evaluate: error: model notebook/plain-seed1 cannot be read from models/notebook/plain-seed1: "
+        "BadZipFile: File is not a zip file (`dvc checkout models/notebook` restores the trained models)"
+    )
+    assert "RUNNING" not in statuses(trained)
+    assert not (trained / "eval/notebook").exists() and not list(trained.glob("eval/.notebook.tmp-*"))
 
 
 FORKSERVER_SCRIPT = """

@@ -96,7 +96,7 @@ def run_job(request: JobRequest, splits: dict | None = None) -> JobResult:
             f"(install the same commit on every Dask worker)"
         )
     try:
-        client = _client(request)
+        client = store_client(request)
         key = _job_key(request)
         return _restore(request, client, key) or _train(request, client, key, splits)
     except (KeyboardInterrupt, JobFailed):
@@ -123,7 +123,7 @@ def return_freed_memory() -> None:
     libc.return_free_heap()
 
 
-def _client(request: JobRequest):
+def store_client(request):
     """A client of the request's store, with its credentials (MLflow reads them from the
     environment, in this process only)."""
     from bnlab.tracking.runs import MlflowClient, mlflow  # seconds, once per process

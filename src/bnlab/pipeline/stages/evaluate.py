@@ -5,17 +5,20 @@ classifier evaluation (per-class metrics, confusion matrix) to its MLflow run.""
 import json
 import sys
 
-import numpy as np
 import pandas as pd
 
 from bnlab.core import layout
 from bnlab.core.atomic import atomic_path
-from bnlab.data.mnist import file_digest
-from bnlab.data.splits import flat_pixels, load_split
-from bnlab.experiments.jobs import jobs, model_dir, point_columns
+from bnlab.data.splits import load_split
+from bnlab.execution.job import splits_env
+from bnlab.execution.local import run_all, start_forkserver, uses_workers
+from bnlab.execution.model_evaluation import EvaluationRequest, evaluate_model, network
+from bnlab.execution.settings import worker_count
+from bnlab.experiments.jobs import jobs, model_dir
 from bnlab.experiments.params import load_params
 from bnlab.experiments.selection import read_selected
 from bnlab.pipeline.command import stage_main
+from bnlab.tracking.store import credentials, tracking_uri
 
 
 def run(experiment_name: str, params_path: str = "params.yaml") -> None:
@@ -23,69 +26,53 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
     experiment = params.experiment(experiment_name)
     test = layout.split_file("test")
     models, output = layout.models_dir(experiment_name), layout.eval_dir(experiment_name)
-    x_test, y_test = load_split(test)
+    _, y_test = load_split(test)  # a bad file is reported before the slow imports
+    workers, store = worker_count(), tracking_uri()
     meta = json.loads((models / layout.PIPELINE_FILE).read_text())
     selected = read_selected(models, experiment_name, experiment)  # never the selection's models
-    # Only now the imports that take seconds (TensorFlow, MLflow): bad inputs are reported first.
-    from bnlab.ml import bn_statistics
-    from bnlab.ml.estimator import KerasMLPClassifier
-    from bnlab.ml.evaluation import accuracy_by_statistics, evaluate
-    from bnlab.tracking import copies, logged, runs
-    from bnlab.tracking.evaluation import evaluate_predictions
-    from bnlab.tracking.job_runs import record_restored_model
+    job_list = jobs(experiment_name, experiment, selected)
+    files = ((layout.SPLITS["test"], str(test)),)
+    if uses_workers(workers, len(job_list)):  # its TensorFlow import runs while this process connects
+        start_forkserver(splits_env(files))
+    # Only now the imports that take seconds (MLflow; TensorFlow where the models are tested).
+    from bnlab.tracking import copies, runs
     from bnlab.tracking.lineage import stage_lineage
 
     client, experiment_id = runs.connect()
     lineage = stage_lineage(f"evaluate@{experiment_name}", meta["data_fingerprint"])
 
-    results, predictions = {}, []
     with (
         copies.results_run(client, experiment_id, experiment_name, meta["pipeline_key"], lineage) as parent_id,
         atomic_path(output, directory=True) as tmp,
     ):
-        for job in jobs(experiment_name, experiment, selected):
-            folder = model_dir(models, job)
-            estimator, digest = KerasMLPClassifier.load(folder), file_digest(folder / "weights.npz")
-            metrics = evaluate(estimator, flat_pixels(x_test), y_test)
-            # The run that holds this very model; a model no run holds (DVC restored it) gets one.
-            run_id = runs.find_child(client, experiment_id, parent_id, job, digest) or record_restored_model(
-                client, experiment_id, parent_id, params, job, estimator, lineage, digest
-            )
-            scores = {k: metrics[k] for k in runs.TEST_METRICS}
-            logged.log_metrics(client, run_id, scores)
-            logged.log_datasets(
-                client, run_id, {layout.SPLITS["test"]: (x_test, y_test)}, {layout.SPLITS["test"]: str(test)}
-            )
-            evaluate_predictions(
-                client,
+        requests = [
+            EvaluationRequest(
+                params,
+                job,
+                str(model_dir(models, job)),
+                files,
+                runs.mlflow.get_tracking_uri(),
                 experiment_id,
-                run_id,
-                y_test,
-                metrics["predicted"],
-                estimator.classes_.tolist(),
-                str(test),
-                lineage,
-                digest,
+                parent_id,
+                tuple(lineage.items()),
+                tuple(credentials(store).items()),
             )
-            point = point_columns(job.point)  # a grid's settings, as columns beside variant and seed
-            results[job.name] = {"variant": job.variant, "seed": job.seed, **point, **scores}
-            if (folder / bn_statistics.FILE).exists():  # a BN network: tested with each kind too
-                with np.load(folder / bn_statistics.FILE, allow_pickle=False) as arrays:
-                    results[job.name] |= accuracy_by_statistics(estimator, dict(arrays), flat_pixels(x_test), y_test)
-            predictions.append(
-                pd.DataFrame(
-                    {
-                        "variant": job.variant,
-                        "seed": job.seed,
-                        **point,
-                        "actual": y_test,
-                        "predicted": metrics["predicted"],
-                    }
-                )
-            )
-            print(f"evaluated {job.run_name}: {scores}", flush=True)
+            for job in job_list
+        ]
+        evaluated = {}
+        try:
+            for result in run_all(evaluate_model, requests, workers, key=network):
+                evaluated[result.job.name] = result
+                scores = {k: result.row[k] for k in runs.TEST_METRICS}
+                print(f"evaluated {result.job.run_name}: {scores}", flush=True)
+        except BaseException:
+            # A worker stopped half-way (the first error kills them all) left its runs RUNNING.
+            runs.end_orphaned_runs(client, experiment_id)
+            raise
+        ordered = [evaluated[job.name] for job in job_list]  # the job order, wherever each ran
+        results = {result.job.name: result.row for result in ordered}
         (tmp / layout.TEST_METRICS_FILE).write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
-        pd.concat(predictions).to_csv(tmp / "predictions.csv", index=False)
+        pd.concat(result.predictions(y_test) for result in ordered).to_csv(tmp / "predictions.csv", index=False)
 
 
 def main(argv: list[str] | None = None) -> int:
