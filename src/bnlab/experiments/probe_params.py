@@ -50,6 +50,12 @@ class GeometryParams(Strict):
         return sorted(value) if all(isinstance(v, int) for v in value) else value
 
 
+def first_and_every(every: int, total_steps: int) -> list[int]:
+    """Step 1 (the network as initialized, after one step) and every ``every``-th step of a fit of
+    ``total_steps`` steps: the probes' shared schedule."""
+    return sorted({1, *range(every, total_steps + 1, every)})
+
+
 # sharpness.steps: the geometry probe's steps, so that λ_max and β-smoothness are read side by side.
 AT_GEOMETRY = "geometry"
 
@@ -98,7 +104,7 @@ class ProbeParams(Strict):
         """The steps the kernels' norms are recorded after in a fit of ``total_steps`` steps: the
         first (the kernels as initialized), every ``every_steps``-th, as the other probes, and the
         geometry probe's, so that its β-smoothness can be read beside ‖w‖² at each of its steps."""
-        steps = {1, *range(self.every_steps, total_steps + 1, self.every_steps)}
+        steps = set(first_and_every(self.every_steps, total_steps))
         if self.geometry is not None:
             steps |= {step for step in self.geometry.steps if step <= total_steps}
         return sorted(steps)
@@ -110,4 +116,4 @@ class ProbeParams(Strict):
             return list(self.geometry.steps)
         if steps is not None:
             return sorted(steps)
-        return sorted({1, *range(every, total_steps + 1, every)})
+        return first_and_every(every, total_steps)

@@ -128,7 +128,7 @@ def measure_step(
     directions: Sequence[str],
     layers: list[tuple[int, list[int]]],
     rng: np.random.Generator,
-    fixed_length: float = 1.0,
+    fixed_length: float,
 ) -> tuple[list[dict], list[dict]]:
     """The landscape rows (direction, eta, loss, grad_change, distance) and the covariate-shift
     rows (layer, ics_l2, ics_cosine) of one step from w = ``weights`` to w′ = ``after``;
