@@ -1,9 +1,9 @@
-"""Short fits through every compiled path (training; inference; the step, geometry and
-init-gradient probes; BN, batch renorm, LayerNorm, GroupNorm, the noise layers; SGD with
-momentum, weight decay, adaptive gradient clipping and a SkipInit block; BN's statistics
-recomputed after training), run as a
-script in a fresh process so that XLA's flags and the vendor switch act before its first
-compile. Prints one JSON line: each fit's sha256 of weights, probabilities and probe rows.
+"""Short fits through every compiled path (training; inference; the step, geometry,
+init-gradient, weight-norm and sharpness probes; BN, batch renorm, LayerNorm, GroupNorm, the
+noise layers; SGD with momentum, weight decay, adaptive gradient clipping and a SkipInit block;
+BN's statistics recomputed after training), run as a script in a fresh process so that XLA's
+flags and the vendor switch act before its first compile. Prints one JSON line: each fit's
+sha256 of weights, probabilities and probe rows.
 
     python tests/vendor_fits.py [--dump DIR] [--vendor amd|intel] [--without-fix] [--fits a,b]
 
@@ -81,6 +81,8 @@ def fit(name: str) -> dict:
     from bnlab.ml.geometry import GeometryProbe
     from bnlab.ml.init_gradients import InitGradientProbe
     from bnlab.ml.probes import ProbeRecorder
+    from bnlab.ml.sharpness import SharpnessProbe
+    from bnlab.ml.weight_norms import WeightNormProbe
 
     from helpers import make_mnist
 
@@ -110,10 +112,13 @@ def fit(name: str) -> dict:
         GeometryProbe([2, 5], 0.01, (0.5, 2.0), n_hidden=2, seed=1),
         InitGradientProbe(2),
     ]
+    if name == "mechanisms":  # its probes too: the kernels' norms and λ_max by Hessian-vector products
+        probes += [WeightNormProbe([1, 5], n_hidden=2), SharpnessProbe([2, 5], x[:32], y[:32], seed=1)]
     clf = KerasMLPClassifier(
         hidden_units=(16, 16), epochs=1, batch_size=16, rescale=1 / 255, random_state=5, callbacks=probes, **settings
     ).fit(x, y, validation_data=(xt, yt))
     rows = [probes[0].probe_rows, probes[0].step_rows, probes[1].landscape_rows, probes[1].ics_rows, probes[2].rows]
+    rows += [probe.rows for probe in probes[3:]]
     return {
         "weights": digest(b"".join(w.tobytes() for w in clf.model_.get_weights())),
         "proba": digest(clf.predict_proba(xt).tobytes()),
