@@ -19,6 +19,7 @@ import sys
 import time
 
 from alternating import alternate, machine
+from fit_profile import profiled_job
 
 NETWORKS = {  # (experiment, variant, grid point)
     "notebook": ("notebook", "batchnorm", ()),
@@ -31,14 +32,13 @@ def child(network: str) -> dict:
     from bnlab.core.layout import SPLITS, split_file
     from bnlab.data.splits import flat_pixels, load_split
     from bnlab.execution.training import make_estimator
-    from bnlab.experiments.jobs import Job
     from bnlab.experiments.params import load_params
     from bnlab.ml.bn_statistics import population_statistics
 
     name, variant, point = NETWORKS[network]
     experiment = load_params().experiment(name)
     splits = {n: load_split(split_file(stem)) for stem, n in SPLITS.items()}
-    estimator = make_estimator(experiment, Job(name, variant, 0, point))
+    estimator = make_estimator(experiment, profiled_job(name, experiment, variant, 0, point))
     estimator.set_params(bn_statistics="moving")  # the fit alone; the recomputation is timed below
     (x, y), (x_val, y_val) = splits["train"], splits["validation"]
     x = flat_pixels(x)

@@ -59,6 +59,15 @@ COMPILED_PARTS = ("steps", "evaluation", "probes")
 AVX2_FLOP_PER_CYCLE = 32
 
 
+def profiled_job(name: str, experiment, variant: str, seed: int, point: tuple):
+    """The job profiled; an experiment that tunes gets the middle candidate of each tuned
+    setting (its own runs train at whatever their selection chose)."""
+    from bnlab.experiments.jobs import Job
+
+    grid = experiment.tune.grid if experiment.tune else {}
+    return Job(name, variant, seed, point, tuple((key, values[len(values) // 2]) for key, values in grid.items()))
+
+
 class ExclusiveTimer:
     """Seconds per part, each call's time minus the time of the wrapped calls it made."""
 
@@ -148,7 +157,6 @@ def fitting(network: str):
     os.chdir(ROOT)
     from bnlab.data.splits import load_split
     from bnlab.execution.training import fit_into_run
-    from bnlab.experiments.jobs import Job
     from bnlab.experiments.params import load_params
     from bnlab.pipeline.stages.train import split_files
     from bnlab.tracking.runs import MlflowClient
@@ -156,7 +164,7 @@ def fitting(network: str):
     experiment_name, variant, point = NETWORKS[network]
     params = load_params()
     experiment = params.experiment(experiment_name)
-    job = Job(experiment_name, variant, experiment.seeds[0], point)
+    job = profiled_job(experiment_name, experiment, variant, experiment.seeds[0], point)
     files = split_files(experiment)
     splits = {name: load_split(Path(path)) for name, path in files}
     sources = {name: path for name, path in files if name != "test"}

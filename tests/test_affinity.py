@@ -4,7 +4,7 @@ configurations it has compiled while that keeps every worker busy."""
 from __future__ import annotations
 
 from bnlab.execution.affinity import AffineQueue, configuration
-from bnlab.experiments.jobs import jobs
+from bnlab.experiments.jobs import jobs, selection_jobs
 from bnlab.experiments.params import load_params
 
 from helpers import PROJECT
@@ -66,5 +66,6 @@ def test_the_default_experiments_variants_are_two_configurations_and_seeds_share
     # a learning-rate grid shares the compiled functions; a batch-size grid does not
     lr = [Request(job) for job in jobs("lr_sweep", params.experiment("lr_sweep")) if job.variant == "batchnorm"]
     assert len({configuration(request) for request in lr}) == 1
-    batches = [Request(job) for job in jobs("small_batches", params.experiment("small_batches")) if job.seed == 0]
-    assert len({configuration(request) for request in batches}) == len(batches)
+    small = params.experiment("small_batches")
+    batches = [Request(job) for job in selection_jobs("small_batches", small) if job.seed == small.tune.seeds[0]]
+    assert len({configuration(request) for request in batches}) == len(small.variants) * len(small.grid_points())

@@ -12,7 +12,7 @@ from bnlab.analysis import figures
 from bnlab.analysis.report import FILES, FOLDERS, Report, parent_metrics, settings_frame
 from bnlab.analysis.statistics import summarize
 from bnlab.analysis.sweep import sweep_frame
-from bnlab.experiments.jobs import jobs, ordered_variants
+from bnlab.experiments.jobs import jobs, ordered_variants, point_label
 from bnlab.experiments.params import COMPARISON_KEY, ExperimentParams, ParamsError, parse_params
 from bnlab.ml.probe_rows import TABLES
 
@@ -174,12 +174,18 @@ def test_a_depth_by_batch_grid_gets_the_theorys_table_and_the_trainability_map(t
 
 def test_settings_name_each_compared_network_as_the_estimator_resolves_it_with_what_a_selection_chose():
     params = parse_params(default_raw())
-    grid = params.experiment("small_batches")
-    frame = settings_frame(grid, jobs("small_batches", grid))
+    grid = params.experiment("small_batches")  # a grid, and a rate chosen per variant and point
+    rate = {size: 0.001 * (1 + index) for index, size in enumerate(grid.grid["batch_size"])}
+    chosen = {
+        (variant, point_label(point)): (("learning_rate", rate[dict(point)["batch_size"]]),)
+        for variant in grid.variants
+        for point in grid.grid_points()
+    }
+    frame = settings_frame(grid, jobs("small_batches", grid, chosen))
     assert len(frame) == len(grid.variants) * len(grid.grid_points())  # one row per network and point
     for _, row in frame.iterrows():
         expected = grid.settings(row["variant"], (("batch_size", row["batch_size"]),))
-        assert row["batch_size"] == expected.batch_size and row["learning_rate"] == expected.resolved("learning_rate")
+        assert row["batch_size"] == expected.batch_size and row["learning_rate"] == rate[row["batch_size"]]
         assert row["hidden_units"] == "-".join(str(u) for u in expected.hidden_layers())
     tuned = params.experiment("notebook_tuned")
     rates = {"batchnorm": 0.003, "plain": 0.001, "plain_agc": 0.001, "skipinit": 0.01}

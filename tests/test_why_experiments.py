@@ -5,6 +5,7 @@ and batch renormalization (small_batches), scale invariance under weight decay
 tables, figures, MLflow metrics and verdict rows."""
 
 import hashlib
+import json
 
 import pandas as pd
 import pytest
@@ -24,6 +25,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 SEEDS = [0, 1]
 GEOMETRY_STEPS = [1, 5, 20]
 BATCH_SIZES = [2, 128]
+SMALL_BATCH_RATES = [0.001, 0.003]  # each variant's Adam rate, chosen per batch size
 EDGE_STEPS, EDGE_IMAGES = 20, 200
 
 
@@ -57,6 +59,7 @@ def project(tmp_path_factory):
     params["experiments"]["effective_lr"]["probes"] = {"every_steps": 10, "images": 40, "unit": 0, "weight_norms": True}
     small["probes"] = {"every_steps": 8, "images": 128, "unit": 0}  # batch 128: 8 steps an epoch
     small["grid"] = {"batch_size": BATCH_SIZES}
+    small["tune"] = {**small["tune"], "grid": {"learning_rate": SMALL_BATCH_RATES}, "seeds": [100]}
     small["variants"]["groupnorm"]["norm_groups"] = 2  # 8 units: groups of 4
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     run(["dvc", "repro"], root, timeout=1200)
@@ -179,6 +182,17 @@ def test_the_batch_size_grid_reports_each_point_and_bns_batch_statistics(project
     assert "| 2 | batchnorm |" in table and "| 128 | batch_renorm |" in table
     figures = {p.name for p in (report / "figures").iterdir()}
     assert {"test_accuracy_vs_batch_size.png", "train_vs_inference_mode_vs_batch_size.png"} <= figures
+    # each variant's rate chosen at each batch size, on validation, from the same selection jobs
+    selection = pd.read_csv(report / "selection.csv")
+    assert len(selection) == len(BATCH_SIZES) * 5 * len(SMALL_BATCH_RATES)  # one selection seed
+    assert set(selection["batch_size"]) == set(BATCH_SIZES) and set(selection["learning_rate"]) == set(
+        SMALL_BATCH_RATES
+    )
+    selected = json.loads((report / "metrics.json").read_text())["selected"]
+    assert set(selected) == set(sweep["variant"])
+    for by_point in selected.values():
+        assert set(by_point) == {f"batch_size={size}" for size in BATCH_SIZES}
+        assert all(chosen["learning_rate"] in SMALL_BATCH_RATES for chosen in by_point.values())
 
 
 def test_the_results_page_has_their_verdict_rows(project):
