@@ -68,9 +68,8 @@ def network(request: EvaluationRequest) -> str:
 
 def evaluate_model(request: EvaluationRequest) -> EvaluatedModel:
     """Test the model, log its metrics and MLflow's evaluation to the run that holds it."""
-    from bnlab.execution.job import JobFailed, load_splits, store_client
+    from bnlab.execution.job import load_splits, store_client
     from bnlab.ml import bn_statistics
-    from bnlab.ml.estimator import KerasMLPClassifier
     from bnlab.ml.evaluation import accuracy_by_statistics, evaluate
     from bnlab.tracking import logged, runs
     from bnlab.tracking.evaluation import evaluate_predictions
@@ -80,14 +79,9 @@ def evaluate_model(request: EvaluationRequest) -> EvaluatedModel:
     lineage = dict(request.lineage)
     ((name, test),) = request.files
     x_test, y_test = load_splits(request.files)[name]
-    try:
-        estimator, digest = KerasMLPClassifier.load(folder), file_digest(folder / "weights.npz")
-    except Exception as exc:  # a file truncated or edited by hand: name it, and the way back
-        raise JobFailed(
-            f"model {job.run_name} cannot be read from {folder}: {type(exc).__name__}: {exc} "
-            f"(`dvc checkout {folder.parent}` restores the trained models)"
-        ) from exc
-    metrics = evaluate(estimator, flat_pixels(x_test), y_test)
+    estimator, digest = load_model(job, folder)
+    pixels = flat_pixels(x_test)
+    metrics = evaluate(estimator, pixels, y_test)
     # The run that holds this very model; a model no run holds (DVC restored it) gets one.
     run_id = runs.find_child(client, request.experiment_id, request.parent_id, job, digest) or record_restored_model(
         client, request.experiment_id, request.parent_id, request.params, job, estimator, lineage, digest
@@ -102,5 +96,20 @@ def evaluate_model(request: EvaluationRequest) -> EvaluatedModel:
     row = {"variant": job.variant, "seed": job.seed, **point_columns(job.point), **scores}
     if (folder / bn_statistics.FILE).exists():  # a BN network: tested with each kind too
         with np.load(folder / bn_statistics.FILE, allow_pickle=False) as arrays:
-            row |= accuracy_by_statistics(estimator, dict(arrays), flat_pixels(x_test), y_test)
+            row |= accuracy_by_statistics(estimator, dict(arrays), pixels, y_test)
     return EvaluatedModel(job, row, metrics["predicted"])
+
+
+def load_model(job: Job, folder: Path):
+    """The estimator saved in ``folder`` and its weights' digest; a file truncated or edited by
+    hand stops the stage with one line naming the model and the way back."""
+    from bnlab.execution.job import JobFailed
+    from bnlab.ml.estimator import KerasMLPClassifier
+
+    try:
+        return KerasMLPClassifier.load(folder), file_digest(folder / "weights.npz")
+    except Exception as exc:
+        raise JobFailed(
+            f"model {job.run_name} cannot be read from {folder}: {type(exc).__name__}: {exc} "
+            f"(`dvc checkout {folder.parent}` restores the trained models)"
+        ) from exc

@@ -1,6 +1,7 @@
 """Stage `evaluate@<experiment>`: each model of the comparison on the official test set →
 eval/<experiment>/ (a selection's models are never tested); test metrics and MLflow's
-classifier evaluation (per-class metrics, confusion matrix) to its MLflow run."""
+classifier evaluation (per-class metrics, confusion matrix) to its MLflow run. The models are
+tested side by side on BNLAB_WORKERS processes (:mod:`bnlab.execution.model_evaluation`)."""
 
 import json
 import sys
