@@ -3,7 +3,6 @@ eval/<experiment>/ (a selection's models are never tested); test metrics and MLf
 classifier evaluation (per-class metrics, confusion matrix) to its MLflow run. The models are
 tested side by side on BNLAB_WORKERS processes (:mod:`bnlab.execution.model_evaluation`)."""
 
-import contextlib
 import json
 import sys
 
@@ -69,8 +68,7 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
                 print(f"evaluated {result.job.run_name}: {scores}", flush=True)
         except BaseException:
             # A worker stopped half-way (the first error kills them all) left its runs RUNNING.
-            with contextlib.suppress(Exception):  # the store itself is gone: keep the error that brought us here
-                runs.end_orphaned_runs(client, experiment_id)
+            runs.end_orphaned_runs(client, experiment_id)
             raise
         ordered = [evaluated[job.name] for job in job_list]  # the job order, wherever each ran
         results = {result.job.name: result.row for result in ordered}
