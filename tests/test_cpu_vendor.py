@@ -148,6 +148,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.slow  # two fresh processes, each fitting
 def test_probabilities_and_losses_do_not_follow_numpys_kernels():
     # numpy loaded before bnlab, so numpy's AVX-512 kernels run where the CPU has them, or not
     runs = [
