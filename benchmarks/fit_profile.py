@@ -1,4 +1,4 @@
-"""Where a fit's time goes: one cold and one warm fit of three networks, broken into parts.
+"""Where a fit's time goes: one cold and one warm fit of each network, broken into parts.
 
 Each network's two fits run in one fresh process, as a train worker runs them: the job's
 estimator, probes and MLflow loggers exactly as the train stage builds them from params.yaml
@@ -10,6 +10,8 @@ it minus the time spent in wrappers it called (exclusive time), on the fitting t
 
 - steps: the compiled training loop's calls (``loop.TimedSteps``);
 - evaluation: the per-epoch loss and accuracy on the training and validation sets;
+- statistics: BN's population statistics recomputed over the training set after training
+  (``bn_statistics: recomputed``);
 - probes: the probe callbacks (what they measure, not what they log);
 - copies: copying a model's variables into and out of its configuration's template;
 - mlflow: params, datasets, per-epoch and probe metrics, the served model, and starting and
@@ -26,7 +28,7 @@ are left out (under 3% of the products for these networks). A core's AVX2 peak i
 cycle (two 256-bit FMA units, 8 float32 lanes, 2 FLOP per FMA) at the clock /proc/cpuinfo
 gives; a fit runs on one thread (bnlab.ml.tf_runtime).
 
-    python benchmarks/fit_profile.py [--networks notebook ioffe2015 small_batches]   # needs `dvc repro split`
+    python benchmarks/fit_profile.py [--networks notebook ...]   # needs `dvc repro split`
 """
 
 from __future__ import annotations
@@ -54,8 +56,15 @@ NETWORKS = {
     "ioffe2015": ("ioffe2015", "batchnorm", ()),
     "small_batches": ("small_batches", "batchnorm", (("batch_size", 2),)),
 }
-PARTS = ("steps", "evaluation", "probes", "copies", "mlflow")
-COMPILED_PARTS = ("steps", "evaluation", "probes")
+# The deepest networks (50 × 384): one step at batch 8 (the gradients at initialization), and
+# the trainability map's deepest cell, 150 steps at batch 128.
+DEEP_NETWORKS = {
+    "yang2019": ("yang2019", "batchnorm", (("batch_size", 8),)),
+    "yang2019_depth": ("yang2019_depth", "batchnorm", (("depth", 50), ("batch_size", 128))),
+}
+PROFILED = {**NETWORKS, **DEEP_NETWORKS}
+PARTS = ("steps", "evaluation", "statistics", "probes", "copies", "mlflow")
+COMPILED_PARTS = ("steps", "evaluation", "statistics", "probes")
 AVX2_FLOP_PER_CYCLE = 32
 
 
@@ -106,6 +115,7 @@ def instrument(timer: ExclusiveTimer, with_system_metrics: list[bool]) -> None:
     """Wrap the functions of each part (module attributes, looked up at call time)."""
     from bnlab.execution import training
     from bnlab.ml import compiled, loop
+    from bnlab.ml import estimator as estimator_module
     from bnlab.ml.estimator import KerasMLPClassifier
     from bnlab.ml.geometry import GeometryProbe
     from bnlab.ml.init_gradients import InitGradientProbe
@@ -114,6 +124,7 @@ def instrument(timer: ExclusiveTimer, with_system_metrics: list[bool]) -> None:
 
     timer.patch(loop.TimedSteps, "__call__", "steps")
     timer.patch(KerasMLPClassifier, "_evaluate_epoch", "evaluation")
+    timer.patch(estimator_module, "population_statistics", "statistics")  # imported there by name
     for probe, methods in (
         (ProbeRecorder, ("set_model", "on_step_end")),
         (GeometryProbe, ("set_model", "on_train_batch_begin", "on_train_batch_end")),
@@ -161,7 +172,7 @@ def fitting(network: str):
     from bnlab.pipeline.stages.train import split_files
     from bnlab.tracking.runs import MlflowClient
 
-    experiment_name, variant, point = NETWORKS[network]
+    experiment_name, variant, point = PROFILED[network]
     params = load_params()
     experiment = params.experiment(experiment_name)
     job = profiled_job(experiment_name, experiment, variant, experiment.seeds[0], point)
@@ -206,9 +217,15 @@ def child(network: str) -> dict:
         "flops": {
             "steps": training * min(estimator.n_steps_ * estimator.batch_size, estimator.n_iter_ * n_train),
             "evaluation": forward * estimator.n_iter_ * (n_train + n_val),
+            # at most one forward pass over the training rows (less the layers after the last BN)
+            "statistics": forward * n_train if recomputes(estimator) else 0,
             "probes": forward * probe_rows(experiment, estimator, len(splits["test"][1])),
         },
     }
+
+
+def recomputes(estimator) -> bool:
+    return estimator.batch_norm and estimator.bn_statistics == "recomputed"
 
 
 def probe_rows(experiment, estimator, n_test: int) -> int:
@@ -278,13 +295,13 @@ def table(results: dict[str, dict], peak: float) -> str:
 
 def summary(results: dict[str, dict]) -> str:
     rows = [
-        "| network | steps × batch | warm fit s | steps + evaluation s | ratio | with the probes' evaluations s "
+        "| network | steps × batch | warm fit s | steps + evaluations s | ratio | with the probes' evaluations s "
         "| ratio | system metrics s (warm) |",
         "|---|---|---:|---:|---:|---:|---:|---:|",
     ]
     for network, result in results.items():
         warm = breakdown(result, "warm")
-        arithmetic = warm["steps"] + warm["evaluation"]
+        arithmetic = warm["steps"] + warm["evaluation"] + warm["statistics"]  # every pass over the splits
         probed = arithmetic + warm["probes"]
         rows.append(
             f"| {network} | {result['steps']} × {result['batch_size']} | {warm['wall']:.2f} | {arithmetic:.2f} "
@@ -296,8 +313,8 @@ def summary(results: dict[str, dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--networks", nargs="+", choices=sorted(NETWORKS), default=list(NETWORKS))
-    parser.add_argument("--child", choices=sorted(NETWORKS))
+    parser.add_argument("--networks", nargs="+", choices=sorted(PROFILED), default=list(PROFILED))
+    parser.add_argument("--child", choices=sorted(PROFILED))
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child)))
