@@ -3,6 +3,7 @@ eval/<experiment>/ (a selection's models are never tested); test metrics and MLf
 classifier evaluation (per-class metrics, confusion matrix) to its MLflow run. The models are
 tested side by side on BNLAB_WORKERS processes (:mod:`bnlab.execution.model_evaluation`)."""
 
+import contextlib
 import json
 import sys
 
@@ -68,7 +69,9 @@ def run(experiment_name: str, params_path: str = "params.yaml") -> None:
                 print(f"evaluated {result.job.run_name}: {scores}", flush=True)
         except BaseException:
             # A worker stopped half-way (the first error kills them all) left its runs RUNNING.
-            runs.end_orphaned_runs(client, experiment_id)
+            # Ending them is best effort: when the store itself failed, its error is the one to show.
+            with contextlib.suppress(Exception):
+                runs.end_orphaned_runs(client, experiment_id)
             raise
         ordered = [evaluated[job.name] for job in job_list]  # the job order, wherever each ran
         results = {result.job.name: result.row for result in ordered}
