@@ -7,19 +7,32 @@ each layer's segment, the second runs compiled code only, as a second job of the
 in a worker does). Networks: the notebook's (2 BN layers of 32), small_batches' at batch 32 (the
 same network, 2 epochs) and yang2019_depth's deepest (50 BN layers of 384, 150 steps, batch 32).
 
-    python benchmarks/bn_statistics_overhead.py [--repeats 2]   # needs `dvc repro split` first
+    python benchmarks/bn_statistics_overhead.py [--repeats 2] [--networks yang2019_depth]
+        [--against REV]   # needs `dvc repro split` first
+
+``--against REV``: the same children with an earlier commit's code too (a git worktree, first on
+``PYTHONPATH``), alternating with this tree's, and the recomputation's speed-up as the median of
+the rounds' ratios.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import statistics
+import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 from alternating import alternate, machine
 from fit_profile import profiled_job
+
+ROOT = Path(__file__).resolve().parent.parent
 
 NETWORKS = {  # (experiment, variant, grid point)
     "notebook": ("notebook", "batchnorm", ()),
@@ -56,6 +69,8 @@ def child(network: str) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--networks", nargs="+", choices=sorted(NETWORKS), default=list(NETWORKS))
+    parser.add_argument("--against", help="an earlier commit, measured alternating with this tree")
     parser.add_argument("--child", choices=sorted(NETWORKS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -65,9 +80,12 @@ def main() -> None:
 
     if not split_file("train").exists():
         sys.exit("benchmarks/bn_statistics_overhead.py: run `dvc repro split` first (needs data/prepared)")
+    if args.against:
+        compare(args.networks, args.repeats, args.against)
+        return
     found = alternate(
         __file__,
-        list(NETWORKS),
+        args.networks,
         args.repeats,
         lambda r: f"fit {r['fit']:6.2f} s, recompute {r['first']:5.2f} s, again {r['again']:5.2f} s",
     )
@@ -79,6 +97,46 @@ def main() -> None:
             f"| {network} | {median['fit']:.2f} | {median['first']:.2f} | {median['again']:.2f} | "
             f"{median['first'] / median['fit']:.2f} |"
         )
+
+
+def compare(networks: list[str], repeats: int, revision: str) -> None:
+    rounds = {network: {"earlier": [], "this tree": []} for network in networks}
+    with worktree(revision) as earlier:
+        for round_ in range(1, repeats + 1):
+            for network in networks:
+                for arm, src in (("earlier", earlier / "src"), ("this tree", ROOT / "src")):
+                    rounds[network][arm].append(in_tree(src, network))
+                    found = rounds[network][arm][-1]
+                    times = f"recompute {found['first']:5.2f} s, again {found['again']:5.2f} s"
+                    print(f"run {round_} {network} {arm:9s} {times}", flush=True)
+    commit = subprocess.run(["git", "rev-parse", "--short", revision], cwd=ROOT, capture_output=True, text=True)
+    print(f"\n{machine()}; earlier: {revision} ({commit.stdout.strip()})")
+    print("| network | recompute, compiled: earlier (s) | this tree (s) | speed-up (median of the rounds' ratios) |")
+    print("|---|---|---|---|")
+    for network, arms in rounds.items():
+        earlier_s, this_s = ([r["again"] for r in arms[arm]] for arm in ("earlier", "this tree"))
+        ratio = statistics.median(e / t for e, t in zip(earlier_s, this_s, strict=True))
+        print(f"| {network} | {statistics.median(earlier_s):.2f} | {statistics.median(this_s):.2f} | {ratio:.2f}x |")
+
+
+@contextlib.contextmanager
+def worktree(revision: str) -> Iterator[Path]:
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "earlier"
+        subprocess.run(["git", "worktree", "add", "--detach", str(folder), revision], cwd=ROOT, check=True)
+        try:
+            yield folder
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, check=True)
+
+
+def in_tree(src: Path, network: str) -> dict:
+    """One child with the bnlab of ``src`` (ahead of the installed one on the path)."""
+    env = {**os.environ, "PYTHONPATH": str(src), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", network], env=env, capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":
