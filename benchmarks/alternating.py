@@ -1,6 +1,7 @@
 """What the benchmarks that compare two ways of fitting share: each fit in a fresh process (this
 script again, with ``--child <arm>``, printing a JSON line last), the arms alternating round by
-round so that a noisy neighbour hurts both alike, and the line that names the machine."""
+round so that a noisy neighbour hurts both alike, an earlier commit's code checked out beside this
+tree, and the line that names the machine."""
 
 from __future__ import annotations
 
@@ -9,14 +10,38 @@ import os
 import platform
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import tempfile
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 
 from bnlab.core.cpu import first_processor
 
+ROOT = Path(__file__).resolve().parents[1]
 
-def in_fresh_process(script: str, arm: str, extra: Sequence[str] = ()) -> dict:
-    done = subprocess.run([sys.executable, script, "--child", arm, *extra], capture_output=True, text=True, check=True)
+
+def in_fresh_process(script: str, arm: str, extra: Sequence[str] = (), src: Path | None = None) -> dict:
+    """``script --child arm`` run from the project's root; ``src``: the bnlab it imports (first on
+    PYTHONPATH, ahead of the installed one), else the installed one."""
+    env = {**os.environ, "PYTHONPATH": str(src), "TF_CPP_MIN_LOG_LEVEL": "3"} if src else None
+    command = [sys.executable, script, "--child", arm, *extra]
+    done = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT, env=env)
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+@contextmanager
+def earlier_tree(revision: str) -> Iterator[Path]:
+    """``revision`` checked out in a temporary git worktree that reads this tree's prepared
+    splits; removed on leaving."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "earlier"
+        subprocess.run(["git", "worktree", "add", "--detach", str(folder), revision], cwd=ROOT, check=True)
+        try:
+            (folder / "data").mkdir(exist_ok=True)
+            os.symlink(ROOT / "data" / "prepared", folder / "data" / "prepared")
+            yield folder
+        finally:
+            subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, check=False)
 
 
 def alternate(

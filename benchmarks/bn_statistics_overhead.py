@@ -18,21 +18,14 @@ the rounds' ratios.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
-from alternating import alternate, machine
+from alternating import ROOT, alternate, earlier_tree, in_fresh_process, machine
 from fit_profile import profiled_job
-
-ROOT = Path(__file__).resolve().parent.parent
 
 NETWORKS = {  # (experiment, variant, grid point)
     "notebook": ("notebook", "batchnorm", ()),
@@ -101,11 +94,11 @@ def main() -> None:
 
 def compare(networks: list[str], repeats: int, revision: str) -> None:
     rounds = {network: {"earlier": [], "this tree": []} for network in networks}
-    with worktree(revision) as earlier:
+    with earlier_tree(revision) as earlier:
         for round_ in range(1, repeats + 1):
             for network in networks:
                 for arm, src in (("earlier", earlier / "src"), ("this tree", ROOT / "src")):
-                    rounds[network][arm].append(in_tree(src, network))
+                    rounds[network][arm].append(in_fresh_process(__file__, network, src=src))
                     found = rounds[network][arm][-1]
                     times = f"recompute {found['first']:5.2f} s, again {found['again']:5.2f} s"
                     print(f"run {round_} {network} {arm:9s} {times}", flush=True)
@@ -117,26 +110,6 @@ def compare(networks: list[str], repeats: int, revision: str) -> None:
         earlier_s, this_s = ([r["again"] for r in arms[arm]] for arm in ("earlier", "this tree"))
         ratio = statistics.median(e / t for e, t in zip(earlier_s, this_s, strict=True))
         print(f"| {network} | {statistics.median(earlier_s):.2f} | {statistics.median(this_s):.2f} | {ratio:.2f}x |")
-
-
-@contextlib.contextmanager
-def worktree(revision: str) -> Iterator[Path]:
-    with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(tmp) / "earlier"
-        subprocess.run(["git", "worktree", "add", "--detach", str(folder), revision], cwd=ROOT, check=True)
-        try:
-            yield folder
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, check=True)
-
-
-def in_tree(src: Path, network: str) -> dict:
-    """One child with the bnlab of ``src`` (ahead of the installed one on the path)."""
-    env = {**os.environ, "PYTHONPATH": str(src), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", network], env=env, capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 if __name__ == "__main__":

@@ -18,13 +18,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
-import sys
-import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from alternating import ROOT, earlier_tree, in_fresh_process
+
 PREPARED = ROOT / "data" / "prepared"
 # The last commit whose loop ran TensorFlow's own kernels (oneDNN's sgemm), without XLA.
 DEFAULT_BASELINE = "2b903b2"
@@ -65,14 +63,6 @@ def child(network: str) -> dict[str, float]:
     return times
 
 
-def measure(network: str, src: Path) -> dict[str, float]:
-    env = {**os.environ, "PYTHONPATH": str(src), "TF_CPP_MIN_LOG_LEVEL": "3"}
-    done = subprocess.run(
-        [sys.executable, __file__, "--child", network], env=env, capture_output=True, text=True, check=True, cwd=ROOT
-    )
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def cpu_model() -> str:
     for line in Path("/proc/cpuinfo").read_text().splitlines():
         if line.startswith("model name"):
@@ -89,22 +79,12 @@ def main() -> None:
     if args.child:
         print(json.dumps(child(args.child)))
         return
-    with tempfile.TemporaryDirectory() as tmp:
-        worktree = Path(tmp) / "baseline"
-        subprocess.run(
-            ["git", "worktree", "add", "--detach", str(worktree), args.baseline],
-            cwd=ROOT,
-            check=True,
-            capture_output=True,
-        )
-        try:
-            rounds = {name: {"baseline": [], "compiled": []} for name in NETWORKS}
-            for _ in range(args.repeats):
-                for name in NETWORKS:
-                    rounds[name]["baseline"].append(measure(name, worktree / "src"))
-                    rounds[name]["compiled"].append(measure(name, ROOT / "src"))
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(worktree)], cwd=ROOT, check=True)
+    with earlier_tree(args.baseline) as worktree:
+        rounds = {name: {"baseline": [], "compiled": []} for name in NETWORKS}
+        for _ in range(args.repeats):
+            for name in NETWORKS:
+                rounds[name]["baseline"].append(in_fresh_process(__file__, name, src=worktree / "src"))
+                rounds[name]["compiled"].append(in_fresh_process(__file__, name, src=ROOT / "src"))
     print(f"{cpu_model()}, {os.cpu_count()} cores; baseline {args.baseline}; {args.repeats} rounds; medians\n")
     print("| network | fit | baseline s | compiled s | speed-up (median of the rounds' ratios) |")
     print("|---|---|---|---|---|")

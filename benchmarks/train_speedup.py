@@ -21,10 +21,8 @@ import time
 from pathlib import Path
 
 import psutil
-from alternating import machine
+from alternating import ROOT, earlier_tree, machine
 from parallel_jobs import tree_pss
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def train_stage(tree: Path, experiment: str, workers: int, watch_memory: bool = False) -> tuple[float, int]:
@@ -51,13 +49,6 @@ def train_stage(tree: Path, experiment: str, workers: int, watch_memory: bool = 
     return time.perf_counter() - started, peak
 
 
-def worktree(revision: str, folder: Path) -> Path:
-    subprocess.run(["git", "worktree", "add", "--detach", str(folder), revision], cwd=ROOT, check=True)
-    (folder / "data").mkdir(exist_ok=True)
-    os.symlink(ROOT / "data" / "prepared", folder / "data" / "prepared")
-    return folder
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--against", required=True, help="the earlier commit")
@@ -65,17 +56,13 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=2)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        earlier = worktree(args.against, Path(tmp) / "earlier")
-        try:
-            walls: dict[str, list[float]] = {"earlier": [], "this tree": []}
-            for round_ in range(args.repeat):
-                for arm, tree in (("earlier", earlier), ("this tree", ROOT)):
-                    walls[arm].append(train_stage(tree, args.experiment, args.workers)[0])
-                    print(f"round {round_ + 1}: {arm:9s} {walls[arm][-1]:6.1f} s", flush=True)
-            peak = train_stage(ROOT, args.experiment, args.workers, watch_memory=True)[1]
-        finally:
-            subprocess.run(["git", "worktree", "remove", "--force", str(earlier)], cwd=ROOT, check=False)
+    with earlier_tree(args.against) as earlier:
+        walls: dict[str, list[float]] = {"earlier": [], "this tree": []}
+        for round_ in range(args.repeat):
+            for arm, tree in (("earlier", earlier), ("this tree", ROOT)):
+                walls[arm].append(train_stage(tree, args.experiment, args.workers)[0])
+                print(f"round {round_ + 1}: {arm:9s} {walls[arm][-1]:6.1f} s", flush=True)
+        peak = train_stage(ROOT, args.experiment, args.workers, watch_memory=True)[1]
     ratios = [old / new for old, new in zip(walls["earlier"], walls["this tree"])]
     print(f"\ntrain@{args.experiment}, {args.workers} worker(s); {machine()}")
     print(f"| {args.against} s (median) | this tree s (median) | speed-up (median of rounds; least-most) |")
