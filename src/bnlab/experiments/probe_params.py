@@ -51,8 +51,8 @@ class GeometryParams(Strict):
 
 
 def first_and_every(every: int, total_steps: int) -> list[int]:
-    """Step 1 (the network as initialized, after one step) and every ``every``-th step of a fit of
-    ``total_steps`` steps: the probes' shared schedule."""
+    """Step 1 (the network after its first optimizer step: steps count from 1) and every
+    ``every``-th step of a fit of ``total_steps`` steps: the probes' shared schedule."""
     return sorted({1, *range(every, total_steps + 1, every)})
 
 
