@@ -418,21 +418,21 @@ def test_retraining_to_identical_models_carries_the_results_over(project):
     assert all(c.data.tags["bnlab.source_run"] == earlier[c.info.run_name] for c in children)
 
 
-def test_models_restored_into_a_store_that_never_saw_them_get_runs(project, tmp_path):
+def test_models_restored_into_a_store_that_never_saw_them_get_runs(project, tmp_path, bnlab_in, monkeypatch):
     """As after `dvc pull` on another machine: evaluate and report find no runs for these
-    models, so they make them from what was saved with the models, tagged restored."""
+    models, so they make them from what was saved with the models, tagged restored. The stages
+    run in this process (the pipeline's own processes ran them in the module's set-up)."""
     root, _, _ = project
-    env = store_env()
-    env["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / 'other.db'}"
-    client = MlflowClient(env["MLFLOW_TRACKING_URI"])
+    store = f"sqlite:///{tmp_path / 'other.db'}"
+    client = MlflowClient(store)
     # Artifacts in tmp_path too: a new SQLite store would put them in ./mlruns of the shared
     # project, where a later test (in any order) would find them.
     client.create_experiment("batchnorm-mnist", artifact_location=(tmp_path / "artifacts").as_uri())
-    # Each in a process of its own, as DVC runs them: in this one, a later in-process stage of
-    # another project would read this project's splits (bnlab.execution.job.load_splits keeps
-    # them by relative path for the process).
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)
+    monkeypatch.setenv("BNLAB_WORKERS", "1")
     for stage in ("evaluate", "report"):
-        run(["bnlab", stage, "notebook"], root, env=env)
+        status, stderr = bnlab_in(root, f"{stage} notebook")
+        assert status == 0, stderr
     experiment = client.get_experiment_by_name("batchnorm-mnist")
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("bnlab.role") == "pipeline"]

@@ -12,7 +12,7 @@ from mlflow import MlflowClient
 from bnlab.core import layout
 from bnlab.data.mnist import files_digest, save_npz
 from bnlab.data.splits import split_mnist
-from bnlab.execution.job import JobRequest, load_splits, run_job
+from bnlab.execution.job import JobRequest, clear_splits_cache, run_job
 from bnlab.experiments.jobs import jobs
 from bnlab.experiments.params import parse_params
 from bnlab.tracking import logged, runs
@@ -36,7 +36,7 @@ def request_for_one_job(tmp_path, monkeypatch):
     client, experiment_id = runs.connect()
     parent = runs.create_run(client, experiment_id, "parent", {}).info.run_id
     job = jobs("notebook", params.experiment("notebook"))[0]
-    load_splits.cache_clear()
+    clear_splits_cache()
     return client, JobRequest(
         params,
         job,

@@ -85,3 +85,27 @@ def test_atomic_write_leaves_nothing_when_interrupted(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         data.save_npz(target, {"x": np.zeros(3), "y": Interrupted()})
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_a_process_reads_the_splits_of_the_project_it_is_in(tmp_path, monkeypatch):
+    """Splits are kept for the process (a worker trains several jobs), but never across
+    projects that use the same relative paths."""
+    from bnlab.execution.job import clear_splits_cache, load_splits
+
+    def write(project, n):
+        mnist = make_mnist(n_train=n, n_test=10)
+        x, y = mnist.x_train, mnist.y_train
+        data.save_npz(project / "data" / "train.npz", {"x": x, "y": y})
+
+    files = (("train", "data/train.npz"),)
+    clear_splits_cache()
+    write(tmp_path / "a", 50)
+    write(tmp_path / "b", 70)
+    monkeypatch.chdir(tmp_path / "a")
+    assert len(load_splits(files)["train"][1]) == 50
+    assert load_splits(files) is load_splits(files)  # read once
+    monkeypatch.chdir(tmp_path / "b")
+    assert len(load_splits(files)["train"][1]) == 70
+    monkeypatch.chdir(tmp_path / "a")
+    assert len(load_splits(files)["train"][1]) == 50
+    clear_splits_cache()

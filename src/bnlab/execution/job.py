@@ -59,9 +59,21 @@ class JobResult:
     restored: bool = False  # from the run that trained the same job before
 
 
-@functools.lru_cache(maxsize=2)
 def load_splits(files: tuple[tuple[str, str], ...]) -> dict[str, tuple]:
-    """The splits by MLflow's name, read once per process (a worker trains several jobs)."""
+    """The splits by MLflow's name, read once per process (a worker trains several jobs), kept
+    by each file's resolved path: a process that runs the stages of two projects reads each
+    project's own files."""
+    return _read_splits(tuple((name, str(Path(path).resolve())) for name, path in files))
+
+
+def clear_splits_cache() -> None:
+    """Forget the splits read so far (a process that hands its jobs to workers keeps none; a
+    test that writes new splits where it read others)."""
+    _read_splits.cache_clear()
+
+
+@functools.lru_cache(maxsize=2)
+def _read_splits(files: tuple[tuple[str, str], ...]) -> dict[str, tuple]:
     return {name: load_split(Path(path)) for name, path in files}
 
 

@@ -9,7 +9,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from bnlab.execution.job import JobRequest, JobResult, load_splits, return_freed_memory, run_job, splits_env
+from bnlab.execution.job import (
+    JobRequest,
+    JobResult,
+    clear_splits_cache,
+    load_splits,
+    return_freed_memory,
+    run_job,
+    splits_env,
+)
 from bnlab.execution.local import run_all, start_forkserver, uses_workers
 from bnlab.execution.settings import check_store_for_cluster, dask_scheduler, worker_count
 
@@ -69,7 +77,7 @@ def running(placement: Placement, requests: list[JobRequest]) -> Iterator[Iterat
         return
     if uses_workers(placement.workers, len(requests)):  # jobs do not run here: 55 MB less in this process
         placement.splits = {}
-        load_splits.cache_clear()
+        clear_splits_cache()
         return_freed_memory()
     results = run_all(run_job, requests, placement.workers)
     try:
