@@ -90,3 +90,22 @@ def test_a_network_without_batch_statistics_has_none_to_recompute(data):
 def test_an_unknown_kind_of_statistics_is_refused(data):
     with pytest.raises(ValueError, match="bn_statistics"):
         fitted(data, bn_statistics="precise")
+
+
+def test_moments_block_by_block_are_one_reduction_over_all_rows_bit_for_bit():
+    """The statistics are summed block by block (no copy of a layer's whole inputs); the float64
+    sums must still be those of one reduction over every row in order, as the committed numbers
+    were made."""
+    rng = np.random.default_rng(0)
+    scales = 10.0 ** rng.uniform(-4, 6, size=(2500, 1))  # wide: the float64 sums round
+    z = (rng.standard_normal((2500, 7)) * scales).astype(np.float32)  # 2 whole blocks and a part
+    whole = z.astype(np.float64)
+    squares = (whole - np.add.reduce(whole, axis=0) / len(z)) ** 2
+    in_blocks = [squares[start : start + 1024].copy() for start in range(0, len(z), 1024)]
+    per_block = sum(np.add.reduce(block, axis=0) for block in in_blocks)
+    assert not np.array_equal(per_block, np.add.reduce(squares, axis=0))  # the order shows in the bits
+    assert bn_statistics._sum_in_order(in_blocks).tobytes() == np.add.reduce(squares, axis=0).tobytes()
+
+    mean, variance = bn_statistics._moments(bn_statistics._blocks(z, 1024))
+    assert mean.tobytes() == (np.add.reduce(whole, axis=0) / len(z)).astype(np.float32).tobytes()
+    assert variance.tobytes() == (np.add.reduce(squares, axis=0) / len(z)).astype(np.float32).tobytes()

@@ -16,6 +16,8 @@ variance is in training.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from bnlab.ml.compiled import template_for
@@ -56,14 +58,14 @@ def population_statistics(model: keras.Model, X, rows: int = INFERENCE_ROWS) -> 
     layers = batch_norm_layers(template.model)
     found = {}
     with template.loaded(model):  # the template holds the model's values; they go nowhere back
-        pixels = inputs = tf.convert_to_tensor(X)
+        pixels = inputs = _blocks(np.asarray(X), rows)
         from_pixels = _is_residual(template.model)
         for index, layer in enumerate(layers):
             segment = template.function(
                 ("bn_segment", index, rows), lambda index=index: _segment(template.model, layers, index)
             )
-            inputs = _in_blocks(segment, pixels if from_pixels else inputs, rows)
-            mean, variance = _moments(inputs.numpy())
+            inputs = _through(segment, pixels if from_pixels else inputs)
+            mean, variance = _moments(inputs)
             for name, value in zip(STATISTICS, (mean, variance)):
                 getattr(layer, name).assign(value)  # the next layer's inputs see them
                 found[f"{layer.name}/{name}"] = value
@@ -88,26 +90,62 @@ def _is_residual(network: keras.Model) -> bool:
     return any(isinstance(layer, SkipGain) for layer in network.layers)
 
 
-def _in_blocks(segment, inputs, rows: int):
-    """``segment`` over every row of ``inputs`` in blocks of ``rows`` (the last padded with
-    zeros and cut back): one compiled shape, every row in a block of the same shape."""
-    n, outputs = int(inputs.shape[0]), []
-    for start in range(0, n, rows):
-        block = inputs[start : start + rows]
-        if block.shape[0] < rows:
-            block = tf.pad(block, [[0, rows - block.shape[0]], [0, 0]])
-        outputs.append(segment(block)[: n - start])
-    return tf.concat(outputs, axis=0)
+@dataclass(frozen=True)
+class _Blocks:
+    """Rows in blocks of one shape (one compiled shape for every block): ``padded``, the last
+    filled up with zero rows, and ``count``, the real rows of each."""
+
+    padded: list[np.ndarray]
+    count: list[int]
+
+    def rows(self):
+        """Each block's real rows."""
+        return (block[:count] for block, count in zip(self.padded, self.count, strict=True))
 
 
-def _moments(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _blocks(array: np.ndarray, rows: int) -> _Blocks:
+    padded, count = [], []
+    for start in range(0, len(array), rows):
+        block = array[start : start + rows]
+        count.append(len(block))
+        if len(block) < rows:
+            block = np.concatenate([block, np.zeros((rows - len(block), *block.shape[1:]), block.dtype)])
+        padded.append(block)
+    return _Blocks(padded, count)
+
+
+def _through(segment, blocks: _Blocks) -> _Blocks:
+    """``segment``'s outputs of every block, as blocks again: a block's padding rows zero, as
+    if the outputs' real rows had been cut into blocks anew (no concatenation, no slicing of
+    tensors: a segment's call is the only copy)."""
+    outputs = []
+    for block, count in zip(blocks.padded, blocks.count, strict=True):
+        output = np.array(segment(block))
+        output[count:] = 0
+        outputs.append(output)
+    return _Blocks(outputs, blocks.count)
+
+
+def _moments(blocks: _Blocks) -> tuple[np.ndarray, np.ndarray]:
     """Mean and population variance per column, in float64 summed row by row (two passes), as
-    float32 (the layer's variables)."""
-    z = np.ascontiguousarray(z, dtype=np.float64)
-    n = z.shape[0]
-    mean = np.add.reduce(z, axis=0) / n
-    variance = np.add.reduce((z - mean) ** 2, axis=0) / n
+    float32 (the layer's variables). Block by block: a block's first row takes the sum of the
+    rows before it, so the additions are those of one reduction over all rows, in the same order
+    (numpy reduces a C-ordered array over its first axis from 0.0, row after row)."""
+    n = sum(blocks.count)
+    mean = _sum_in_order(block.astype(np.float64) for block in blocks.rows()) / n
+    variance = _sum_in_order((block.astype(np.float64) - mean) ** 2 for block in blocks.rows()) / n
     return mean.astype(np.float32), variance.astype(np.float32)
+
+
+def _sum_in_order(blocks) -> np.ndarray:
+    """Column sums of the rows of float64 ``blocks`` (fresh arrays: each is changed), added
+    row after row in the blocks' order."""
+    total = None
+    for block in blocks:
+        if total is not None:
+            block[0] += total
+        total = np.add.reduce(block, axis=0)
+    return total
 
 
 def both_kinds(estimator, X) -> dict[str, np.ndarray]:
