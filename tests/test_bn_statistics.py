@@ -80,6 +80,35 @@ def test_recomputed_statistics_are_what_a_recomputed_estimator_predicts_with(dat
     assert not hasattr(moving, "moving_statistics_")
 
 
+def test_measure_rows_measures_the_training_set_on_its_first_rows_and_trains_the_same(data):
+    """``measure_rows``: the per-epoch training metrics and BN's recomputed statistics come from
+    the first rows only; the steps still draw from every row, so the weights do not change."""
+    from bnlab.ml.inference import loss_accuracy
+
+    x, y, _, _ = data
+    rows = 300
+    whole = fitted(data, bn_statistics="recomputed")
+    part = fitted(data, bn_statistics="recomputed", measure_rows=rows)
+    assert _kernels(part) == _kernels(whole)
+    # Layer by layer, each from the layers below it recomputed: what was installed does not matter.
+    first = bn_statistics.population_statistics(whole.model_, x[:rows])
+    for name, value in bn_statistics.current_statistics(part.model_).items():
+        np.testing.assert_array_equal(value, first[name])
+    kinds = bn_statistics.both_kinds(part, x)  # as the job keeps them: over the same first rows
+    for name, value in first.items():
+        np.testing.assert_array_equal(kinds[f"recomputed/{name}"], value)
+    # The last epoch's training metrics: the moving statistics' network, on the first rows.
+    bn_statistics.install(part.model_, part.moving_statistics_)
+    y_index = np.searchsorted(part.classes_, y)
+    expected = loss_accuracy(part.predict_log_proba(x[:rows]), y_index[:rows])
+    assert (part.history_["train_loss"][-1], part.history_["train_accuracy"][-1]) == expected
+    assert part.history_["train_loss"][-1] != whole.history_["train_loss"][-1]
+
+
+def _kernels(estimator) -> list[bytes]:
+    return [w.numpy().tobytes() for w in estimator.model_.trainable_weights]
+
+
 def test_a_network_without_batch_statistics_has_none_to_recompute(data):
     for settings in ({"batch_norm": False}, {"normalization": "layer"}):
         estimator = fitted(data, bn_statistics="recomputed", **settings)

@@ -151,15 +151,15 @@ def _sum_in_order(blocks) -> np.ndarray:
 def both_kinds(estimator, X) -> dict[str, np.ndarray]:
     """A fitted estimator's BN statistics of both kinds (:data:`BN_STATISTICS`), named
     ``moving/bn_1/moving_mean``, ``recomputed/bn_1/moving_mean``, ...: the ones it predicts with
-    and the others (recomputed over ``X``, its training rows, where it kept the moving ones);
-    empty without BN."""
+    and the others (recomputed over ``X``, its training rows, the first ``measure_rows`` of them,
+    where it kept the moving ones); empty without BN."""
     if not batch_norm_layers(estimator.model_):
         return {}
     current = current_statistics(estimator.model_)
     if estimator.bn_statistics == "recomputed":
         kinds = {"moving": estimator.moving_statistics_, "recomputed": current}
     else:
-        kinds = {"moving": current, "recomputed": population_statistics(estimator.model_, X)}
+        kinds = {"moving": current, "recomputed": population_statistics(estimator.model_, X[: estimator.measure_rows])}
     return {f"{kind}/{name}": value for kind in BN_STATISTICS for name, value in kinds[kind].items()}
 
 

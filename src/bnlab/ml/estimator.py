@@ -36,8 +36,8 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
 
     Each hidden layer is ``Dense → BatchNormalization (if batch_norm) → activation``; the output
     layer gives logits, trained with softmax cross-entropy. One epoch runs as one compiled
-    TensorFlow loop, and after each epoch the loss and accuracy on the whole training set (and on
-    ``validation_data``) are measured in inference mode, as the reference notebook did.
+    TensorFlow loop, and after each epoch the loss and accuracy on the training set (see
+    ``measure_rows``) and on ``validation_data`` are measured in inference mode, as the notebook did.
 
     Parameters
     ----------
@@ -120,6 +120,9 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         "skipinit": every hidden layer after the first is a residual block, its input plus its
         output times a trainable gain that starts at 0 (De & Smith 2020); all hidden layers then
         need one width.
+    measure_rows : int or None, default=None
+        The training set's per-epoch loss and accuracy and BN's recomputed statistics from its
+        first ``measure_rows`` rows only (the same rows every epoch; None: all); training uses all.
 
     Attributes
     ----------
@@ -195,6 +198,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         gradient_clipping=DEFAULTS["gradient_clipping"],
         clip_factor=DEFAULTS["clip_factor"],
         residual=DEFAULTS["residual"],
+        measure_rows=DEFAULTS["measure_rows"],
     ):
         self.hidden_units = hidden_units
         self.batch_norm = batch_norm
@@ -225,6 +229,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         self.gradient_clipping = gradient_clipping
         self.clip_factor = clip_factor
         self.residual = residual
+        self.measure_rows = measure_rows
 
     # --- fitting ---------------------------------------------------------------------------
 
@@ -261,7 +266,7 @@ class KerasMLPClassifier(EstimatorFiles, ClassifierMixin, BaseEstimator):
         self.__dict__.pop("moving_statistics_", None)  # an earlier fit's
         if self.bn_statistics == "recomputed" and batch_norm_layers(self.model_):
             self.moving_statistics_ = current_statistics(self.model_)
-            install(self.model_, population_statistics(self.model_, X))
+            install(self.model_, population_statistics(self.model_, X[: self.measure_rows]))
         return self
 
     def _build_network(self, n_features: int, n_classes: int):

@@ -93,6 +93,8 @@ HYPERPARAMETERS = {
     "gradient_clipping": Hyperparameter("none", str, choices=GRADIENT_CLIPPING),
     "clip_factor": Hyperparameter(0.01, float, low=0, high=10, closed="right"),
     "residual": Hyperparameter("none", str, choices=RESIDUALS),
+    # The training rows a fit measures the training set on: the first N (every row: None).
+    "measure_rows": Hyperparameter(None, int, low=0, nullable=True),
 }
 DEFAULTS = {name: spec.default for name, spec in HYPERPARAMETERS.items()}
 
