@@ -209,6 +209,7 @@ def child(network: str) -> dict:
             fits[fit] = {"wall": wall, **timer.reset()}
     forward, training = network_flops(estimator, estimator.n_features_in_, len(estimator.classes_))
     n_train, n_val = len(splits["train"][1]), len(splits["validation"][1])
+    measured = min(n_train, estimator.measure_rows or n_train)  # the rows the training set is measured on
     return {
         "fits": fits,
         "steps": int(estimator.n_steps_),
@@ -216,9 +217,9 @@ def child(network: str) -> dict:
         "batch_size": int(estimator.batch_size),
         "flops": {
             "steps": training * min(estimator.n_steps_ * estimator.batch_size, estimator.n_iter_ * n_train),
-            "evaluation": forward * estimator.n_iter_ * (n_train + n_val),
-            # at most one forward pass over the training rows (less the layers after the last BN)
-            "statistics": forward * n_train if recomputes(estimator) else 0,
+            "evaluation": forward * estimator.n_iter_ * (measured + n_val),
+            # at most one forward pass over the measured rows (less the layers after the last BN)
+            "statistics": forward * measured if recomputes(estimator) else 0,
             "probes": forward * probe_rows(experiment, estimator, len(splits["test"][1])),
         },
     }
