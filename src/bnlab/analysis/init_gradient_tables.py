@@ -10,6 +10,7 @@ last ones (next to the output layer, which has no BN).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import pandas as pd
 from scipy import stats
@@ -22,7 +23,7 @@ from bnlab.analysis.mean_field import (
     measured_rate,
     trainable_depth,
 )
-from bnlab.experiments.params import ExperimentParams, ModelParams
+from bnlab.experiments.params import ExperimentParams
 
 FIT_MARGIN = 5  # layers left out of the fit at each end
 RUN = ["variant", "seed"]
@@ -48,36 +49,48 @@ def rate_per_run(init_gradients: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=[*RUN, *NETWORK, "value"])
 
 
-def predicted_rate(settings: ModelParams, batch_size: int) -> float:
-    """The theory's factor for a variant's network: λ(B) for BN (before a ReLU, no noise), 1 for a
-    plain ReLU network with He initialization, NaN where the theory says nothing (a residual
-    network is not the chain of layers the theory follows)."""
+def predicted_rate(resolved: Callable[[str], object], batch_size: int) -> float:
+    """The theory's factor for a network whose estimator settings ``resolved(name)`` gives
+    (:meth:`ModelParams.resolved`, or a row of a report's settings.csv): λ(B) for BN (before a
+    ReLU, no noise), 1 for a plain ReLU network with He initialization, NaN where the theory says
+    nothing (a residual network is not the chain of layers the theory follows)."""
     if (
-        settings.resolved("activation") != "relu"
-        or settings.init_std is not None
-        or settings.resolved("residual") != "none"
+        resolved("activation") != "relu"
+        or not unset(resolved("init_std"))
+        or resolved("residual") != "none"
         or batch_size < SMALLEST_BATCH
     ):
         return math.nan
-    if not settings.resolved("batch_norm"):
-        return PLAIN_HE_RATE if settings.resolved("initializer") == "he_normal" else math.nan
+    if not resolved("batch_norm"):
+        return PLAIN_HE_RATE if resolved("initializer") == "he_normal" else math.nan
     plain_bn = (
-        settings.resolved("normalization") == "batch"
-        and settings.resolved("bn_position") == "before"
-        and settings.resolved("noise_shift") == 0
-        and settings.resolved("noise_scale") == 1
+        resolved("normalization") == "batch"
+        and resolved("bn_position") == "before"
+        and resolved("noise_shift") == 0
+        and resolved("noise_scale") == 1
     )
     return bn_relu_gradient_rate(batch_size) if plain_bn else math.nan
+
+
+def unset(value) -> bool:
+    """An optional setting left out: None in params, an empty cell (NaN) in a CSV."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
 
 
 def theory_rates(experiment: ExperimentParams) -> dict[tuple[str, int], float]:
     """:func:`predicted_rate` of every variant at every batch size the experiment trains with."""
     swept = (experiment.grid or {}).get("batch_size")
     return {
-        (variant, int(size)): predicted_rate(experiment.settings(variant), int(size))
+        (variant, int(size)): predicted_rate(experiment.settings(variant).resolved, int(size))
         for variant in experiment.variants
         for size in (swept or [experiment.settings(variant).resolved("batch_size")])
     }
+
+
+def depth_limits(theory: dict[tuple[str, int], float]) -> dict[tuple[str, int], float]:
+    """The depth limit 16 / ln λ per (variant, batch size) of :func:`theory_rates` (NaN where
+    the theory says nothing)."""
+    return {key: trainable_depth(rate) for key, rate in theory.items()}
 
 
 def rate_table(init_gradients: pd.DataFrame, theory: dict[tuple[str, int], float]) -> pd.DataFrame:

@@ -13,7 +13,7 @@ import pandas as pd
 from bnlab.analysis import figures as plots
 from bnlab.analysis.columns import SETTINGS_FILE, comparison_title
 from bnlab.analysis.geometry_tables import geometry_markdown
-from bnlab.analysis.init_gradient_tables import init_gradient_markdown, theory_rates
+from bnlab.analysis.init_gradient_tables import depth_limits, init_gradient_markdown, theory_rates
 from bnlab.analysis.markdown import markdown_table
 from bnlab.analysis.probe_tables import grid_probe_markdown, probe_markdown
 from bnlab.analysis.report_figures import (
@@ -27,6 +27,7 @@ from bnlab.analysis.report_figures import (
 )
 from bnlab.analysis.sharpness_tables import sharpness_markdown
 from bnlab.analysis.statistics import comparison_markdown, format_p, gain_with_interval, summarize
+from bnlab.analysis.stopping_depth import stopping_markdown
 from bnlab.analysis.sweep import point_summaries, sweep_frame
 from bnlab.analysis.weight_norm_tables import weight_norm_markdown
 from bnlab.core.layout import MODEL_META_FILE
@@ -113,6 +114,7 @@ class Report:
                 + geometry_markdown(self.landscape, self.ics, self.weight_norms)
             )
             + init_gradient_markdown(self.init_gradients, self.theory)
+            + stopping_markdown(self.sweep, depth_limits(self.theory), heading="##")
             + weight_norm_markdown(self.weight_norms, self.settings)
             + sharpness_markdown(self.sharpness, self.settings)
         )

@@ -12,8 +12,7 @@ import pandas as pd
 from bnlab.analysis import figures as plots
 from bnlab.analysis import mechanism_figures
 from bnlab.analysis.geometry_tables import ICS_LABELS, LANDSCAPE_LABELS, LOGGED, probe_summaries
-from bnlab.analysis.init_gradient_tables import trainability_cells
-from bnlab.analysis.mean_field import trainable_depth
+from bnlab.analysis.init_gradient_tables import depth_limits, trainability_cells
 from bnlab.analysis.probe_tables import moving_average_gaps
 from bnlab.analysis.sharpness_tables import sharpness_table
 from bnlab.analysis.statistics import mean_history
@@ -142,8 +141,8 @@ def write_init_gradient_figures(
         )
     if {"depth", "batch_size"} <= set(grid_keys):
         limits = {}
-        for (variant, size), rate in theory.items():
-            limits.setdefault(variant, {})[size] = trainable_depth(rate)
+        for (variant, size), limit in depth_limits(theory).items():
+            limits.setdefault(variant, {})[size] = limit
         plots.save_png(plots.trainability_figure(trainability_cells(sweep), limits), folder / "trainability_map.png")
 
 

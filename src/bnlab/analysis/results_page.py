@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bnlab.analysis.answer import answer_markdown, headline_markdown, where
+from bnlab.analysis.depth_limit_page import contrary_lines, depth_limit_rows, depth_limit_table, map_section
 from bnlab.analysis.markdown import markdown_table
 from bnlab.analysis.probe_tables import grid_probe_markdown
 from bnlab.analysis.published import ExperimentResults
@@ -98,6 +99,8 @@ class ResultsPage:
                     "",
                     self.generalization_table(),
                     "",
+                    self.depth_limit_table(),
+                    "",
                     self.unsupported(),
                     "",
                     f"How a verdict is derived from its numbers (α = {ALPHA}, two-sided; one Holm family: every "
@@ -185,6 +188,9 @@ class ResultsPage:
             rows.append([g.claim, g.source, spans, f"**{word}**"])
         return markdown_table(["generalization", "source", "judged from", "verdict"], rows)
 
+    def depth_limit_table(self) -> str:
+        return depth_limit_table(depth_limit_rows(self.results))
+
     def unsupported(self) -> str:
         """The claims these numbers do not support, said plainly (the notebook's too)."""
         lines = [
@@ -192,6 +198,7 @@ class ResultsPage:
             for v in self.verdicts
             if not v.word.startswith(AGREES)
         ]
+        lines += contrary_lines(depth_limit_rows(self.results))
         return (
             ("Where the measurements do not support a claim:\n\n" + "\n".join(lines))
             if lines
@@ -235,6 +242,7 @@ class ResultsPage:
             "",
             "Gains in points; p Holm adjusts over every point's comparisons.",
             grid_probe_markdown(r.steps, r.grid_keys, heading="###"),
+            map_section(r),
             *self.images(r),
             "",
         ]

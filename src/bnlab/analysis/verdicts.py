@@ -30,10 +30,8 @@ from bnlab.analysis.statistics import (
     paired,
     seed_pairs,
 )
+from bnlab.analysis.words import AGREES, DISAGREES, HELPS, HURTS, NO_EFFECT, PARTLY, T_TEST_ONLY, TOO_FEW
 
-AGREES, DISAGREES, NO_EFFECT, PARTLY, TOO_FEW = "agrees", "disagrees", "no effect shown", "partly", "too few seeds"
-HELPS, HURTS = "helps", "hurts"  # the answer table's words: the sign of a significant difference
-T_TEST_ONLY = " (t-test only)"  # added when the exact sign-flip test does not also reach p < α
 RULES = (
     f"**{AGREES}**: Holm-adjusted p < {ALPHA} (Holm over the table's distinct comparisons: claims "
     f"measured from the same numbers count once) and the mean difference has the predicted sign; "
