@@ -5,18 +5,11 @@ networks' settings as their reports wrote them, so the page depends on reports/ 
 from __future__ import annotations
 
 from bnlab.analysis.claims import YANG
-from bnlab.analysis.init_gradient_tables import predicted_rate
+from bnlab.analysis.init_gradient_tables import limit_text, predicted_rate
 from bnlab.analysis.markdown import markdown_table
 from bnlab.analysis.mean_field import trainable_depth
 from bnlab.analysis.published import ExperimentResults
-from bnlab.analysis.stopping_depth import (
-    RULE,
-    is_depth_map,
-    limit_claim,
-    limit_text,
-    stopping_depths,
-    stopping_markdown,
-)
+from bnlab.analysis.stopping_depth import RULE, is_depth_map, limit_claim, stopping_depths, stopping_markdown
 from bnlab.analysis.words import AGREES
 
 

@@ -93,6 +93,12 @@ def depth_limits(theory: dict[tuple[str, int], float]) -> dict[tuple[str, int], 
     return {key: trainable_depth(rate) for key, rate in theory.items()}
 
 
+def limit_text(limit: float) -> str:
+    """A depth limit as the tables print it: "none" where gradients do not grow, "n/a" where
+    the theory says nothing."""
+    return "n/a" if math.isnan(limit) else "none" if math.isinf(limit) else f"{limit:.1f}"
+
+
 def rate_table(init_gradients: pd.DataFrame, theory: dict[tuple[str, int], float]) -> pd.DataFrame:
     """Per (variant, batch_size, depth): λ̂'s mean, std and 95% t-interval over seeds, the theory's
     λ and the depth limit 16 / ln λ it predicts."""
@@ -140,11 +146,7 @@ def init_gradient_markdown(
     ]
     rows = []
     for row in table.itertuples():
-        limit = (
-            "n/a"
-            if math.isnan(row.depth_limit)
-            else ("none" if math.isinf(row.depth_limit) else f"{row.depth_limit:.1f}")
-        )
+        limit = limit_text(row.depth_limit)
         theory = "n/a" if math.isnan(row.theory) else f"{row.theory:.4f}"
         rows.append(
             [

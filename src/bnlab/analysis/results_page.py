@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from bnlab.analysis.answer import answer_markdown, headline_markdown, where
@@ -188,8 +189,13 @@ class ResultsPage:
             rows.append([g.claim, g.source, spans, f"**{word}**"])
         return markdown_table(["generalization", "source", "judged from", "verdict"], rows)
 
+    @cached_property
+    def depth_limits(self) -> list[tuple[str, object]]:
+        """Every trainability map's depth-limit rows, read once for the table and the list."""
+        return depth_limit_rows(self.results)
+
     def depth_limit_table(self) -> str:
-        return depth_limit_table(depth_limit_rows(self.results))
+        return depth_limit_table(self.depth_limits)
 
     def unsupported(self) -> str:
         """The claims these numbers do not support, said plainly (the notebook's too)."""
@@ -198,7 +204,7 @@ class ResultsPage:
             for v in self.verdicts
             if not v.word.startswith(AGREES)
         ]
-        lines += contrary_lines(depth_limit_rows(self.results))
+        lines += contrary_lines(self.depth_limits)
         return (
             ("Where the measurements do not support a claim:\n\n" + "\n".join(lines))
             if lines

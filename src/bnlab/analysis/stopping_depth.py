@@ -17,12 +17,13 @@ import math
 
 import pandas as pd
 
+from bnlab.analysis.init_gradient_tables import limit_text
 from bnlab.analysis.markdown import markdown_table
 from bnlab.analysis.statistics import mean_interval
 from bnlab.analysis.words import AGREES, DISAGREES
 
-# Halfway from chance (10%) to a trained MLP's ~98%, far above what a network that has stopped
-# training reaches (Yang et al.'s map shows chance beyond the limit).
+# About halfway from chance (10%) to a trained MLP's ~98%, far above what a network that has
+# stopped training reaches (Yang et al.'s map shows chance beyond the limit).
 TRAINS = 0.5
 TRAINED, FAILED, UNDECIDED = "trains", "fails", "undecided"
 GRID = ("depth", "batch_size")
@@ -117,10 +118,6 @@ def stopping_depths(sweep: pd.DataFrame, limits: dict[tuple[str, int], float]) -
         )
     columns = ["variant", "batch_size", "seeds", "cells", "stops", "limit", "verdict"]
     return pd.DataFrame(rows, columns=columns)
-
-
-def limit_text(limit: float) -> str:
-    return "none" if math.isinf(limit) else f"{limit:.1f}"
 
 
 def stopping_markdown(sweep: pd.DataFrame, limits: dict[tuple[str, int], float], heading: str = "###") -> str:
