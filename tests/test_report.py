@@ -152,9 +152,9 @@ def test_a_depth_by_batch_grid_gets_the_theorys_table_and_the_trainability_map(t
 
     experiment = load_params(PROJECT / "params.yaml").experiment("yang2019_depth")
     theory = theory_rates(experiment)
-    assert theory[("batchnorm", 8)] == bn_relu_gradient_rate(8) and theory[("plain", 32)] == 1.0
-    assert theory[("plain_agc", 32)] == 1.0  # clipping acts on steps, not on the network at initialization
-    assert math.isnan(theory[("skipinit", 32)])  # a residual network is not the chain the theory follows
+    assert theory[("batchnorm", 8)] == bn_relu_gradient_rate(8) and theory[("plain", 128)] == 1.0
+    assert theory[("plain_agc", 128)] == 1.0  # clipping acts on steps, not on the network at initialization
+    assert math.isnan(theory[("skipinit", 128)])  # a residual network is not the chain the theory follows
     cells = [
         {"depth": d, "batch_size": b, "variant": v, "seed": s, "test_accuracy": 0.9 - 0.01 * d * (v == "batchnorm")}
         for d in experiment.grid["depth"]

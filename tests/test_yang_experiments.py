@@ -38,6 +38,8 @@ def project(tmp_path_factory):
     gradients["grid"] = {"batch_size": BATCH_SIZES}
     trainability["model"]["steps"] = 6
     trainability["grid"] = {"depth": DEPTHS, "batch_size": MAP_BATCH_SIZES}
+    # One rate for every cell: the map's selection is the machinery test_tuning.py runs
+    trainability["model"]["learning_rate"], trainability["tune"] = 0.01, None
     for experiment in (gradients, trainability):
         experiment["probes"] = {**experiment["probes"], "images": 128, "every_steps": 3}
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
