@@ -1,7 +1,7 @@
 """The generalizations the lab judges, each from the verdict table's rows that bear on it
 (:mod:`bnlab.analysis.claims`): the second table of docs/results.md's verdicts."""
 
-from bnlab.analysis.claims import IOFFE, NOTEBOOK, SANTURKAR, SMALL_BATCHES, YANG
+from bnlab.analysis.claims import IOFFE, MAP_CELLS, NOTEBOOK, SANTURKAR, SMALL_BATCHES, YANG, deep_bn_key
 from bnlab.analysis.verdicts import Generalization
 
 GENERALIZATIONS = (
@@ -20,7 +20,7 @@ GENERALIZATIONS = (
             "plain_best_rate",
             "small_batch_accuracy_2",
             "small_batch_accuracy_4",
-            "deep_bn",
+            *(deep_bn_key(depth, size) for depth, size in MAP_CELLS),
         ),
         answers=True,
     ),
