@@ -195,3 +195,30 @@ def test_settings_name_each_compared_network_as_the_estimator_resolves_it_with_w
     assert frame.loc["batchnorm", "learning_rate"] == 0.003 and frame.loc["plain", "learning_rate"] == 0.001
     assert frame.loc["skipinit", "residual"] == "skipinit" and frame.loc["plain_agc", "gradient_clipping"] == "adaptive"
     assert frame.loc["batchnorm", "bn_statistics"] == "moving"  # left out of params.yaml: the estimator's default
+
+
+def test_a_choice_at_the_selection_grids_edge_is_marked_as_such():
+    from bnlab.analysis.report import EDGE_NOTE, selection_markdown
+
+    tuned = parse_params(default_raw()).experiment("notebook_tuned")
+    rates = tuned.tune.grid["learning_rate"]
+    best = {"batchnorm": rates[-1], "plain": rates[1], "plain_agc": rates[0]}  # the highest, inside, the lowest
+    selection = pd.DataFrame(
+        [
+            {
+                "variant": v,
+                "learning_rate": r,
+                "seed": s,
+                "val_accuracy": 0.9 + 0.01 * (r == best.get(v)),
+                "chosen": r == best.get(v),
+            }
+            for v in ("batchnorm", "plain", "plain_agc")
+            for r in rates
+            for s in tuned.tune.seeds
+        ]
+    )
+    table = unpadded(selection_markdown(selection, tuned))
+    assert f"| batchnorm | {rates[-1]} | 0.9100 | **chosen**, at the grid's edge (the highest learning_rate) |" in table
+    assert f"| plain | {rates[1]} | 0.9100 | **chosen** |" in table
+    assert f"| plain_agc | {rates[0]} | 0.9100 | **chosen**, at the grid's edge (the lowest learning_rate) |" in table
+    assert EDGE_NOTE in table

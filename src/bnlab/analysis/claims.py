@@ -38,6 +38,7 @@ MAP_CELLS = tuple((depth, size) for depth in (10, 30, 50) for size in (8, 128))
 def deep_bn_key(depth: int, size: int) -> str:
     return f"deep_bn_{depth}_{size}"
 
+
 CLAIMS = (
     Claim(
         "shift",
