@@ -472,6 +472,17 @@ def test_every_cited_experiment_has_seeds_enough_for_the_exact_test():
         assert n >= 6 and paired(np.full(n, 0.01)).p_exact < ALPHA, name
 
 
+def test_every_claim_at_a_grid_point_names_a_point_its_experiment_measures():
+    """The claims name grid points (the map's cells, small_batches' batch sizes) that
+    params.yaml declares: a grid edited without its claims fails here, not on the page."""
+    params = load_params(PROJECT / "params.yaml")
+    pointed = [claim for claim in shipped.CLAIMS if claim.point]
+    assert {"deep_bn_50_8", "skipinit_depth_128", "small_batch_accuracy_2"} <= {c.key for c in pointed}
+    for claim in pointed:
+        grid = params.experiment(claim.experiment).grid
+        assert all(value in grid[key] for key, value in claim.point.items()), claim.key
+
+
 PROBE_STEPS = (1, 10, 100)
 
 
