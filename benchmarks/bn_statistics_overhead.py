@@ -5,7 +5,8 @@ bnlab.ml.bn_statistics), as a ratio measured in the same process, for the networ
 Each network runs in a fresh process: the fit, then the recomputation twice (the first compiles
 each layer's segment, the second runs compiled code only, as a second job of the same network
 in a worker does). Networks: the notebook's (2 BN layers of 32), small_batches' at batch 32 (the
-same network, 2 epochs) and yang2019_depth's deepest (50 BN layers of 384, 150 steps, batch 32).
+same network, 2 epochs) and yang2019_depth's deepest (50 BN layers of 384, at batch 32: the
+recomputation does not depend on the batch size or the steps).
 
     python benchmarks/bn_statistics_overhead.py [--repeats 2] [--networks yang2019_depth]
         [--against REV]   # needs `dvc repro split` first

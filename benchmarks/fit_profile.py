@@ -57,7 +57,7 @@ NETWORKS = {
     "small_batches": ("small_batches", "batchnorm", (("batch_size", 2),)),
 }
 # The deepest networks (50 × 384): one step at batch 8 (the gradients at initialization), and
-# the trainability map's deepest cell, 150 steps at batch 128.
+# the trainability map's deepest cell at batch 128.
 DEEP_NETWORKS = {
     "yang2019": ("yang2019", "batchnorm", (("batch_size", 8),)),
     "yang2019_depth": ("yang2019_depth", "batchnorm", (("depth", 50), ("batch_size", 128))),
