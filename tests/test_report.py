@@ -198,7 +198,7 @@ def test_settings_name_each_compared_network_as_the_estimator_resolves_it_with_w
 
 
 def test_a_choice_at_the_selection_grids_edge_is_marked_as_such():
-    from bnlab.analysis.report import EDGE_NOTE, selection_markdown
+    from bnlab.analysis.selection_tables import EDGE_NOTE, selection_markdown
 
     tuned = parse_params(default_raw()).experiment("notebook_tuned")
     rates = tuned.tune.grid["learning_rate"]

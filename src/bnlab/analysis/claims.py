@@ -21,6 +21,7 @@ from bnlab.analysis.claim_measures import (
     SMOOTHNESS,
     UPDATE_SMOOTHNESS,
 )
+from bnlab.analysis.depth_claims import bn_accuracy_claims
 from bnlab.analysis.mechanism_claims import MECHANISM_CLAIMS
 from bnlab.analysis.verdicts import Claim
 
@@ -29,14 +30,6 @@ IOFFE = "Ioffe & Szegedy 2015"
 SANTURKAR = "Santurkar et al. 2018"
 SMALL_BATCHES = "Ioffe 2017; Wu & He 2018"
 YANG = "Yang et al. 2019"
-
-# The trainability map's cells (yang2019_depth's grid in params.yaml): at each, BN against the
-# plain network, each at its best rate, is a row of "always use BN".
-MAP_CELLS = tuple((depth, size) for depth in (10, 30, 50) for size in (8, 128))
-
-
-def deep_bn_key(depth: int, size: int) -> str:
-    return f"deep_bn_{depth}_{size}"
 
 
 CLAIMS = (
@@ -272,19 +265,7 @@ CLAIMS = (
         )
         for size in (2, 4)
     ),
-    *(
-        Claim(
-            deep_bn_key(depth, size),
-            f"with BN the test accuracy is higher ({depth} hidden layers of 384, batch {size}, each at its "
-            f"best SGD rate, 300 steps, BN's statistics recomputed)",
-            NOTEBOOK,
-            "yang2019_depth",
-            ACCURACY,
-            +1,
-            point={"depth": depth, "batch_size": size},
-        )
-        for depth, size in MAP_CELLS
-    ),
+    *bn_accuracy_claims(NOTEBOOK),
     Claim(
         "small_batch_ln",
         "LayerNorm does not: its accuracy falls less than BN's",

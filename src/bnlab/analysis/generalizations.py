@@ -1,7 +1,8 @@
 """The generalizations the lab judges, each from the verdict table's rows that bear on it
 (:mod:`bnlab.analysis.claims`): the second table of docs/results.md's verdicts."""
 
-from bnlab.analysis.claims import IOFFE, MAP_CELLS, NOTEBOOK, SANTURKAR, SMALL_BATCHES, YANG, deep_bn_key
+from bnlab.analysis.claims import IOFFE, NOTEBOOK, SANTURKAR, SMALL_BATCHES, YANG
+from bnlab.analysis.depth_claims import MAP_CELLS, deep_bn_key
 from bnlab.analysis.verdicts import Generalization
 
 GENERALIZATIONS = (

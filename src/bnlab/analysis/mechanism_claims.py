@@ -3,6 +3,7 @@ the effective learning rate, sharpness, adaptive gradient clipping, SkipInit res
 Rows of the verdict table, as :mod:`bnlab.analysis.claims`'s."""
 
 from bnlab.analysis.claim_measures import ACCURACY, ANGULAR_UPDATE, EFFECTIVE_RATE, SHARPNESS
+from bnlab.analysis.depth_claims import skipinit_claims
 from bnlab.analysis.verdicts import Claim
 
 SCALE_INVARIANCE = "van Laarhoven 2017; Wan et al. 2021"
@@ -68,19 +69,5 @@ MECHANISM_CLAIMS = (
         point={"learning_rate": 0.1},
         figures=("test_accuracy_vs_learning_rate.png",),
     ),
-    *(
-        Claim(
-            f"skipinit_depth_{size}",
-            f"a SkipInit residual network trains at depths where BN's does not (50 hidden layers, batch "
-            f"{size}, each at its best SGD rate, 300 steps, BN's statistics recomputed)",
-            SKIPINIT,
-            "yang2019_depth",
-            ACCURACY,
-            +1,
-            variant="skipinit",
-            baseline="batchnorm",
-            point={"depth": 50, "batch_size": size},
-        )
-        for size in (8, 128)  # the trainability map's batch sizes, at its deepest networks
-    ),
+    *skipinit_claims(SKIPINIT),
 )

@@ -25,6 +25,7 @@ from bnlab.analysis.report_figures import (
     write_sweep_figures,
     write_weight_norm_figures,
 )
+from bnlab.analysis.selection_tables import selection_markdown
 from bnlab.analysis.sharpness_tables import sharpness_markdown
 from bnlab.analysis.statistics import comparison_markdown, format_p, gain_with_interval, summarize
 from bnlab.analysis.stopping_depth import stopping_markdown
@@ -241,42 +242,6 @@ def bn_statistics_markdown(frame: pd.DataFrame, grid_keys: list[str]) -> str:
         + markdown_table(header, rows)
         + "\n"
     )
-
-
-def selection_markdown(selection: pd.DataFrame, experiment: ExperimentParams) -> str:
-    """The selection, if any: each candidate's mean score over the selection seeds, per variant
-    (and grid point), the chosen one marked."""
-    if selection.empty:
-        return ""
-    metric = experiment.tune.metric
-    keys = [*(experiment.grid or {}), "variant", *experiment.tune.grid]
-    means = selection.groupby(keys, sort=False).agg(mean=(metric, "mean"), chosen=("chosen", "first")).reset_index()
-    rows = [
-        [*(row[k] for k in keys), f"{row['mean']:.4f}", chosen_mark(row, experiment.tune.grid) if row["chosen"] else ""]
-        for _, row in means.iterrows()
-    ]
-    seeds = ", ".join(map(str, experiment.tune.seeds))
-    return (
-        f"\n## Selection: {metric} on the validation split, mean over seeds {seeds}\n\n"
-        + markdown_table([*keys, f"mean {metric}", ""], rows)
-        + f"\n{EDGE_NOTE}\n"
-    )
-
-
-EDGE_NOTE = "*at the grid's edge*: the chosen value is the lowest or highest tried, so the best may lie beyond it."
-
-
-def chosen_mark(row: pd.Series, tune_grid: dict[str, list]) -> str:
-    """**chosen**, and for each tuned setting whose chosen value is the lowest or highest of its
-    values (numbers only), which edge it sits at."""
-    edges = [
-        f"the lowest {key}" if row[key] == min(values) else f"the highest {key}"
-        for key, values in tune_grid.items()
-        if all(isinstance(v, (int, float)) for v in values)
-        and len(values) > 1
-        and row[key] in (min(values), max(values))
-    ]
-    return "**chosen**" + (f", at the grid's edge ({', '.join(edges)})" if edges else "")
 
 
 def comparison_tables(summary: dict, experiment: ExperimentParams, grid_keys: list[str]) -> str:
