@@ -4,13 +4,17 @@ residual network's forward pass; bad combinations refused by name."""
 
 from __future__ import annotations
 
+import importlib
+import shutil
+import sys
+
 import numpy as np
 import pytest
 from test_gradient_clipping import numpy_agc
 
 from bnlab import KerasMLPClassifier
 from bnlab.experiments.params import ParamsError, parse_params
-from bnlab.ml import loop
+from bnlab.ml import compiled, loop, residual, tf_runtime
 from bnlab.ml.gradient_rule import GradientRule
 from bnlab.ml.model import build_mlp, build_optimizer
 from bnlab.ml.tf_runtime import keras, tf
@@ -141,6 +145,32 @@ def test_a_fit_trains_the_gains_and_saves_and_loads_a_residual_network(tmp_path)
     assert all(g != 0 for g in gains)
     loaded = KerasMLPClassifier.load(clf.save(tmp_path / "residual"))
     np.testing.assert_array_equal(loaded.predict_proba(x), clf.predict_proba(x))
+
+
+def import_the_served_copy_of_the_gain(folder, monkeypatch):
+    """residual.py imported as a served model's code imports it (a top-level module beside
+    tf_runtime.py), which registers its own SkipGain class under bnlab's name; undone after
+    the test, as is the process's template cache, emptied so that templates are built anew."""
+    for module in (residual, tf_runtime):
+        shutil.copy(module.__file__, folder)
+    monkeypatch.syspath_prepend(folder)
+    monkeypatch.setitem(keras.saving.get_custom_objects(), "bnlab>SkipGain", residual.SkipGain)
+    monkeypatch.setattr(compiled, "_TEMPLATES", {})
+    for name in ("residual", "tf_runtime"):
+        if name not in sys.modules:
+            monkeypatch.setitem(sys.modules, name, None)  # so that undoing removes the import
+            del sys.modules[name]
+    return importlib.import_module("residual")
+
+
+def test_a_residual_network_fits_the_same_after_a_served_model_registered_its_gain(tmp_path, monkeypatch):
+    settings = {"hidden_units": (16,), "depth": 3, "residual": "skipinit", "bn_statistics": "recomputed", "epochs": 2}
+    before = KerasMLPClassifier(**settings, random_state=0).fit(X, Y)
+    served = import_the_served_copy_of_the_gain(tmp_path, monkeypatch)
+    after = KerasMLPClassifier(**settings, random_state=0).fit(X, Y)
+    rebuilt = compiled.template_for(after.model_).model  # from the config, as the statistics' segments are
+    assert type(rebuilt.get_layer("skip_gain_2")) is served.SkipGain
+    np.testing.assert_array_equal(after.predict_proba(X), before.predict_proba(X))
 
 
 @pytest.mark.parametrize(

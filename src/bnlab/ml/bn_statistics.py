@@ -23,7 +23,6 @@ import numpy as np
 from bnlab.ml.compiled import template_for
 from bnlab.ml.fixed_order import INFERENCE_ROWS
 from bnlab.ml.hyperparams import BN_STATISTICS
-from bnlab.ml.residual import SkipGain
 from bnlab.ml.tf_runtime import keras, tf
 
 STATISTICS = ("moving_mean", "moving_variance")  # a BN layer's variables that inference reads
@@ -87,7 +86,9 @@ def _segment(network: keras.Model, layers: list, index: int):
 
 
 def _is_residual(network: keras.Model) -> bool:
-    return any(isinstance(layer, SkipGain) for layer in network.layers)
+    # The skip connection's sum, Keras's own layer: not SkipGain, whose class is another one in
+    # a process that has loaded a served model (its residual.py registers a copy under the name).
+    return any(isinstance(layer, keras.layers.Add) for layer in network.layers)
 
 
 @dataclass(frozen=True)
