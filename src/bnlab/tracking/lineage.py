@@ -10,6 +10,10 @@ import os
 import subprocess
 from pathlib import Path
 
+import yaml
+
+from bnlab.core.layout import DVC_LOCK
+
 
 def pipeline_key(experiment: str, settings: dict, data_fingerprint: str, code: str) -> str:
     """Same experiment and settings on the same data with the same training code (``code``:
@@ -34,14 +38,47 @@ def dvc_experiment() -> dict[str, str]:
 
 
 def git_state(root: Path | None = None) -> dict[str, str]:
-    """Commit and whether the tree had uncommitted changes, for the run's lineage."""
+    """Commit and whether the tree had uncommitted changes, for the run's lineage. What DVC
+    writes while ``dvc repro`` runs (dvc.lock and the outputs it lists, some of them in git)
+    does not count: otherwise every stage after a repro's first would be dirty on a clean
+    checkout."""
 
     def git(*args: str) -> str:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout
 
     try:
-        commit = git("rev-parse", "HEAD")
-        dirty = bool(git("status", "--porcelain", "--untracked-files=no"))
+        commit = git("rev-parse", "HEAD").strip()
+        changed = changed_paths(git("status", "--porcelain=v1", "-z", "--untracked-files=no"))
+        top = Path(git("rev-parse", "--show-toplevel").strip())
     except (subprocess.CalledProcessError, FileNotFoundError):
         return {"git_commit": "unknown", "git_dirty": "unknown"}
+    written = pipeline_writes(Path(root or ".").resolve(), top)
+    dirty = any(not _within(path, written) for path in changed)
     return {"git_commit": commit, "git_dirty": str(dirty).lower()}
+
+
+def changed_paths(porcelain: str) -> list[str]:
+    """The paths ``git status --porcelain=v1 -z`` lists, a rename's or copy's source too."""
+    fields, paths = porcelain.split("\0"), []
+    while fields and fields[0]:
+        entry = fields.pop(0)
+        paths.append(entry[3:])
+        if entry[0] in "RC":  # "R  new\0old\0": the old path is the next field
+            paths.append(fields.pop(0))
+    return paths
+
+
+def pipeline_writes(project: Path, top: Path) -> set[str]:
+    """The project's dvc.lock and every output it lists, relative to the repository's top (as
+    git status names paths): what ``dvc repro`` rewrites."""
+    lock = project / DVC_LOCK
+    try:
+        stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
+    except FileNotFoundError:
+        return set()
+    paths = {DVC_LOCK, *(out["path"] for stage in stages.values() for out in stage.get("outs", []))}
+    return {Path(os.path.normpath(project / path)).relative_to(top).as_posix() for path in paths}
+
+
+def _within(path: str, written: set[str]) -> bool:
+    return any(path == out or path.startswith(out + "/") for out in written)
