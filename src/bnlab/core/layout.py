@@ -13,7 +13,6 @@ SPLITS = {"train": "train", "val": "validation", "test": "test"}
 # MLflow's default store, in the project's root: the database and the artifacts beside it.
 STORE_DB = "mlflow.db"
 STORE_ARTIFACTS = "mlartifacts"
-DVC_LOCK = "dvc.lock"  # what DVC wrote: every stage's deps and outs, resolved
 PIPELINE_FILE = "pipeline.json"  # in models/<experiment>/: the key later stages find runs by
 MODEL_META_FILE = "estimator.json"  # in each model's folder: its params, classes and history
 TEST_METRICS_FILE = "test_metrics.json"  # in eval/<experiment>/

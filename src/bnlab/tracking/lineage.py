@@ -12,7 +12,9 @@ from pathlib import Path
 
 import yaml
 
-from bnlab.core.layout import DVC_LOCK
+# What DVC writes as a repro goes: every stage's deps and outs, resolved. Named here, not in
+# bnlab.core.layout: the training code imports that module, and its bytes key every job.
+DVC_LOCK = "dvc.lock"
 
 
 def pipeline_key(experiment: str, settings: dict, data_fingerprint: str, code: str) -> str:
