@@ -1,0 +1,115 @@
+"""How far a whole run is from its arithmetic: each experiment's trained jobs' FLOPs beside the
+worker-seconds they took, read from a run's MLflow store.
+
+For every job a train stage trained (tag ``bnlab.provenance = trained``; a job restored from an
+earlier run costs no arithmetic), the FLOPs of its dense layers' products, counted as
+``fit_profile.py`` counts them: the optimizer steps, each epoch's evaluation of the measured
+training rows and the validation split, BN's recomputed statistics, and the activation probes'
+forward passes. The landscape, sharpness and gradient-at-initialization probes are not counted,
+nor normalization, activations and the optimizer's update, so the floor is a lower bound. Its
+time is those FLOPs at one core's AVX2 peak (``fit_profile.py``: 32 FLOP per cycle at the clock
+/proc/cpuinfo gives), per job on one core as a worker runs it.
+
+    python benchmarks/run_floor.py [--store mlflow.db]   # in the clone that ran `make run-all`
+"""
+
+from __future__ import annotations
+
+import argparse
+import sqlite3
+from collections import defaultdict
+from pathlib import Path
+from types import SimpleNamespace
+
+from alternating import machine
+from fit_profile import AVX2_FLOP_PER_CYCLE, clock_ghz, network_flops, probe_rows, recomputes
+
+N_FEATURES, N_CLASSES, N_VAL, N_TEST = 784, 10, 5_000, 10_000
+N_TRAIN = 55_000
+
+
+def experiment_jobs(name: str, experiment) -> dict[str, object]:
+    """Run name → job, comparison and selection jobs. Only ``learning_rate`` is tuned in
+    params.yaml, which changes no FLOP count, so any candidate stands for the chosen one."""
+    from bnlab.experiments.jobs import jobs, selection_jobs
+
+    selected = None
+    if experiment.tune is not None:
+        first = tuple((key, values[0]) for key, values in experiment.tune.grid.items())
+        selected = defaultdict(lambda: first)
+    return {f"{name}/{job.name}": job for job in [*jobs(name, experiment, selected), *selection_jobs(name, experiment)]}
+
+
+def job_flops(experiment, job) -> float:
+    """The job's counted FLOPs (the module's docstring)."""
+    from bnlab.execution.training import make_estimator
+    from bnlab.experiments.jobs import job_probes
+    from bnlab.ml.hyperparams import batch_rows
+
+    estimator = make_estimator(experiment, job)
+    n_train = experiment.train_images or N_TRAIN
+    batch = batch_rows(estimator.batch_size, n_train)
+    steps = estimator.total_steps(n_train)
+    epochs = -(-steps // -(-n_train // batch))
+    forward, training = network_flops(estimator, N_FEATURES, N_CLASSES)
+    measured = min(n_train, estimator.measure_rows or n_train)
+    fitted = SimpleNamespace(n_steps_=steps, batch_norm=estimator.batch_norm)
+    probes = probe_rows(experiment, fitted, N_TEST) if job_probes(experiment, job) is not None else 0
+    return (
+        training * min(steps * batch, epochs * n_train)
+        + forward * epochs * (measured + N_VAL)
+        + (forward * measured if recomputes(estimator) else 0)
+        + forward * probes
+    )
+
+
+def trained_runs(store: Path) -> list[tuple[str, str, float]]:
+    """(stage, run name, seconds) of every job run a train stage trained, each job's first
+    (a later checkout's code may have trained it again)."""
+    connection = sqlite3.connect(f"file:{store}?mode=ro", uri=True)
+    found = connection.execute(
+        """select stage.value, r.name, (r.end_time - r.start_time) / 1000.0 from runs r
+           join tags stage on stage.run_uuid = r.run_uuid and stage.key = 'dvc_stage'
+           join tags made on made.run_uuid = r.run_uuid and made.key = 'bnlab.provenance'
+           where made.value = 'trained' and stage.value like 'train@%' and r.status = 'FINISHED'
+           order by r.start_time"""
+    ).fetchall()
+    first = {}
+    for stage, name, seconds in found:
+        first.setdefault(name, (stage, name, seconds))
+    return list(first.values())
+
+
+def main() -> None:
+    from bnlab.experiments.params import load_params
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, default=Path("mlflow.db"))
+    store = parser.parse_args().store
+    params = load_params()
+    peak = AVX2_FLOP_PER_CYCLE * clock_ghz() * 1e9
+    rows = defaultdict(lambda: [0, 0.0, 0.0, 0.0])  # experiment → [jobs, FLOPs, selection's FLOPs, worker-seconds]
+    for stage, run_name, seconds in trained_runs(store):
+        name = stage.removeprefix("train@")
+        if not run_name.startswith(f"{name}/"):
+            continue  # the stage's parent run, which trains nothing
+        experiment = params.experiment(name)
+        job = experiment_jobs(name, experiment)[run_name]
+        flops = job_flops(experiment, job)
+        for column, value in enumerate((1, flops, flops if job.selection else 0.0, seconds)):
+            rows[name][column] += value
+    print(f"{machine()}; AVX2 peak of one core: {peak / 1e9:.1f} GFLOP/s\n")
+    columns = ["experiment", "jobs trained", "TFLOP counted (selection's)", "floor, worker-min"]
+    columns += ["measured, worker-min", "measured / floor"]
+    print("| " + " | ".join(columns) + " |\n|---|" + "---:|" * (len(columns) - 1))
+    for name in [*(name for name in params.experiments if name in rows), "all"]:
+        jobs_, flops, selection, seconds = rows[name] if name != "all" else map(sum, zip(*rows.values()))
+        label = f"`{name}`" if name != "all" else "**all**"
+        print(
+            f"| {label} | {jobs_} | {flops / 1e12:.1f} ({selection / 1e12:.1f}) | {flops / peak / 60:.1f} "
+            f"| {seconds / 60:.1f} | {seconds * peak / flops:.2f}x |"
+        )
+
+
+if __name__ == "__main__":
+    main()
