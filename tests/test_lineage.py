@@ -69,6 +69,12 @@ def test_an_output_moved_out_of_the_pipeline_makes_the_tree_dirty(tmp_path):
     assert git_state(root)["git_dirty"] == "true"
 
 
+def test_a_lock_dvc_cannot_have_written_makes_the_tree_dirty(tmp_path):
+    root = committed_project(tmp_path)
+    (root / "dvc.lock").write_text("<<<<<<< HEAD\nstages: {}\n=======\n>>>>>>> theirs\n")  # a merge's conflict
+    assert git_state(root)["git_dirty"] == "true"
+
+
 def test_a_project_in_a_subfolder_reads_its_own_lock(tmp_path):
     (tmp_path / "README.md").write_text("outside the project")
     root = committed_project(tmp_path / "project", repository=tmp_path)

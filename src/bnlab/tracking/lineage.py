@@ -72,11 +72,12 @@ def changed_paths(porcelain: str) -> list[str]:
 
 def pipeline_writes(project: Path, top: Path) -> set[str]:
     """The project's dvc.lock and every output it lists, relative to the repository's top (as
-    git status names paths): what ``dvc repro`` rewrites."""
+    git status names paths): what ``dvc repro`` rewrites. Nothing when there is no lock DVC
+    could have written (missing, or not YAML: a merge's conflict markers): then it counts."""
     lock = project / DVC_LOCK
     try:
         stages = (yaml.safe_load(lock.read_text()) or {}).get("stages", {})
-    except FileNotFoundError:
+    except (FileNotFoundError, yaml.YAMLError):
         return set()
     paths = {DVC_LOCK, *(out["path"] for stage in stages.values() for out in stage.get("outs", []))}
     return {Path(os.path.normpath(project / path)).relative_to(top).as_posix() for path in paths}
