@@ -10,7 +10,7 @@ nor normalization, activations and the optimizer's update, so the floor is a low
 time is those FLOPs at one core's AVX2 peak (``fit_profile.py``: 32 FLOP per cycle at the clock
 /proc/cpuinfo gives), per job on one core as a worker runs it.
 
-    python benchmarks/run_floor.py [--store mlflow.db]   # in the clone that ran `make run-all`
+    python benchmarks/run_floor.py [--store mlflow.db] [--by-variant]   # in the clone that ran `make run-all`
 """
 
 from __future__ import annotations
@@ -80,15 +80,13 @@ def trained_runs(store: Path) -> list[tuple[str, str, float]]:
     return list(first.values())
 
 
-def main() -> None:
-    from bnlab.experiments.params import load_params
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--store", type=Path, default=Path("mlflow.db"))
-    store = parser.parse_args().store
-    params = load_params()
-    peak = AVX2_FLOP_PER_CYCLE * clock_ghz() * 1e9
-    rows = defaultdict(lambda: [0, 0.0, 0.0, 0.0])  # experiment → [jobs, FLOPs, selection's FLOPs, worker-seconds]
+def tally(store: Path, params, by_variant: bool) -> dict[str, list]:
+    """Row label (`experiment`, or `experiment`: variant) → [jobs, FLOPs, selection's FLOPs,
+    worker-seconds], in params.yaml's order of experiments and variants."""
+    rows = {}
+    for name, experiment in params.experiments.items():
+        for variant in experiment.variants if by_variant else [None]:
+            rows[(name, variant)] = [0, 0.0, 0.0, 0.0]
     for stage, run_name, seconds in trained_runs(store):
         name = stage.removeprefix("train@")
         if not run_name.startswith(f"{name}/"):
@@ -96,15 +94,27 @@ def main() -> None:
         experiment = params.experiment(name)
         job = experiment_jobs(name, experiment)[run_name]
         flops = job_flops(experiment, job)
+        row = rows[(name, job.variant if by_variant else None)]
         for column, value in enumerate((1, flops, flops if job.selection else 0.0, seconds)):
-            rows[name][column] += value
+            row[column] += value
+    return {f"`{name}`" + (f": {variant}" if variant else ""): row for (name, variant), row in rows.items() if row[0]}
+
+
+def main() -> None:
+    from bnlab.experiments.params import load_params
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", type=Path, default=Path("mlflow.db"))
+    parser.add_argument("--by-variant", action="store_true", help="a row per experiment and variant")
+    args = parser.parse_args()
+    peak = AVX2_FLOP_PER_CYCLE * clock_ghz() * 1e9
+    rows = tally(args.store, load_params(), args.by_variant)
+    rows["**all**"] = list(map(sum, zip(*rows.values())))
     print(f"{machine()}; AVX2 peak of one core: {peak / 1e9:.1f} GFLOP/s\n")
     columns = ["experiment", "jobs trained", "TFLOP counted (selection's)", "floor, worker-min"]
     columns += ["measured, worker-min", "measured / floor"]
     print("| " + " | ".join(columns) + " |\n|---|" + "---:|" * (len(columns) - 1))
-    for name in [*(name for name in params.experiments if name in rows), "all"]:
-        jobs_, flops, selection, seconds = rows[name] if name != "all" else map(sum, zip(*rows.values()))
-        label = f"`{name}`" if name != "all" else "**all**"
+    for label, (jobs_, flops, selection, seconds) in rows.items():
         print(
             f"| {label} | {jobs_} | {flops / 1e12:.1f} ({selection / 1e12:.1f}) | {flops / peak / 60:.1f} "
             f"| {seconds / 60:.1f} | {seconds * peak / flops:.2f}x |"
