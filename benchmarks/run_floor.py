@@ -24,40 +24,55 @@ from types import SimpleNamespace
 from alternating import machine
 from fit_profile import AVX2_FLOP_PER_CYCLE, clock_ghz, network_flops, probe_rows, recomputes
 
-N_FEATURES, N_CLASSES, N_VAL, N_TEST = 784, 10, 5_000, 10_000
-N_TRAIN = 55_000
+
+def split_shapes() -> dict[str, int]:
+    """Rows of each prepared split, and the images' pixels and classes (the data's own)."""
+    import numpy as np
+
+    from bnlab.core import layout
+    from bnlab.data.splits import load_split
+
+    splits = {name: load_split(layout.split_file(name)) for name in layout.SPLITS}
+    x, y = splits["train"]
+    return {
+        **{name: len(labels) for name, (_, labels) in splits.items()},
+        "pixels": x[0].size,
+        "classes": len(np.unique(y)),
+    }
 
 
 def experiment_jobs(name: str, experiment) -> dict[str, object]:
-    """Run name → job, comparison and selection jobs. Only ``learning_rate`` is tuned in
-    params.yaml, which changes no FLOP count, so any candidate stands for the chosen one."""
+    """Run name → job, comparison and selection jobs. A tuned learning rate changes no FLOP
+    count, so any candidate stands for the chosen one."""
     from bnlab.experiments.jobs import jobs, selection_jobs
 
     selected = None
     if experiment.tune is not None:
+        if set(experiment.tune.grid) != {"learning_rate"}:
+            raise SystemExit(f"{name} tunes {sorted(experiment.tune.grid)}: count each chosen setting's FLOPs")
         first = tuple((key, values[0]) for key, values in experiment.tune.grid.items())
         selected = defaultdict(lambda: first)
     return {f"{name}/{job.name}": job for job in [*jobs(name, experiment, selected), *selection_jobs(name, experiment)]}
 
 
-def job_flops(experiment, job) -> float:
-    """The job's counted FLOPs (the module's docstring)."""
+def job_flops(experiment, job, shapes: dict[str, int]) -> float:
+    """The job's counted FLOPs (the module's docstring); ``shapes``: :func:`split_shapes`."""
     from bnlab.execution.training import make_estimator
     from bnlab.experiments.jobs import job_probes
     from bnlab.ml.hyperparams import batch_rows
 
     estimator = make_estimator(experiment, job)
-    n_train = experiment.train_images or N_TRAIN
+    n_train = experiment.train_images or shapes["train"]
     batch = batch_rows(estimator.batch_size, n_train)
     steps = estimator.total_steps(n_train)
     epochs = -(-steps // -(-n_train // batch))
-    forward, training = network_flops(estimator, N_FEATURES, N_CLASSES)
+    forward, training = network_flops(estimator, shapes["pixels"], shapes["classes"])
     measured = min(n_train, estimator.measure_rows or n_train)
     fitted = SimpleNamespace(n_steps_=steps, batch_norm=estimator.batch_norm)
-    probes = probe_rows(experiment, fitted, N_TEST) if job_probes(experiment, job) is not None else 0
+    probes = probe_rows(experiment, fitted, shapes["test"]) if job_probes(experiment, job) is not None else 0
     return (
         training * min(steps * batch, epochs * n_train)
-        + forward * epochs * (measured + N_VAL)
+        + forward * epochs * (measured + shapes["val"])
         + (forward * measured if recomputes(estimator) else 0)
         + forward * probes
     )
@@ -83,7 +98,7 @@ def trained_runs(store: Path) -> list[tuple[str, str, float]]:
 def tally(store: Path, params, by_variant: bool) -> dict[str, list]:
     """Row label (`experiment`, or `experiment`: variant) → [jobs, FLOPs, selection's FLOPs,
     worker-seconds], in params.yaml's order of experiments and variants."""
-    rows = {}
+    rows, shapes = {}, split_shapes()
     for name, experiment in params.experiments.items():
         for variant in experiment.variants if by_variant else [None]:
             rows[(name, variant)] = [0, 0.0, 0.0, 0.0]
@@ -93,7 +108,7 @@ def tally(store: Path, params, by_variant: bool) -> dict[str, list]:
             continue  # the stage's parent run, which trains nothing
         experiment = params.experiment(name)
         job = experiment_jobs(name, experiment)[run_name]
-        flops = job_flops(experiment, job)
+        flops = job_flops(experiment, job, shapes)
         row = rows[(name, job.variant if by_variant else None)]
         for column, value in enumerate((1, flops, flops if job.selection else 0.0, seconds)):
             row[column] += value
