@@ -13,7 +13,11 @@ LOCK = {
         "train": {"cmd": "train", "outs": [{"path": "models/notebook", "md5": "a.dir"}]},
         "report": {
             "cmd": "report",
-            "outs": [{"path": "reports/notebook", "md5": "b.dir"}, {"path": "docs/results.md", "md5": "c"}],
+            "outs": [
+                {"path": "reports/notebook", "md5": "b.dir"},
+                {"path": "docs/results.md", "md5": "c"},
+                {"path": "../outside/the/repository", "md5": "e"},  # uncached, outside: git ignores it
+            ],
         },
     },
 }

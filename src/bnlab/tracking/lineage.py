@@ -80,7 +80,8 @@ def pipeline_writes(project: Path, top: Path) -> set[str]:
     except (FileNotFoundError, yaml.YAMLError):
         return set()
     paths = {DVC_LOCK, *(out["path"] for stage in stages.values() for out in stage.get("outs", []))}
-    return {Path(os.path.normpath(project / path)).relative_to(top).as_posix() for path in paths}
+    found = {Path(os.path.relpath(project / path, top)).as_posix() for path in paths}
+    return {path for path in found if not path.startswith("../")}  # an uncached output outside: not git's
 
 
 def _within(path: str, written: set[str]) -> bool:
