@@ -50,24 +50,14 @@ def git_state(root: Path | None = None) -> dict[str, str]:
 
     try:
         commit = git("rev-parse", "HEAD").strip()
-        changed = changed_paths(git("status", "--porcelain=v1", "-z", "--untracked-files=no"))
+        # Every tracked path that differs from the commit, staged or not; a rename as both paths.
+        changed = [path for path in git("diff", "HEAD", "--name-only", "--no-renames", "-z").split("\0") if path]
         top = Path(git("rev-parse", "--show-toplevel").strip())
     except (subprocess.CalledProcessError, FileNotFoundError):
         return {"git_commit": "unknown", "git_dirty": "unknown"}
     written = pipeline_writes(Path(root or ".").resolve(), top)
     dirty = any(not _within(path, written) for path in changed)
     return {"git_commit": commit, "git_dirty": str(dirty).lower()}
-
-
-def changed_paths(porcelain: str) -> list[str]:
-    """The paths ``git status --porcelain=v1 -z`` lists, a rename's or copy's source too."""
-    fields, paths = porcelain.split("\0"), []
-    while fields and fields[0]:
-        entry = fields.pop(0)
-        paths.append(entry[3:])
-        if entry[0] in "RC":  # "R  new\0old\0": the old path is the next field
-            paths.append(fields.pop(0))
-    return paths
 
 
 def pipeline_writes(project: Path, top: Path) -> set[str]:
