@@ -207,37 +207,43 @@ def child(network: str) -> dict:
             with_system_metrics[0] = fit != "warm, no system metrics"
             wall, estimator = fit_once()
             fits[fit] = {"wall": wall, **timer.reset()}
-    forward, training = network_flops(estimator, estimator.n_features_in_, len(estimator.classes_))
-    n_train, n_val = len(splits["train"][1]), len(splits["validation"][1])
-    measured = min(n_train, estimator.measure_rows or n_train)  # the rows the training set is measured on
+    rows = {"train": len(splits["train"][1]), "val": len(splits["validation"][1]), "test": len(splits["test"][1])}
+    shape = (estimator.n_features_in_, len(estimator.classes_))
     return {
         "fits": fits,
         "steps": int(estimator.n_steps_),
         "epochs": int(estimator.n_iter_),
         "batch_size": int(estimator.batch_size),
-        "flops": {
-            "steps": training * min(estimator.n_steps_ * estimator.batch_size, estimator.n_iter_ * n_train),
-            "evaluation": forward * estimator.n_iter_ * (measured + n_val),
-            # at most one forward pass over the measured rows (less the layers after the last BN)
-            "statistics": forward * measured if recomputes(estimator) else 0,
-            "probes": forward * probe_rows(experiment, estimator, len(splits["test"][1])),
-        },
+        "flops": part_flops(
+            experiment.probes, estimator, estimator.n_steps_, estimator.n_iter_, estimator.batch_size, rows, shape
+        ),
     }
 
 
-def recomputes(estimator) -> bool:
-    return estimator.batch_norm and estimator.bn_statistics == "recomputed"
+def part_flops(probes, estimator, steps: int, epochs: int, batch: int, rows: dict, shape: tuple) -> dict[str, int]:
+    """The FLOPs of a fit's parts (the module's docstring): ``steps`` optimizer steps of
+    ``batch`` rows over ``epochs`` epochs, ``rows`` the train, val and test rows, ``shape`` the
+    features and classes, ``probes`` the fit's ProbeParams or None."""
+    forward, training = network_flops(estimator, *shape)
+    measured = min(rows["train"], estimator.measure_rows or rows["train"])  # the rows the training set is measured on
+    recomputed = estimator.batch_norm and estimator.bn_statistics == "recomputed"
+    return {
+        "steps": training * min(steps * batch, epochs * rows["train"]),
+        "evaluation": forward * epochs * (measured + rows["val"]),
+        # at most one forward pass over the measured rows (less the layers after the last BN)
+        "statistics": forward * measured if recomputed else 0,
+        "probes": forward * probe_rows(probes, estimator.batch_norm, steps, rows["test"]),
+    }
 
 
-def probe_rows(experiment, estimator, n_test: int) -> int:
+def probe_rows(probes, batch_norm: bool, steps: int, n_test: int) -> int:
     """Rows a fit's probes run forward: at each probe, the probe images twice (the hidden
     layers' values and the predictions), the test set, and (BN) the probe images in
     training mode."""
-    if experiment.probes is None:
+    if probes is None:
         return 0
-    images = experiment.probes.images
-    per_probe = 2 * images + n_test + (images if estimator.batch_norm else 0)
-    return estimator.n_steps_ // experiment.probes.every_steps * per_probe
+    per_probe = 2 * probes.images + n_test + (probes.images if batch_norm else 0)
+    return steps // probes.every_steps * per_probe
 
 
 def measure(network: str) -> dict:

@@ -19,10 +19,9 @@ import argparse
 import sqlite3
 from collections import defaultdict
 from pathlib import Path
-from types import SimpleNamespace
 
 from alternating import machine
-from fit_profile import AVX2_FLOP_PER_CYCLE, clock_ghz, network_flops, probe_rows, recomputes
+from fit_profile import AVX2_FLOP_PER_CYCLE, clock_ghz, part_flops
 
 
 def split_shapes() -> dict[str, int]:
@@ -66,16 +65,11 @@ def job_flops(experiment, job, shapes: dict[str, int]) -> float:
     batch = batch_rows(estimator.batch_size, n_train)
     steps = estimator.total_steps(n_train)
     epochs = -(-steps // -(-n_train // batch))
-    forward, training = network_flops(estimator, shapes["pixels"], shapes["classes"])
-    measured = min(n_train, estimator.measure_rows or n_train)
-    fitted = SimpleNamespace(n_steps_=steps, batch_norm=estimator.batch_norm)
-    probes = probe_rows(experiment, fitted, shapes["test"]) if job_probes(experiment, job) is not None else 0
-    return (
-        training * min(steps * batch, epochs * n_train)
-        + forward * epochs * (measured + shapes["val"])
-        + (forward * measured if recomputes(estimator) else 0)
-        + forward * probes
+    rows = {**shapes, "train": n_train}
+    parts = part_flops(
+        job_probes(experiment, job), estimator, steps, epochs, batch, rows, (shapes["pixels"], shapes["classes"])
     )
+    return sum(parts.values())
 
 
 def trained_runs(store: Path) -> list[tuple[str, str, float]]:
