@@ -23,9 +23,11 @@ PLOTS_PAGE := .dvc/plots/offline.html
 
 .PHONY: run run-all test test-slow test-all lint format fingerprint lock ui server serve clean-venv
 
-# uv installs the lock: about 10 s from an empty cache, where pip took over a minute (it fetches
-# and unpacks in parallel, and hard-links from its cache). Its own version is pinned in the lock.
-UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
+# uv installs the lock in half pip's time (it fetches, unpacks and compiles in parallel, and
+# hard-links from its cache). Its own version is pinned in the lock. Bytecode is compiled at
+# install, as pip does: where PYTHONDONTWRITEBYTECODE is set, nothing compiled later is kept,
+# and every process would compile TensorFlow again (its import 11.5 s instead of 5.5).
+UV := $(BIN)/uv pip install --quiet --compile-bytecode --python $(BIN)/python
 
 $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
