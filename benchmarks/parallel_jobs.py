@@ -18,7 +18,7 @@ job run opens, the span while job runs are open, the tail after the last one end
 the span each worker's share of time with no job run open (between jobs, and waiting at the end).
 
     python benchmarks/parallel_jobs.py [--experiment notebook] [--workers 1 2] [--repeat 3] [--memory-rounds 1]
-    # after `make run`
+    # after `make run`; --warm-program-cache: every round reads one XLA program cache, filled first
 """
 
 from __future__ import annotations
@@ -75,12 +75,15 @@ def breakdown(store: Path, started: float, ended: float, workers: int) -> dict[s
     }
 
 
-def measure(experiment: str, workers: int, watch_memory: bool) -> tuple[float, int, dict]:
-    """Wall seconds, (when watched) peak PSS bytes and the :func:`breakdown` of one train stage."""
+def measure(
+    experiment: str, workers: int, watch_memory: bool, program_cache: Path | None = None
+) -> tuple[float, int, dict]:
+    """Wall seconds, (when watched) peak PSS bytes and the :func:`breakdown` of one train stage;
+    ``program_cache``: the XLA program cache to use, else an empty one."""
     scratch = Path(tempfile.mkdtemp(prefix="bnlab-bench-"))
     env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}", BNLAB_WORKERS=str(workers))
-    # A machine that has compiled nothing yet: an empty XLA program cache too (bnlab.ml.xla_cache)
-    env["BNLAB_XLA_CACHE"] = str(scratch / "xla-cache")
+    # By default a machine that has compiled nothing yet: an empty XLA program cache too (bnlab.ml.xla_cache)
+    env["BNLAB_XLA_CACHE"] = str(program_cache or scratch / "xla-cache")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     started, epoch_started = time.perf_counter(), time.time()
     stage = subprocess.Popen(["bnlab", "train", experiment], env=env, stdout=subprocess.DEVNULL)
@@ -101,24 +104,38 @@ def main() -> None:
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--repeat", type=int, default=3, help="timed rounds; each measures every worker count")
     parser.add_argument("--memory-rounds", type=int, default=1, help="rounds with memory watched, after the timed ones")
+    parser.add_argument(
+        "--warm-program-cache",
+        action="store_true",
+        help="every round reads one XLA program cache, filled by an untimed stage first (a machine that has "
+        "compiled these configurations once); the store stays empty",
+    )
     args = parser.parse_args()
+    program_cache = None
+    if args.warm_program_cache:
+        program_cache = Path(tempfile.mkdtemp(prefix="bnlab-bench-programs-"))
+        measure(args.experiment, max(args.workers), watch_memory=False, program_cache=program_cache)
     walls: dict[int, list[float]] = {workers: [] for workers in args.workers}
     parts: dict[int, list[dict]] = {workers: [] for workers in args.workers}
     peaks: dict[int, list[int]] = {workers: [] for workers in args.workers}
     for round_ in range(args.repeat):  # alternating: a slow spell of the machine hits every count
         for workers in args.workers:
-            wall, _, split = measure(args.experiment, workers, watch_memory=False)
+            wall, _, split = measure(args.experiment, workers, watch_memory=False, program_cache=program_cache)
             walls[workers].append(wall)
             parts[workers].append(split)
             print(f"timed round {round_ + 1}: {workers} worker(s): {walls[workers][-1]:6.1f} s", flush=True)
     for round_ in range(args.memory_rounds):
         for workers in args.workers:
-            peaks[workers].append(measure(args.experiment, workers, watch_memory=True)[1])
+            peaks[workers].append(measure(args.experiment, workers, watch_memory=True, program_cache=program_cache)[1])
             print(
                 f"memory round {round_ + 1}: {workers} worker(s): peak {peaks[workers][-1] / 2**30:.2f} GiB", flush=True
             )
     base = args.workers[0]
-    print(f"\ntrain@{args.experiment}; {machine()}; {args.repeat} timed rounds, {args.memory_rounds} memory round(s)")
+    cache = "one warm XLA program cache" if program_cache else "an empty XLA program cache each"
+    print(
+        f"\ntrain@{args.experiment}; {machine()}; {args.repeat} timed rounds, "
+        f"{args.memory_rounds} memory round(s), {cache}"
+    )
     print(
         f"| workers | wall s (median) | wall s (best) | speed-up vs {base} (median of the rounds' ratios) "
         f"| peak memory, largest of the rounds (PSS) |\n|---|---|---|---|---|"
