@@ -44,6 +44,20 @@ def earlier_tree(revision: str) -> Iterator[Path]:
             subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, check=False)
 
 
+def scratch_store(prefix: str) -> tuple[Path, str]:
+    """A throw-away MLflow store in a new temporary folder, and its URI. Its experiment is made
+    here with its artifacts in that folder: a store named by URI otherwise puts them in
+    ``./mlruns`` of wherever the stage runs, the checkout, where nothing removes them."""
+    from mlflow import MlflowClient
+
+    from bnlab.tracking.store import experiment_name
+
+    folder = Path(tempfile.mkdtemp(prefix=prefix))
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    MlflowClient(uri).create_experiment(experiment_name(), artifact_location=(folder / "artifacts").as_uri())
+    return folder, uri
+
+
 def alternate(
     script: str, arms: list[str], repeats: int, describe: Callable[[dict], str], extra: Sequence[str] = ()
 ) -> dict[str, list[dict]]:

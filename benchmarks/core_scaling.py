@@ -7,6 +7,9 @@ before a shared start signal, so only the timed work overlaps:
 
 - ``fit``: warm `notebook` fits (`KerasMLPClassifier` defaults, 10 epochs on the 55,000 prepared
   images, per-epoch evaluation included), the train stage's own work;
+- ``job``: the same fits as a train worker makes them (the `notebook` job's probes, MLflow's
+  logging and system metrics), each process into its own scratch store; ``job-shared``: into
+  one store for both (made before they start), as a stage's workers share the project's;
 - ``matmul``: float32 products of 256 × 256 matrices in NumPy on one thread, arithmetic that
   stays in each core's caches (0.5 MB), as a yardstick for the cores alone.
 
@@ -19,6 +22,7 @@ the two cores share nothing.
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -33,6 +37,7 @@ from alternating import ROOT, machine
 PREPARED = ROOT / "data" / "prepared"
 FITS = 2  # timed fits per process: about 5 s
 MATMULS = 6000  # about 2 s on one core
+_KEPT: list = []  # the job kind's open scratch store
 
 
 def load(name: str):
@@ -56,6 +61,18 @@ def fit_work():
     return fit, lambda: [fit() for _ in range(FITS)]
 
 
+def job_work(store_folder: Path | None = None):
+    """The same fits as a train worker makes them (``fit_into_run``: the notebook job's probes,
+    MLflow's logging and system metrics), into this process's own scratch store, or into the
+    store in ``store_folder``."""
+    from fit_profile import fitting
+
+    scratch = fitting("notebook", store_folder)
+    fit_once, _, _ = scratch.__enter__()
+    _KEPT.append(scratch)  # its store lives as long as the process
+    return fit_once, lambda: [fit_once() for _ in range(FITS)]
+
+
 def matmul_work():
     import numpy as np
 
@@ -71,7 +88,8 @@ def matmul_work():
 
 def child(kind: str, go: Path) -> None:
     """Warm up, say so, wait for ``go`` to exist, then time the work."""
-    warm_up, work = {"fit": fit_work, "matmul": matmul_work}[kind]()
+    shared = functools.partial(job_work, go.parent / "store")
+    warm_up, work = {"fit": fit_work, "job": job_work, "job-shared": shared, "matmul": matmul_work}[kind]()
     warm_up()
     print("ready", flush=True)
     while not go.exists():
@@ -85,6 +103,12 @@ def side_by_side(kind: str, processes: int) -> float:
     """Seconds of the slowest of ``processes`` children doing the same work at once."""
     with tempfile.TemporaryDirectory() as tmp:
         go = Path(tmp) / "go"
+        (Path(tmp) / "store").mkdir()
+        if kind == "job-shared":  # the store and its experiment made once, before the processes
+            from fit_profile import fitting
+
+            with fitting("notebook", Path(tmp) / "store"):
+                pass
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
         children = [
             subprocess.Popen(
@@ -105,24 +129,28 @@ def side_by_side(kind: str, processes: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=3)
-    parser.add_argument("--kinds", nargs="+", default=["fit", "matmul"], choices=["fit", "matmul"])
+    parser.add_argument("--kinds", nargs="+", default=["fit", "matmul"], choices=["fit", "job", "job-shared", "matmul"])
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         child(args.child[0], Path(args.child[1]))
         return
-    if "fit" in args.kinds and not (PREPARED / "train.npz").exists():
+    if {"fit", "job", "job-shared"} & set(args.kinds) and not (PREPARED / "train.npz").exists():
         sys.exit("benchmarks/core_scaling.py: run `dvc repro split` first (needs data/prepared)")
     print(machine(), flush=True)
+    alone = {kind: [] for kind in args.kinds}
+    together = {kind: [] for kind in args.kinds}
+    for round_ in range(1, args.repeat + 1):  # alternating, kinds too: a slow spell hits every arm
+        for kind in args.kinds:
+            alone[kind].append(side_by_side(kind, 1))
+            together[kind].append(side_by_side(kind, 2))
+            print(f"{kind} round {round_}: alone {alone[kind][-1]:.2f} s, two at once {together[kind][-1]:.2f} s")
     rows = []
     for kind in args.kinds:
-        alone, together, ratios = [], [], []
-        for round_ in range(1, args.repeat + 1):  # alternating: a slow spell hits both
-            alone.append(side_by_side(kind, 1))
-            together.append(side_by_side(kind, 2))
-            ratios.append(2 * alone[-1] / together[-1])
-            print(f"{kind} round {round_}: alone {alone[-1]:.2f} s, two at once {together[-1]:.2f} s", flush=True)
-        rows.append((kind, statistics.median(alone), statistics.median(together), statistics.median(ratios)))
+        ratios = [2 * one / two for one, two in zip(alone[kind], together[kind], strict=True)]
+        rows.append(
+            (kind, statistics.median(alone[kind]), statistics.median(together[kind]), statistics.median(ratios))
+        )
     print("\n| work | alone s (median) | two at once s (median) | scaling (median of the rounds') |\n|---|---|---|---|")
     for kind, one, two, ratio in rows:
         print(f"| {kind} | {one:.2f} | {two:.2f} | {ratio:.2f}x |")

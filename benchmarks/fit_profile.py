@@ -161,10 +161,11 @@ def network_flops(estimator, n_features: int, n_classes: int) -> tuple[int, int]
 
 
 @contextmanager
-def fitting(network: str):
+def fitting(network: str, store_folder: Path | None = None):
     """A function that fits ``network``'s first job exactly as a train worker does
     (``fit_into_run``, into a run of a scratch SQLite store) and returns its wall seconds and
-    the estimator; and the experiment and the splits."""
+    the estimator; and the experiment and the splits. ``store_folder``: the store's folder,
+    shared with other processes (kept), else a temporary one."""
     os.chdir(ROOT)
     from bnlab.data.splits import load_split
     from bnlab.execution.training import fit_into_run
@@ -180,10 +181,16 @@ def fitting(network: str):
     splits = {name: load_split(Path(path)) for name, path in files}
     sources = {name: path for name, path in files if name != "test"}
     with tempfile.TemporaryDirectory() as tmp:
-        store = f"sqlite:///{tmp}/mlflow.db"
+        folder = store_folder or Path(tmp)
+        store = f"sqlite:///{folder}/mlflow.db"
         os.environ["MLFLOW_TRACKING_URI"] = store  # the served model is logged through it, as in a job
         client = MlflowClient(store)
-        experiment_id = client.create_experiment("profile", artifact_location=Path(tmp, "artifacts").as_uri())
+        found = client.get_experiment_by_name("profile")
+        experiment_id = (
+            found.experiment_id
+            if found
+            else client.create_experiment("profile", artifact_location=Path(folder, "artifacts").as_uri())
+        )
 
         def fit_once():
             run_id = client.create_run(experiment_id).info.run_id

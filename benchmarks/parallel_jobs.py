@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -33,7 +34,7 @@ import time
 from pathlib import Path
 
 import psutil
-from alternating import machine
+from alternating import machine, scratch_store
 
 from bnlab.tracking.runs import PARENT_RUN_ID, PID_TAG, PROVENANCE_TAG, TRAINED
 
@@ -80,8 +81,8 @@ def measure(
 ) -> tuple[float, int, dict]:
     """Wall seconds, (when watched) peak PSS bytes and the :func:`breakdown` of one train stage;
     ``program_cache``: the XLA program cache to use, else an empty one."""
-    scratch = Path(tempfile.mkdtemp(prefix="bnlab-bench-"))
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}", BNLAB_WORKERS=str(workers))
+    scratch, store = scratch_store("bnlab-bench-")
+    env = dict(os.environ, MLFLOW_TRACKING_URI=store, BNLAB_WORKERS=str(workers))
     # By default a machine that has compiled nothing yet: an empty XLA program cache too (bnlab.ml.xla_cache)
     env["BNLAB_XLA_CACHE"] = str(program_cache or scratch / "xla-cache")
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
@@ -95,7 +96,9 @@ def measure(
     if stage.returncode != 0:
         raise SystemExit(f"bnlab train {experiment} failed with BNLAB_WORKERS={workers}")
     wall = time.perf_counter() - started
-    return wall, peak, breakdown(scratch / "mlflow.db", epoch_started, epoch_started + wall, workers)
+    split = breakdown(scratch / "mlflow.db", epoch_started, epoch_started + wall, workers)
+    shutil.rmtree(scratch)
+    return wall, peak, split
 
 
 def main() -> None:

@@ -15,9 +15,10 @@ import os
 import platform
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+from alternating import scratch_store
 
 STAGES = ["download", "split", "train", "evaluate", "report"]
 PER_EXPERIMENT = {"train", "evaluate", "report"}
@@ -27,8 +28,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--experiment", default="notebook")
     experiment = parser.parse_args().experiment
-    scratch = Path(tempfile.mkdtemp(prefix="bnlab-bench-"))
-    env = dict(os.environ, MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}")
+    scratch, store = scratch_store("bnlab-bench-")
+    env = dict(os.environ, MLFLOW_TRACKING_URI=store)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env['PATH']}"
     env["BNLAB_WORKERS"] = "1"  # fits one after another, so that their seconds add up to the stage's
     seconds = {}

@@ -13,24 +13,24 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import psutil
-from alternating import ROOT, earlier_tree, machine
+from alternating import ROOT, earlier_tree, machine, scratch_store
 from parallel_jobs import tree_pss
 
 
 def train_stage(tree: Path, experiment: str, workers: int, watch_memory: bool = False) -> tuple[float, int]:
     """Wall seconds (and peak PSS bytes, when watched) of ``bnlab train`` run from ``tree``."""
-    scratch = Path(tempfile.mkdtemp(prefix="bnlab-speedup-"))
+    scratch, store = scratch_store("bnlab-speedup-")
     env = dict(
         os.environ,
-        MLFLOW_TRACKING_URI=f"sqlite:///{scratch / 'mlflow.db'}",
+        MLFLOW_TRACKING_URI=store,
         BNLAB_WORKERS=str(workers),
         BNLAB_XLA_CACHE=str(scratch / "xla-cache"),
         PYTHONPATH=str(tree / "src"),
@@ -46,7 +46,9 @@ def train_stage(tree: Path, experiment: str, workers: int, watch_memory: bool = 
         time.sleep(0.2)
     if stage.wait() != 0:
         raise SystemExit(f"bnlab train {experiment} failed in {tree}")
-    return time.perf_counter() - started, peak
+    wall = time.perf_counter() - started
+    shutil.rmtree(scratch)
+    return wall, peak
 
 
 def main() -> None:
