@@ -23,7 +23,7 @@ PLOTS_PAGE := .dvc/plots/offline.html
 
 .PHONY: run run-all test test-slow test-all lint format fingerprint lock ui server serve clean-venv
 
-# uv installs the lock in half pip's time (it fetches, unpacks and compiles in parallel, and
+# uv installs the lock in a third of pip's time (it fetches, unpacks and compiles in parallel, and
 # hard-links from its cache). Its own version is pinned in the lock. Bytecode is compiled at
 # install, as pip does: where PYTHONDONTWRITEBYTECODE is set, nothing compiled later is kept,
 # and every process would compile TensorFlow again (its import 11.5 s instead of 5.5).
