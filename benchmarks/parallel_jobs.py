@@ -133,6 +133,8 @@ def main() -> None:
             print(
                 f"memory round {round_ + 1}: {workers} worker(s): peak {peaks[workers][-1] / 2**30:.2f} GiB", flush=True
             )
+    if program_cache:
+        shutil.rmtree(program_cache)
     base = args.workers[0]
     cache = "one warm XLA program cache" if program_cache else "an empty XLA program cache each"
     print(
