@@ -30,25 +30,28 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 from alternating import ROOT, machine
+from fit_profile import profile_store
 
-PREPARED = ROOT / "data" / "prepared"
+from bnlab.core import layout
+
 FITS = 2  # timed fits per process: about 5 s
 MATMULS = 6000  # about 2 s on one core
-_KEPT: list = []  # the job kind's open scratch store
 
 
 def load(name: str):
-    """A split's pixels as uint8, as the train stage passes them (the estimator scales them)."""
-    import numpy as np
+    """A prepared split as the train stage passes it: uint8 pixels in rows (the estimator scales
+    them)."""
+    from bnlab.data.splits import flat_pixels, load_split
 
-    with np.load(PREPARED / f"{name}.npz") as npz:
-        return npz["x"].reshape(len(npz["x"]), -1), npz["y"]
+    x, y = load_split(ROOT / layout.split_file(name))
+    return flat_pixels(x), y
 
 
-def fit_work():
+def fit_work(stack: ExitStack):
     """The warm-up (one fit: compiling) and the timed work (``FITS`` more fits)."""
     from bnlab import KerasMLPClassifier
 
@@ -61,19 +64,17 @@ def fit_work():
     return fit, lambda: [fit() for _ in range(FITS)]
 
 
-def job_work(store_folder: Path | None = None):
+def job_work(stack: ExitStack, store_folder: Path | None = None):
     """The same fits as a train worker makes them (``fit_into_run``: the notebook job's probes,
     MLflow's logging and system metrics), into this process's own scratch store, or into the
     store in ``store_folder``."""
     from fit_profile import fitting
 
-    scratch = fitting("notebook", store_folder)
-    fit_once, _, _ = scratch.__enter__()
-    _KEPT.append(scratch)  # its store lives as long as the process
+    fit_once, _, _ = stack.enter_context(fitting("notebook", store_folder))
     return fit_once, lambda: [fit_once() for _ in range(FITS)]
 
 
-def matmul_work():
+def matmul_work(stack: ExitStack):
     import numpy as np
 
     a = np.random.default_rng(0).standard_normal((256, 256), dtype=np.float32)
@@ -88,14 +89,15 @@ def matmul_work():
 
 def child(kind: str, go: Path) -> None:
     """Warm up, say so, wait for ``go`` to exist, then time the work."""
-    shared = functools.partial(job_work, go.parent / "store")
-    warm_up, work = {"fit": fit_work, "job": job_work, "job-shared": shared, "matmul": matmul_work}[kind]()
-    warm_up()
-    print("ready", flush=True)
-    while not go.exists():
-        time.sleep(0.01)
-    started = time.perf_counter()
-    work()
+    shared = functools.partial(job_work, store_folder=go.parent / "store")
+    with ExitStack() as stack:  # what the work holds open (a scratch store) while it runs
+        warm_up, work = {"fit": fit_work, "job": job_work, "job-shared": shared, "matmul": matmul_work}[kind](stack)
+        warm_up()
+        print("ready", flush=True)
+        while not go.exists():
+            time.sleep(0.01)
+        started = time.perf_counter()
+        work()
     print(json.dumps({"seconds": time.perf_counter() - started}), flush=True)
 
 
@@ -105,10 +107,7 @@ def side_by_side(kind: str, processes: int) -> float:
         go = Path(tmp) / "go"
         (Path(tmp) / "store").mkdir()
         if kind == "job-shared":  # the store and its experiment made once, before the processes
-            from fit_profile import fitting
-
-            with fitting("notebook", Path(tmp) / "store"):
-                pass
+            profile_store(Path(tmp) / "store")
         env = {**os.environ, "OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1", "TF_CPP_MIN_LOG_LEVEL": "3"}
         children = [
             subprocess.Popen(
@@ -135,7 +134,7 @@ def main() -> None:
     if args.child:
         child(args.child[0], Path(args.child[1]))
         return
-    if {"fit", "job", "job-shared"} & set(args.kinds) and not (PREPARED / "train.npz").exists():
+    if {"fit", "job", "job-shared"} & set(args.kinds) and not (ROOT / layout.split_file("train")).exists():
         sys.exit("benchmarks/core_scaling.py: run `dvc repro split` first (needs data/prepared)")
     print(machine(), flush=True)
     alone = {kind: [] for kind in args.kinds}

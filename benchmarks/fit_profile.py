@@ -66,6 +66,7 @@ PROFILED = {**NETWORKS, **DEEP_NETWORKS}
 PARTS = ("steps", "evaluation", "statistics", "probes", "copies", "mlflow")
 COMPILED_PARTS = ("steps", "evaluation", "statistics", "probes")
 AVX2_FLOP_PER_CYCLE = 32
+PROFILE_EXPERIMENT = "profile"  # the scratch store's one experiment
 
 
 def profiled_job(name: str, experiment, variant: str, seed: int, point: tuple):
@@ -160,6 +161,19 @@ def network_flops(estimator, n_features: int, n_classes: int) -> tuple[int, int]
     return sum(products), sum(products) * 3 - products[0]
 
 
+def profile_store(folder: Path) -> tuple[str, str]:
+    """The scratch SQLite store in ``folder`` (its artifacts there too): its URI and its
+    experiment's id, the experiment made unless there already."""
+    from mlflow import MlflowClient
+
+    store = f"sqlite:///{folder}/mlflow.db"
+    client = MlflowClient(store)
+    found = client.get_experiment_by_name(PROFILE_EXPERIMENT)
+    if found:
+        return store, found.experiment_id
+    return store, client.create_experiment(PROFILE_EXPERIMENT, artifact_location=(folder / "artifacts").as_uri())
+
+
 @contextmanager
 def fitting(network: str, store_folder: Path | None = None):
     """A function that fits ``network``'s first job exactly as a train worker does
@@ -181,16 +195,9 @@ def fitting(network: str, store_folder: Path | None = None):
     splits = {name: load_split(Path(path)) for name, path in files}
     sources = {name: path for name, path in files if name != "test"}
     with tempfile.TemporaryDirectory() as tmp:
-        folder = store_folder or Path(tmp)
-        store = f"sqlite:///{folder}/mlflow.db"
+        store, experiment_id = profile_store(store_folder or Path(tmp))
         os.environ["MLFLOW_TRACKING_URI"] = store  # the served model is logged through it, as in a job
         client = MlflowClient(store)
-        found = client.get_experiment_by_name("profile")
-        experiment_id = (
-            found.experiment_id
-            if found
-            else client.create_experiment("profile", artifact_location=Path(folder, "artifacts").as_uri())
-        )
 
         def fit_once():
             run_id = client.create_run(experiment_id).info.run_id
