@@ -123,9 +123,10 @@ def in_fresh_process(task: Callable, *args):
 def _serve_one(parent_pid: int) -> None:
     """The fresh process: one task from stdin, its outcome to stdout. What the task prints goes
     to stderr (the worker's log), so stdout carries the outcome only."""
-    from bnlab.execution import libc
+    from bnlab.execution import heap, libc
 
     libc.die_with_parent_signal(signal.SIGKILL)  # the worker killed: this job with it
+    heap.keep_large_buffers()
     if os.getppid() != parent_pid:  # it died before the line above
         sys.exit(1)
     outcome = os.fdopen(os.dup(1), "wb")

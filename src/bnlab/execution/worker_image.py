@@ -5,7 +5,7 @@ import gc
 import os
 from importlib import import_module
 
-from bnlab.execution import job, libc, training  # noqa: F401  (TensorFlow, MLflow)
+from bnlab.execution import heap, job, libc, training  # noqa: F401  (TensorFlow, MLflow)
 from bnlab.tracking import job_cache, job_runs, runs  # noqa: F401
 
 # What a job imports on first use besides (found by comparing sys.modules before and after a
@@ -47,6 +47,7 @@ gc.freeze()
 # One malloc arena for all of a worker's threads. Measured on one fit of the notebook's
 # network: 240 MiB above the imports instead of 310-370, at the same speed.
 libc.use_one_malloc_arena()
+heap.keep_large_buffers()  # TensorFlow's large buffers reused, not mapped anew each time
 
 # The import ran TensorFlow's start-up code once, here; the workers never run it again. Its
 # library pages (about 300 MiB, mapped by this server alone) leave memory now; the pages a job
