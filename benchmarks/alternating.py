@@ -8,9 +8,11 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -56,6 +58,19 @@ def scratch_store(prefix: str) -> tuple[Path, str]:
     uri = f"sqlite:///{folder / 'mlflow.db'}"
     MlflowClient(uri).create_experiment(experiment_name(), artifact_location=(folder / "artifacts").as_uri())
     return folder, uri
+
+
+def remove_scratch(folder: Path, wait_s: float = 30.0) -> None:
+    """Remove a scratch folder after a stage: its workers' forkserver outlives the stage for a
+    moment, removing its own staging folder of the XLA program cache inside it."""
+    deadline = time.monotonic() + wait_s
+    while True:
+        shutil.rmtree(folder, ignore_errors=True)
+        if not folder.exists():
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"could not remove {folder}")
+        time.sleep(0.5)
 
 
 def alternate(

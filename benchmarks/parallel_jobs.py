@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import psutil
-from alternating import machine, scratch_store
+from alternating import machine, remove_scratch, scratch_store
 
 from bnlab.tracking.runs import PARENT_RUN_ID, PID_TAG, PROVENANCE_TAG, TRAINED
 
@@ -97,7 +97,7 @@ def measure(
         raise SystemExit(f"bnlab train {experiment} failed with BNLAB_WORKERS={workers}")
     wall = time.perf_counter() - started
     split = breakdown(scratch / "mlflow.db", epoch_started, epoch_started + wall, workers)
-    shutil.rmtree(scratch)
+    remove_scratch(scratch)
     return wall, peak, split
 
 

@@ -6,14 +6,16 @@ same workers, from an empty MLflow store and an empty XLA program cache, alterna
 
 The earlier commit is checked out in a git worktree (removed afterwards) and run with its own
 source first on PYTHONPATH; both read this tree's data/prepared. The speed-up is the median of
-the rounds' ratios: a slow spell of the machine hits both arms of a round.
+the rounds' ratios: a slow spell of the machine hits both arms of a round. CPU seconds are the
+stage's and the processes it waited for (its workers' forkserver among them), split into user
+and kernel ("sys") time.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import shutil
+import resource
 import statistics
 import subprocess
 import sys
@@ -21,12 +23,13 @@ import time
 from pathlib import Path
 
 import psutil
-from alternating import ROOT, earlier_tree, machine, scratch_store
+from alternating import ROOT, earlier_tree, machine, remove_scratch, scratch_store
 from parallel_jobs import tree_pss
 
 
-def train_stage(tree: Path, experiment: str, workers: int, watch_memory: bool = False) -> tuple[float, int]:
-    """Wall seconds (and peak PSS bytes, when watched) of ``bnlab train`` run from ``tree``."""
+def train_stage(tree: Path, experiment: str, workers: int, watch_memory: bool = False) -> tuple[float, int, dict]:
+    """Wall seconds, peak PSS bytes (when watched) and user and sys CPU seconds of ``bnlab
+    train`` run from ``tree``."""
     scratch, store = scratch_store("bnlab-speedup-")
     env = dict(
         os.environ,
@@ -36,7 +39,7 @@ def train_stage(tree: Path, experiment: str, workers: int, watch_memory: bool = 
         PYTHONPATH=str(tree / "src"),
         TF_CPP_MIN_LOG_LEVEL="3",
     )
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), resource.getrusage(resource.RUSAGE_CHILDREN)
     stage = subprocess.Popen(
         [sys.executable, "-m", "bnlab.pipeline.stages.train", experiment], cwd=tree, env=env, stdout=subprocess.DEVNULL
     )
@@ -46,9 +49,9 @@ def train_stage(tree: Path, experiment: str, workers: int, watch_memory: bool = 
         time.sleep(0.2)
     if stage.wait() != 0:
         raise SystemExit(f"bnlab train {experiment} failed in {tree}")
-    wall = time.perf_counter() - started
-    shutil.rmtree(scratch)
-    return wall, peak
+    wall, after = time.perf_counter() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
+    remove_scratch(scratch)
+    return wall, peak, {"user": after.ru_utime - cpu.ru_utime, "sys": after.ru_stime - cpu.ru_stime}
 
 
 def main() -> None:
@@ -60,11 +63,20 @@ def main() -> None:
     args = parser.parse_args()
     with earlier_tree(args.against) as earlier:
         walls: dict[str, list[float]] = {"earlier": [], "this tree": []}
+        cpus: dict[str, list[dict]] = {"earlier": [], "this tree": []}
         for round_ in range(args.repeat):
             for arm, tree in (("earlier", earlier), ("this tree", ROOT)):
-                walls[arm].append(train_stage(tree, args.experiment, args.workers)[0])
-                print(f"round {round_ + 1}: {arm:9s} {walls[arm][-1]:6.1f} s", flush=True)
-        peak = train_stage(ROOT, args.experiment, args.workers, watch_memory=True)[1]
+                wall, _, cpu = train_stage(tree, args.experiment, args.workers)
+                walls[arm].append(wall)
+                cpus[arm].append(cpu)
+                print(
+                    f"round {round_ + 1}: {arm:9s} {wall:6.1f} s (user {cpu['user']:.1f} s, sys {cpu['sys']:.1f} s)",
+                    flush=True,
+                )
+        peaks = {
+            arm: train_stage(tree, args.experiment, args.workers, watch_memory=True)[1]
+            for arm, tree in (("earlier", earlier), ("this tree", ROOT))
+        }
     ratios = [old / new for old, new in zip(walls["earlier"], walls["this tree"])]
     print(f"\ntrain@{args.experiment}, {args.workers} worker(s); {machine()}")
     print(f"| {args.against} s (median) | this tree s (median) | speed-up (median of rounds; least-most) |")
@@ -73,7 +85,14 @@ def main() -> None:
         f"| {statistics.median(walls['earlier']):.1f} | {statistics.median(walls['this tree']):.1f} | "
         f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |"
     )
-    print(f"peak memory of this tree's stage (PSS, a separate run): {peak / 1e9:.2f} GB")
+    print("\nCPU seconds (medians): | arm | user | sys |\n|---|---|---|")
+    for arm, found in cpus.items():
+        user, sys_ = (statistics.median(c[part] for c in found) for part in ("user", "sys"))
+        print(f"| {arm} | {user:.1f} | {sys_:.1f} |")
+    print(
+        f"peak memory (PSS, a separate run each): {args.against} {peaks['earlier'] / 1e9:.2f} GB, "
+        f"this tree {peaks['this tree'] / 1e9:.2f} GB"
+    )
 
 
 if __name__ == "__main__":
