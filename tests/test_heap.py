@@ -1,6 +1,6 @@
 """glibc's heap set up for TensorFlow's large buffers (bnlab.execution.heap): served from the
-heap rather than a mapping of their own each, in the process that runs jobs one at a time and in
-the workers forked for them."""
+heap rather than a mapping of their own each, wherever jobs run: the stage's own process (one
+at a time), the workers forked for them, and the process a Dask worker starts for each job."""
 
 import ctypes
 import subprocess
