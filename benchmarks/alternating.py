@@ -46,18 +46,27 @@ def earlier_tree(revision: str) -> Iterator[Path]:
             subprocess.run(["git", "worktree", "remove", "--force", str(folder)], cwd=ROOT, check=False)
 
 
-def scratch_store(prefix: str) -> tuple[Path, str]:
-    """A throw-away MLflow store in a new temporary folder, and its URI. Its experiment is made
-    here with its artifacts in that folder: a store named by URI otherwise puts them in
+def store_in(folder: Path, experiment: str) -> tuple[str, str]:
+    """The SQLite store in ``folder`` and the id of its ``experiment`` (made unless there
+    already), whose artifacts go in that folder too: a store named by URI otherwise puts them in
     ``./mlruns`` of wherever the stage runs, the checkout, where nothing removes them."""
     from mlflow import MlflowClient
 
+    uri = f"sqlite:///{folder / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    found = client.get_experiment_by_name(experiment)
+    if found:
+        return uri, found.experiment_id
+    return uri, client.create_experiment(experiment, artifact_location=(folder / "artifacts").as_uri())
+
+
+def scratch_store(prefix: str) -> tuple[Path, str]:
+    """A throw-away MLflow store (:func:`store_in`, the project's experiment) in a new temporary
+    folder, and its URI."""
     from bnlab.tracking.store import experiment_name
 
     folder = Path(tempfile.mkdtemp(prefix=prefix))
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    MlflowClient(uri).create_experiment(experiment_name(), artifact_location=(folder / "artifacts").as_uri())
-    return folder, uri
+    return folder, store_in(folder, experiment_name())[0]
 
 
 def remove_scratch(folder: Path, wait_s: float = 30.0) -> None:

@@ -45,7 +45,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
-from alternating import machine
+from alternating import machine, store_in
 
 from bnlab.core.cpu import first_processor
 
@@ -162,16 +162,9 @@ def network_flops(estimator, n_features: int, n_classes: int) -> tuple[int, int]
 
 
 def profile_store(folder: Path) -> tuple[str, str]:
-    """The scratch SQLite store in ``folder`` (its artifacts there too): its URI and its
-    experiment's id, the experiment made unless there already."""
-    from mlflow import MlflowClient
-
-    store = f"sqlite:///{folder}/mlflow.db"
-    client = MlflowClient(store)
-    found = client.get_experiment_by_name(PROFILE_EXPERIMENT)
-    if found:
-        return store, found.experiment_id
-    return store, client.create_experiment(PROFILE_EXPERIMENT, artifact_location=(folder / "artifacts").as_uri())
+    """The scratch store in ``folder`` with the profile's experiment: its URI and the
+    experiment's id."""
+    return store_in(folder, PROFILE_EXPERIMENT)
 
 
 @contextmanager
