@@ -41,7 +41,12 @@ def estimates_in(folder) -> dict[str, list[str]]:
 
 
 # The fits below compile every path with the program cache off (a minute and more each): slow,
-# every one of them, so that the fast suite never pays for the dumped fits alone.
+# every one of them, so that the fast suite never pays for the dumped fits alone. The first test
+# to use `pinned` carries its set-up: with three fit sets of its own, 600 s beside the other slow
+# tests on a 2-core AMD EPYC (family 25 model 1), the suite's guard against hangs.
+PINNED_TIMEOUT = pytest.mark.timeout(1200)
+
+
 @pytest.fixture(scope="module")
 def pinned(tmp_path_factory):
     """This CPU's fits' digests and the folder their programs were dumped into: training,
@@ -51,6 +56,7 @@ def pinned(tmp_path_factory):
 
 
 @pytest.mark.slow
+@PINNED_TIMEOUT
 def test_the_reference_fits_give_every_committed_cpu_kinds_bytes(pinned):
     digests, _ = pinned
     for path in COMMITTED_FINGERPRINTS:
@@ -61,6 +67,7 @@ def test_the_reference_fits_give_every_committed_cpu_kinds_bytes(pinned):
 
 
 @pytest.mark.slow
+@PINNED_TIMEOUT
 def test_no_compiled_program_uses_the_hardwares_reciprocal_estimates(pinned, tmp_path):
     _, folder = pinned
     kernels = xla_dump.kernels(folder)
@@ -75,6 +82,7 @@ def test_no_compiled_program_uses_the_hardwares_reciprocal_estimates(pinned, tmp
 
 
 @pytest.mark.slow
+@PINNED_TIMEOUT
 def test_llvm_may_reorder_arithmetic_only_in_xlas_sums(pinned):
     # Where a kernel's IR is strict IEEE, the vectorizing LLVM chooses per CPU keeps every bit
     # (tests/test_cpu_fingerprints.py relies on it); XLA's sums may be reassociated, and their
@@ -88,6 +96,7 @@ def test_llvm_may_reorder_arithmetic_only_in_xlas_sums(pinned):
 
 
 @pytest.mark.slow
+@PINNED_TIMEOUT
 def test_a_fit_compiled_as_on_the_other_vendor_gives_the_same_bytes(pinned):
     # XLA compiles as on AMD where LLVM's features hold +sse4a: this CPU plays the other side of that
     # rule, whatever its vendor's name (a Hygon CPU has sse4a too).
