@@ -57,10 +57,11 @@ NETWORKS = {
     "small_batches": ("small_batches", "batchnorm", (("batch_size", 2),)),
 }
 # The deepest networks (50 × 384): one step at batch 8 (the gradients at initialization), and
-# the trainability map's deepest cell at batch 128.
+# the trainability map's deepest cells, at batch 128 and at batch 8 (half the map's jobs).
 DEEP_NETWORKS = {
     "yang2019": ("yang2019", "batchnorm", (("batch_size", 8),)),
     "yang2019_depth": ("yang2019_depth", "batchnorm", (("depth", 50), ("batch_size", 128))),
+    "yang2019_depth_batch8": ("yang2019_depth", "batchnorm", (("depth", 50), ("batch_size", 8))),
 }
 PROFILED = {**NETWORKS, **DEEP_NETWORKS}
 PARTS = ("steps", "evaluation", "statistics", "probes", "copies", "mlflow")

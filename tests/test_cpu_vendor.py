@@ -42,8 +42,9 @@ def estimates_in(folder) -> dict[str, list[str]]:
 
 # The fits below compile every path with the program cache off (a minute and more each): slow,
 # every one of them, so that the fast suite never pays for the dumped fits alone. The first test
-# to use `pinned` carries its set-up: with three fit sets of its own, 600 s beside the other slow
-# tests on a 2-core AMD EPYC (family 25 model 1), the suite's guard against hangs.
+# to use `pinned` also carries its set-up: the one with three fit sets of its own then took
+# 587-600 s beside the other slow tests on a 2-core AMD EPYC (family 25 model 1), as long as the
+# suite's guard against hangs; theirs is twice that.
 PINNED_TIMEOUT = pytest.mark.timeout(1200)
 
 
