@@ -18,7 +18,7 @@ elsewhere than glibc nothing changes. Kept out of the modules a job's code finge
 
 from __future__ import annotations
 
-import ctypes
+from bnlab.execution.libc import mallopt
 
 M_TRIM_THRESHOLD = -1  # malloc.h
 M_MMAP_THRESHOLD = -3
@@ -32,11 +32,4 @@ TRIM_THRESHOLD = 2 * MMAP_THRESHOLD
 def keep_large_buffers() -> bool:
     """Serve buffers up to MMAP_THRESHOLD from this process's heap (and children it forks
     later); whether glibc took both settings."""
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:  # not glibc
-        return False
-    mallopt = getattr(libc, "mallopt", None)
-    if mallopt is None:
-        return False
-    return bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD))
+    return mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD) and mallopt(M_TRIM_THRESHOLD, TRIM_THRESHOLD)

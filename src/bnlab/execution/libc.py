@@ -25,10 +25,15 @@ def _call(name: str, *args) -> int | None:
     return None if function is None else function(*args)
 
 
+def mallopt(option: int, value: int) -> bool:
+    """glibc's ``mallopt``: whether it took the setting."""
+    return bool(_call("mallopt", option, value))
+
+
 def use_one_malloc_arena() -> None:
     """One malloc arena for all of this process's threads: by default each of TensorFlow's
     threads gets its own, and each keeps the memory it freed for itself."""
-    _call("mallopt", M_ARENA_MAX, 1)
+    mallopt(M_ARENA_MAX, 1)
 
 
 def return_free_heap() -> None:

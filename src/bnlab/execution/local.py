@@ -14,6 +14,7 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from bnlab.execution.affinity import AffineQueue, configuration
+from bnlab.execution.heap import keep_large_buffers
 from bnlab.execution.settings import WorkersError
 
 WORKER_IMAGE = "bnlab.execution.worker_image"  # what the forkserver imports for its workers
@@ -30,8 +31,6 @@ def run_all(task: Callable, requests: list, workers: int, key: Callable = config
     worker :class:`~bnlab.execution.affinity.AffineQueue` picks by its configuration (``key``).
     The first error stops everything: the jobs still running are killed, the error is raised."""
     if not uses_workers(workers, len(requests)):
-        from bnlab.execution.heap import keep_large_buffers
-
         keep_large_buffers()  # as the workers do (bnlab.execution.worker_image)
         for request in requests:
             yield task(request)
