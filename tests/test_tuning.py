@@ -1,7 +1,7 @@
 """Each variant at its best (``tune``): the selection's rule, its jobs and names, a bad block
 refused by key path, and a tuned experiment declared in params.yaml alone, run by the real
 `dvc repro`: selected on the validation split, compared at the chosen settings, the selection's
-models never tested, and a selection job that equals a job trained before restored, not trained."""
+models never tested or served, and a selection job that equals a job trained before restored, not trained."""
 
 import json
 import math
@@ -9,11 +9,13 @@ import math
 import pandas as pd
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from bnlab.core import layout
 from bnlab.experiments.jobs import jobs, selection_jobs
 from bnlab.experiments.params import ParamsError, parse_params
 from bnlab.experiments.selection import choose
+from bnlab.tracking.runs import PROVENANCE_TAG, ROLE_TAG, SELECTION_ROLE
 
 from helpers import PROJECT, make_mnist, run, split_project, store_env
 
@@ -166,3 +168,19 @@ def test_an_experiment_that_does_not_tune_has_an_empty_selection_table(tuned_pro
     table = pd.read_csv(root / layout.reports_dir("notebook") / "selection.csv")
     assert table.empty and "chosen" in table.columns
     assert "selected" not in json.loads((root / layout.reports_dir("notebook") / "metrics.json").read_text())
+
+
+@pytest.mark.slow
+def test_only_the_comparisons_models_are_served(tuned_project):
+    """A selection job's model is never tested or served: its run, trained or restored, logs no
+    MLflow model; each comparison job's does."""
+    root, _ = tuned_project
+    client = MlflowClient(f"sqlite:///{root / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("batchnorm-mnist")
+    runs = client.search_runs([experiment.experiment_id], "tags.experiment = 'tuned'")
+    served = {m.source_run_id for m in client.search_logged_models([experiment.experiment_id])}
+    selection = {r.info.run_id: r for r in runs if r.data.tags.get(ROLE_TAG) == SELECTION_ROLE}
+    compared = {r.info.run_id for r in runs if r.data.tags.get("seed") in ("0", "1")}
+    provenances = {r.data.tags.get(PROVENANCE_TAG) for r in selection.values()}
+    assert len(selection) == 2 * len(RATES) and provenances == {"trained", "restored"}
+    assert len(compared) == 4 and compared <= served and not served & selection.keys()

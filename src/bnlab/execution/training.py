@@ -113,8 +113,8 @@ def fit_into_run(
 ) -> tuple[KerasMLPClassifier, list]:
     """Fit the job's model; params, datasets, each epoch's metrics (and its time per optimizer
     step) and probe metrics within seconds of their measuring, the system's CPU and memory
-    while it fits, the fit's time and the served model go to run ``run_id`` of the store at
-    ``store``."""
+    while it fits, the fit's time and, but for a selection job's (never tested or served), the
+    served model go to run ``run_id`` of the store at ``store``."""
     experiment = params.experiment(job.experiment)
     (x_train, y_train), (x_val, y_val) = training_split(experiment, splits), splits["validation"]
     estimator = make_estimator(experiment, job)
@@ -152,5 +152,6 @@ def fit_into_run(
             writer.flush()
     logged.log_metrics(client, run_id, {"fit_seconds": time.perf_counter() - started})
     estimator.set_params(callbacks=None)  # the loggers belong to this run, not the model
-    log_served_model(client, run_id, estimator.model_, estimator.n_features_in_)
+    if not job.selection:  # its validation score is all a selection job is for
+        log_served_model(client, run_id, estimator.model_, estimator.n_features_in_)
     return estimator, probes

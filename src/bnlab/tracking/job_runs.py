@@ -59,12 +59,13 @@ def record_restored_model(
     source_run: str | None = None,
 ) -> str:
     """A run for a model that was trained elsewhere (``source_run``, when a run of this store
-    trained it), made from what was saved with it (its params, its history, the served model),
-    tagged ``bnlab.provenance=restored`` and its ``model_digest``; FINISHED only once it holds
-    all of it."""
+    trained it), made from what was saved with it (its params, its history, the served model
+    but for a selection job's), tagged ``bnlab.provenance=restored`` and its ``model_digest``;
+    FINISHED only once it holds all of it."""
     all_tags = {**job_tags(job, parent_id, lineage), **provenance(RESTORED, source_run), MODEL_DIGEST_TAG: digest}
     with owned_run(client, experiment_id, job.run_name, all_tags) as run_id:
         log_params(client, run_id, job_params(params, estimator, "unknown", "unknown"))
         log_history(client, run_id, estimator.history_)
-        log_served_model(client, run_id, estimator.model_, estimator.n_features_in_)
+        if not job.selection:  # as a trained selection job's (bnlab.execution.training)
+            log_served_model(client, run_id, estimator.model_, estimator.n_features_in_)
     return run_id
