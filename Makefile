@@ -45,7 +45,7 @@ run: $(STAMP) $(PLOTS_PAGE)
 	$(BIN)/dvc repro report@$(EXPERIMENT)
 	@$(BIN)/bnlab summary $(EXPERIMENT)
 
-## run-all: every experiment declared in params.yaml, then docs/results.md (112 min and 35 GB of disk on a 2-core AMD EPYC)
+## run-all: every experiment declared in params.yaml, then docs/results.md (128 min and 31 GB of disk on a 2-core AMD EPYC)
 run-all: $(STAMP) $(PLOTS_PAGE)
 	$(BIN)/dvc repro
 	@$(BIN)/bnlab summary
