@@ -30,10 +30,11 @@ SMALL_BATCH_RATES = [0.001, 0.003]  # each variant's Adam rate, chosen per batch
 EDGE_STEPS, EDGE_IMAGES = 20, 200
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory):
+def why_project(root):
+    """The four experiments' project on tiny data, not yet run (benchmarks/tiny_jobs.py times
+    its train stages too)."""
     root = make_project(
-        tmp_path_factory.mktemp("why") / "proj",
+        root,
         make_mnist(1200, 100),
         {"epochs": 1, "seeds": SEEDS, "hidden_units": [8]},
         experiments=("santurkar", "small_batches", "effective_lr", "edge_of_stability"),
@@ -63,6 +64,12 @@ def project(tmp_path_factory):
     small["tune"] = {**small["tune"], "grid": {"learning_rate": SMALL_BATCH_RATES}, "seeds": [100]}
     small["variants"]["groupnorm"]["norm_groups"] = 2  # 8 units: groups of 4
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    return root
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    root = why_project(tmp_path_factory.mktemp("why") / "proj")
     run(["dvc", "repro"], root, timeout=1200)
     return root
 

@@ -126,12 +126,19 @@ def run_job(request: JobRequest, splits: dict | None = None) -> JobResult:
 
 def return_freed_memory() -> None:
     """Give what the job freed back to the system: glibc keeps freed heap for reuse, so a worker
-    would otherwise carry each job's leftovers into the next (measured: ~30 MiB a job)."""
+    would otherwise carry each job's leftovers into the next (measured: ~30 MiB a job).
+
+    What survives the job is then left out of the garbage collector's later walks: TensorFlow's
+    and MLflow's imports (about 470,000 objects where the first job imported them) and the
+    programs kept for the next job of a configuration. Each job's full collection walked them
+    all again: 0.25-0.4 s a job in the stage's own process, and a worker's grew with every
+    configuration it met (docs/benchmarks.md, "The garbage collector")."""
     import gc
 
     from bnlab.execution import libc
 
     gc.collect()
+    gc.freeze()
     libc.return_free_heap()
 
 
