@@ -16,8 +16,7 @@ from bnlab.ml.probes import ProbeRecorder
 from bnlab.ml.sharpness import SharpnessProbe
 from bnlab.ml.weight_norms import WeightNormProbe
 from bnlab.tracking import logged
-from bnlab.tracking.job_runs import job_params
-from bnlab.tracking.models import log_served_model
+from bnlab.tracking.job_runs import job_params, log_served_model_of
 
 PIXEL_SCALE = 1 / 255  # inside the network, so the logged model takes raw pixel rows
 
@@ -152,6 +151,5 @@ def fit_into_run(
             writer.flush()
     logged.log_metrics(client, run_id, {"fit_seconds": time.perf_counter() - started})
     estimator.set_params(callbacks=None)  # the loggers belong to this run, not the model
-    if not job.selection:  # its validation score is all a selection job is for
-        log_served_model(client, run_id, estimator.model_, estimator.n_features_in_)
+    log_served_model_of(client, run_id, job, estimator)
     return estimator, probes

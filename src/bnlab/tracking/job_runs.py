@@ -47,6 +47,13 @@ def job_params(params: Params, estimator, n_train, n_val) -> dict:
     return {"model": est, "data": data}
 
 
+def log_served_model_of(client: MlflowClient, run_id: str, job: Job, estimator) -> None:
+    """The model MLflow serves, into the job's run; none for a selection job, whose validation
+    score is all it is for (never tested or served), trained or restored."""
+    if not job.selection:
+        log_served_model(client, run_id, estimator.model_, estimator.n_features_in_)
+
+
 def record_restored_model(
     client: MlflowClient,
     experiment_id: str,
@@ -66,6 +73,5 @@ def record_restored_model(
     with owned_run(client, experiment_id, job.run_name, all_tags) as run_id:
         log_params(client, run_id, job_params(params, estimator, "unknown", "unknown"))
         log_history(client, run_id, estimator.history_)
-        if not job.selection:  # as a trained selection job's (bnlab.execution.training)
-            log_served_model(client, run_id, estimator.model_, estimator.n_features_in_)
+        log_served_model_of(client, run_id, job, estimator)
     return run_id
