@@ -56,6 +56,21 @@ def pinned(tmp_path_factory):
     return vendor_fits("--dump", str(folder)), folder
 
 
+UNPINNED_FITS = "--fits", "plain,batchnorm,layer"  # the plain network has no rsqrt: the control
+
+
+@pytest.fixture(scope="module")
+def unpinned(tmp_path_factory):
+    """Per vendor: fits without the pinned backend option, compiled as on that vendor's CPU
+    (whatever this one is), and the folder their programs were dumped into. Without the option
+    BN and LayerNorm compute rsqrt by the hardware's estimate, which differs by vendor."""
+    found = {}
+    for vendor in ("amd", "intel"):
+        folder = tmp_path_factory.mktemp(f"unpinned-{vendor}")
+        found[vendor] = vendor_fits("--dump", str(folder), "--vendor", vendor, "--without-fix", *UNPINNED_FITS), folder
+    return found
+
+
 @pytest.mark.slow
 @PINNED_TIMEOUT
 def test_the_reference_fits_give_every_committed_cpu_kinds_bytes(pinned):
@@ -69,17 +84,17 @@ def test_the_reference_fits_give_every_committed_cpu_kinds_bytes(pinned):
 
 @pytest.mark.slow
 @PINNED_TIMEOUT
-def test_no_compiled_program_uses_the_hardwares_reciprocal_estimates(pinned, tmp_path):
+def test_no_compiled_program_uses_the_hardwares_reciprocal_estimates(pinned, unpinned):
     _, folder = pinned
     kernels = xla_dump.kernels(folder)
     programs = {k.program.split(".", 1)[1] for k in kernels}
     assert len(kernels) > 300 and {"steps", "run"} <= programs, programs  # the dump holds what ran
     assert any("llvm.sqrt" in k.ir for k in kernels)  # normalization's square roots are there...
     assert estimates_in(folder) == {}  # ...computed exactly
-    # The check can tell: without the pinned backend option, BN's kernels use the estimate.
-    vendor_fits("--dump", str(tmp_path / "default"), "--without-fix", "--fits", "batchnorm")
-    found = estimates_in(tmp_path / "default")
-    assert found and all("rsqrt" in "".join(names) for names in found.values()), found
+    # The check can tell: without the pinned backend option, the kernels use the estimate.
+    for vendor, (_, without_fix) in unpinned.items():
+        found = estimates_in(without_fix)
+        assert found and all("rsqrt" in "".join(names) for names in found.values()), (vendor, found)
 
 
 @pytest.mark.slow
@@ -98,7 +113,7 @@ def test_llvm_may_reorder_arithmetic_only_in_xlas_sums(pinned):
 
 @pytest.mark.slow
 @PINNED_TIMEOUT
-def test_a_fit_compiled_as_on_the_other_vendor_gives_the_same_bytes(pinned):
+def test_a_fit_compiled_as_on_the_other_vendor_gives_the_same_bytes(pinned, unpinned):
     # XLA compiles as on AMD where LLVM's features hold +sse4a: this CPU plays the other side of that
     # rule, whatever its vendor's name (a Hygon CPU has sse4a too).
     native, _ = pinned
@@ -106,11 +121,7 @@ def test_a_fit_compiled_as_on_the_other_vendor_gives_the_same_bytes(pinned):
     assert vendor_fits("--vendor", other) == native
     # The switch acts: without the pinned option, BN and LayerNorm train other weights per vendor
     # (the plain network, which has no rsqrt, the same).
-    fits = "--fits", "plain,batchnorm,layer"
-    amd, intel = (
-        vendor_fits("--vendor", "amd", "--without-fix", *fits),
-        vendor_fits("--vendor", "intel", "--without-fix", *fits),
-    )
+    (amd, _), (intel, _) = unpinned["amd"], unpinned["intel"]
     assert amd["plain"] == intel["plain"]
     assert amd["batchnorm"]["weights"] != intel["batchnorm"]["weights"]
     assert amd["layer"]["weights"] != intel["layer"]["weights"]
