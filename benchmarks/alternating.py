@@ -9,6 +9,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -108,3 +109,21 @@ def cpu_name() -> str:
 
 def machine() -> str:
     return f"machine: {platform.machine()}, {cpu_name()}, {os.cpu_count()} cores, Python {platform.python_version()}"
+
+
+def print_speedup(against: str, walls: dict[str, list[float]], cpus: dict[str, list[dict]] | None = None) -> None:
+    """The table of an earlier commit's stage against this tree's (``walls`` by arm, "earlier"
+    and "this tree", round by round), the speed-up the median of the rounds' ratios; and, where
+    given, each arm's median user and sys CPU seconds."""
+    ratios = [old / new for old, new in zip(walls["earlier"], walls["this tree"])]
+    print(f"| {against} s (median) | this tree s (median) | speed-up (median of rounds; least-most) |")
+    print("|---|---|---|")
+    print(
+        f"| {statistics.median(walls['earlier']):.1f} | {statistics.median(walls['this tree']):.1f} | "
+        f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |"
+    )
+    if cpus:
+        print("\nCPU seconds of the stage's process (medians)\n\n| arm | user | sys |\n|---|---|---|")
+        for arm, found in cpus.items():
+            user, sys_ = (statistics.median(c[part] for c in found) for part in ("user", "sys"))
+            print(f"| {arm} | {user:.1f} | {sys_:.1f} |")

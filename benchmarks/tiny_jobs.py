@@ -17,14 +17,13 @@ import argparse
 import os
 import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from alternating import ROOT, earlier_tree, machine, remove_scratch
+from alternating import ROOT, earlier_tree, machine, print_speedup, remove_scratch
 
 sys.path.insert(0, str(ROOT / "tests"))  # the tests' helpers and project
 from test_why_experiments import why_project  # noqa: E402
@@ -44,7 +43,7 @@ def train_stage(tree: Path, project: Path, experiment: str, workers: int, cache:
         os.environ,
         BNLAB_WORKERS=str(workers),
         BNLAB_XLA_CACHE=str(cache),
-        PYTHONPATH=os.pathsep.join([str(tree / "src"), str(ROOT / "tests")]),
+        PYTHONPATH=str(tree / "src"),
         TF_CPP_MIN_LOG_LEVEL="3",
     )
     env.pop("MLFLOW_TRACKING_URI", None)  # the project's own store
@@ -81,18 +80,8 @@ def main() -> None:
                     print(f"round {round_ + 1}: {arm:9s} {wall:6.1f} s (user {cpu['user']:.1f} s)", flush=True)
     finally:
         remove_scratch(scratch)
-    ratios = [old / new for old, new in zip(walls["earlier"], walls["this tree"])]
     print(f"\ntrain@{args.experiment} on tiny data, {args.workers} worker(s); {machine()}")
-    print(f"| {args.against} s (median) | this tree s (median) | speed-up (median of rounds; least-most) |")
-    print("|---|---|---|")
-    print(
-        f"| {statistics.median(walls['earlier']):.1f} | {statistics.median(walls['this tree']):.1f} | "
-        f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |"
-    )
-    if args.workers == 1:
-        for arm, found in cpus.items():
-            user, sys_ = (statistics.median(c[part] for c in found) for part in ("user", "sys"))
-            print(f"{arm}: user {user:.1f} s, sys {sys_:.1f} s (medians)")
+    print_speedup(args.against, walls, cpus if args.workers == 1 else None)
 
 
 if __name__ == "__main__":

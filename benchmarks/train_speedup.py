@@ -17,14 +17,13 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psutil
-from alternating import ROOT, earlier_tree, machine, remove_scratch, scratch_store
+from alternating import ROOT, earlier_tree, machine, print_speedup, remove_scratch, scratch_store
 from parallel_jobs import tree_pss
 
 
@@ -78,19 +77,9 @@ def main() -> None:
             arm: train_stage(tree, args.experiment, args.workers, watch_memory=True)[1]
             for arm, tree in (("earlier", earlier), ("this tree", ROOT))
         }
-    ratios = [old / new for old, new in zip(walls["earlier"], walls["this tree"])]
     print(f"\ntrain@{args.experiment}, {args.workers} worker(s); {machine()}")
-    print(f"| {args.against} s (median) | this tree s (median) | speed-up (median of rounds; least-most) |")
-    print("|---|---|---|")
-    print(
-        f"| {statistics.median(walls['earlier']):.1f} | {statistics.median(walls['this tree']):.1f} | "
-        f"{statistics.median(ratios):.2f}x ({min(ratios):.2f}-{max(ratios):.2f}) |"
-    )
-    if args.workers == 1:  # with workers, their CPU time is not the stage's (the module's docstring)
-        print("\nCPU seconds of the stage's process (medians)\n\n| arm | user | sys |\n|---|---|---|")
-        for arm, found in cpus.items():
-            user, sys_ = (statistics.median(c[part] for c in found) for part in ("user", "sys"))
-            print(f"| {arm} | {user:.1f} | {sys_:.1f} |")
+    # with workers, their CPU time is not the stage's (the module's docstring)
+    print_speedup(args.against, walls, cpus if args.workers == 1 else None)
     print(
         f"peak memory (PSS, a separate run each): {args.against} {peaks['earlier'] / 1e9:.2f} GB, "
         f"this tree {peaks['this tree'] / 1e9:.2f} GB"
